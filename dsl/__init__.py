@@ -1,0 +1,15 @@
+"""bp: a small language for models and their symbolic derivatives.
+
+    import dsl
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) = x^2 * sin(x)")
+    bp.eval("f(2.0)")
+"""
+from .errors import (BpAssertionError, BpError, BpImportError, BpIOError, BpNameError,
+                     BpShapeError, BpSyntaxError, BpTypeError, BpValueError)
+from .interpreter import Interpreter, run_file
+
+__version__ = "0.1.0"
+__all__ = ["Interpreter", "run_file", "BpError", "BpSyntaxError", "BpNameError", "BpTypeError",
+           "BpShapeError", "BpValueError", "BpImportError", "BpIOError", "BpAssertionError",
+           "__version__"]

@@ -1,0 +1,114 @@
+"""The `bp` command line (SPEC §9): run a file, `-c` source, or the REPL.
+
+`main(argv)` returns the exit status (0, 1 after a bp error, 2 for a usage
+mistake) and never calls sys.exit itself; tests call it in-process.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import BpError
+from .interpreter import Interpreter
+
+
+class _Usage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _Usage(message)
+
+
+def _arguments() -> _Parser:
+    p = _Parser(prog="bp", description="bp: a small language for models and their symbolic derivatives")
+    p.add_argument("file", nargs="?", help="a .bp script to run")
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.add_argument("-c", dest="source", metavar="SOURCE", help="run SOURCE and print its expressions")
+    p.add_argument("--precision", type=int, default=8, metavar="N", help="significant digits printed")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the session's random numbers")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--version", action="version", version=f"bp {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        opts = _arguments().parse_args(argv)
+    except _Usage as err:
+        stderr.write(f"bp: {err}\nusage: bp [FILE.bp | -c SOURCE] [--precision N] [--seed N] [--quiet]\n")
+        return 2
+    except SystemExit as exit_:        # --help and --version print and stop
+        return int(exit_.code or 0)
+    if opts.precision < 1 or opts.precision > 17:
+        stderr.write("bp: --precision takes a number from 1 to 17\n")
+        return 2
+    interp = Interpreter(stdout=stdout, precision=opts.precision, seed=opts.seed)
+    try:
+        if opts.source is not None:
+            interp.exec(opts.source, filename="<string>", echo=True)
+        elif opts.file is not None:
+            interp.run_file(opts.file)
+        elif sys.stdin is not None and not sys.stdin.isatty():
+            interp.exec(sys.stdin.read(), filename="<stdin>", echo=True)
+        else:
+            return _line_loop(interp, stdout, stderr)
+    except BpError as err:
+        stdout.flush()
+        _report(err, stderr)
+        return 1
+    except KeyboardInterrupt:
+        stdout.flush()
+        stderr.write("bp: interrupted\n")
+        return 130
+    return 0
+
+
+def _report(err: BpError, stderr) -> None:
+    """SPEC §8: `file:line:col: kind: message`, the line, a caret; coloured on a terminal."""
+    if getattr(stderr, "isatty", lambda: False)():
+        from rich.console import Console
+        from rich.text import Text
+        text = Text(str(err))
+        header = err.header()
+        text.stylize("bold red", 0, len(header))
+        if err.source_line is not None:
+            text.stylize("bold magenta", len(str(err)) - len(str(err).split("\n")[-1]), len(str(err)))
+        Console(file=stderr, highlight=False, soft_wrap=True).print(text)
+    else:
+        stderr.write(str(err) + "\n")
+
+
+def _line_loop(interp: Interpreter, stdout, stderr) -> int:
+    """A minimal read-eval-print loop (the full REPL is its own milestone)."""
+    buffer = ""
+    while True:
+        try:
+            line = input("... " if buffer else "bp> ")
+        except EOFError:
+            stdout.write("\n")
+            return 0
+        except KeyboardInterrupt:
+            stdout.write("\n")
+            buffer = ""
+            continue
+        if not buffer and line.strip() in (":quit", ":q"):
+            return 0
+        buffer += line + "\n"
+        if not interp.is_complete(buffer):
+            continue
+        try:
+            interp.exec(buffer, filename="<repl>", echo=True)
+        except BpError as err:
+            _report(err, stderr)
+        except KeyboardInterrupt:
+            stderr.write("interrupted\n")
+        buffer = ""
+
+
+def main_entry() -> None:
+    sys.exit(main())

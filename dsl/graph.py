@@ -1,0 +1,107 @@
+"""The IR: immutable Nodes made through a hash-consing table, and walks.
+
+A Node is an op name, input nodes, static attributes and a shape.  Nodes
+are interned: making the same (op, inputs, attrs) twice gives the same
+object, which is common-subexpression elimination for free.  Every walk
+here is an explicit-stack loop, never recursion over graph depth.  This
+module knows no op meanings (those live in dsl/ops/) and no NumPy kernels.
+"""
+from __future__ import annotations
+
+import itertools
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import Span
+
+_uid = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class Node:
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: tuple[tuple[str, Any], ...]      # sorted (name, value) pairs, hashable
+    shape: Any                               # tuple[int, ...] or shapes.SymShape
+    span: Span | None = field(default=None, repr=False)
+    value: Any = field(default=None, repr=False)      # the array of a `const` node
+    origin: str = field(default="f", repr=False)      # "f": written by the user; "d": built by a derivative
+
+    def attr(self, name: str, default=None):
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        return default
+
+    @property
+    def is_const(self) -> bool:
+        return self.op == "const"
+
+    def __repr__(self) -> str:
+        return f"<{self.op} {self.shape} #{id(self) & 0xffff:x}>"
+
+
+_TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def intern(op: str, inputs: tuple[Node, ...], attrs: tuple, shape, span: Span | None = None,
+           value=None, value_key=None, origin: str = "f") -> Node:
+    """The unique node for (op, inputs, attrs[, value_key]); the first span wins.
+
+    While a node lives its inputs live, so their ids in the key cannot be
+    reused; a dead node drops out of the table by itself.
+    """
+    key = (op, tuple(map(id, inputs)), attrs, value_key)
+    node = _TABLE.get(key)
+    if node is None:
+        node = Node(op, inputs, attrs, shape, span, value, origin)
+        _TABLE[key] = node
+    return node
+
+
+def make_input(name: str, shape, span: Span | None = None) -> Node:
+    """A fresh graph input (a parameter); never shared with another."""
+    return intern("input", (), (("name", name), ("uid", next(_uid))), shape, span)
+
+
+def topo_order(outputs: Iterable[Node]) -> list[Node]:
+    """Every node reachable from `outputs`, inputs before the nodes using them."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in outputs:
+        if id(root) in seen:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        seen.add(id(root))
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                child = node.inputs[i]
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, 0))
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+class Graph:
+    """A function's graph: its inputs, its outputs, and the nodes between."""
+
+    def __init__(self, inputs: list[Node], outputs: list[Node]):
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.nodes = topo_order(self.outputs)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def count_by_origin(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            if node.op != "input":
+                counts[node.origin] = counts.get(node.origin, 0) + 1
+        return counts

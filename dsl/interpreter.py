@@ -1,0 +1,419 @@
+"""The Interpreter: a bp session and the public API (SPEC §11).
+
+The one engine behind the CLI, the REPL and embedding.  It holds the
+globals, the random generator, the options and the output stream; runs
+top-level statements one at a time (a failing statement raises a BpError
+and leaves earlier bindings intact); and calls bp functions through
+compiled plans cached per argument shapes.  Nothing here writes to the
+terminal except through `self.stdout`.
+"""
+from __future__ import annotations
+
+import difflib
+import io
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import ast, ops, render
+from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpNameError,
+                     BpShapeError, BpTypeError, BpValueError, Span)
+from .evaluate import Plan
+from .graph import Graph, Node, make_input
+from .lower import TRANSFORMS, Lowerer, leaves, loop_count, rebuild, unpack
+from .parser import is_complete as _is_complete
+from .parser import parse
+from .shapes import SymShape
+from .values import Builtin, Closure, Function, Record, Transform
+
+_ABSENT = object()          # a global that was not bound when a plan was built
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
+KEYWORDS = ("def return for in if then else and or not import export print plot assert graph "
+            "on to break").split()
+MAX_SPECIALISATIONS = 64    # compiled plans kept per function
+
+
+class _Break(Exception):
+    pass
+
+
+class _Globals:
+    """The lowering context over a session: how names, calls and seeds resolve.
+
+    With `deps` (a dict), every global read is recorded, so a plan built
+    from this lowering can later check that what it baked in is unchanged.
+    """
+
+    def __init__(self, interp: Interpreter, deps: dict | None = None):
+        self.interp = interp
+        self.deps = deps
+
+    def resolve_global(self, name: str, span: Span):
+        value = self.interp.globals.get(name, _ABSENT)
+        if self.deps is not None:
+            self.deps[name] = value
+        if value is not _ABSENT:
+            return to_lowered(value)
+        if name in ops.BUILTINS or name in TRANSFORMS:
+            return Builtin(name)
+        known = list(self.interp.globals) + list(ops.BUILTINS) + list(TRANSFORMS)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise BpNameError(f"name '{name}' is not defined{hint}", span)
+
+    def call_eager(self, fn, args, kwargs, span):
+        return self.interp._call_compiled(fn, args, kwargs, span)
+
+    def call_transform(self, lowerer, fn, args, kwargs, span):
+        raise BpTypeError(f"{fn.kind} is not available yet: differentiation is being built "
+                          f"(the next milestone)", span)
+
+    def next_seed(self) -> int:
+        return int(self.interp.rng.integers(2**63 - 1))
+
+
+class Interpreter:
+    """A bp session.
+
+    >>> bp = Interpreter()
+    >>> bp.exec("def f(x) = x^2 * sin(x)")
+    >>> float(bp.eval("f(2)"))
+    3.637189707302727
+    """
+
+    def __init__(self, *, stdout=None, precision: int = 8, seed: int = 0):
+        self.stdout = stdout if stdout is not None else io.StringIO()
+        self.precision = precision
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.globals: dict[str, Any] = {k: np.asarray(v) for k, v in CONSTANTS.items()}
+        self.sources: dict[str, list[str]] = {}
+        self._imported: set[str] = set()
+
+    # ── running source ───────────────────────────────────────────────────
+    def exec(self, src: str, *, filename: str = "<string>",
+             echo: bool | Callable[[Any], None] = False) -> list:
+        """Run statements.  With `echo`, expression statements give their values:
+        printed to stdout (echo=True) or passed to a callback; returned either way."""
+        self.sources[filename] = src.splitlines()
+        program = self._guard(lambda: parse(src, filename))
+        shown: list = []
+        for stmt in program.stmts:
+            self._guard(lambda: self._exec_stmt(stmt, echo, shown), stmt.span)
+        return shown
+
+    def run_file(self, path: str | os.PathLike) -> Interpreter:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise BpImportError(f"cannot read {str(path)!r}: {_reason(err)}") from None
+        self._imported.add(str(path.resolve()))
+        self.exec(text, filename=str(path))
+        return self
+
+    def eval(self, src: str):
+        """The value of one expression, as Python: ndarray, tuple, dict or callable."""
+        return self.to_python(self._value_of(src))
+
+    def show(self, src: str) -> str:
+        """How `print` shows the value of an expression (a function as bp source)."""
+        return render.format_value(self._value_of(src), self.precision)
+
+    def format(self, value) -> str:
+        return render.format_value(value, self.precision)
+
+    def function(self, src: str) -> Callable:
+        """A Python callable for a bp function: takes arrays or floats, returns arrays."""
+        fn = self._value_of(src)
+        if not isinstance(fn, Function):
+            raise BpTypeError(f"{src!r} is not a function")
+        return self._callable(fn)
+
+    def graph(self, src: str) -> Graph:
+        """The graph of a function, built for symbolic (unknown) argument shapes."""
+        fn = self._value_of(src)
+        if not isinstance(fn, Closure):
+            raise BpTypeError(f"{src!r} is not a bp function with a graph")
+        return self._guard(lambda: self._symbolic_graph(fn))
+
+    def is_complete(self, src: str) -> bool:
+        """False when more lines could complete the input (the REPL's continuation test)."""
+        return _is_complete(src)
+
+    def __getitem__(self, name: str):
+        if name not in self.globals:
+            raise BpNameError(f"name '{name}' is not defined")
+        return self.to_python(self.globals[name])
+
+    def __setitem__(self, name: str, value) -> None:
+        if not name.isidentifier() or name in KEYWORDS:
+            raise BpValueError(f"{name!r} is not a bp name")
+        self.globals[name] = from_python(value)
+
+    def names(self) -> list[str]:
+        return [n for n in self.globals if n not in CONSTANTS or self.globals[n] is not None]
+
+    # ── statements ───────────────────────────────────────────────────────
+    def _exec_stmt(self, stmt, echo, shown: list) -> None:
+        match stmt:
+            case ast.Assign(targets, value):
+                v = self._eval(value)
+                parts = unpack(targets, v, stmt.span)
+                for part in parts:
+                    if isinstance(part, str):
+                        raise BpTypeError("a string can only be printed or name a file", value.span)
+                self.globals.update(zip(targets, parts))
+            case ast.Def(name, params, body):
+                self.globals[name] = Closure(name, params, body, None, stmt.span)
+            case ast.Print(values):
+                text = " ".join(render.format_value(self._eval(v), self.precision) for v in values)
+                self.stdout.write(text + "\n")
+            case ast.Assert(test, text):
+                v = self._eval(test)
+                if not isinstance(v, np.ndarray):
+                    raise BpTypeError(f"assert needs a tensor, got {ops.describe(to_lowered(v))}",
+                                      test.span)
+                if not np.all(v != 0):
+                    raise BpAssertionError(text, stmt.span)
+            case ast.For(var, it, body):
+                n = loop_count(Lowerer(_Globals(self), eager=True), it, None)
+                try:
+                    for i in range(n):
+                        self.globals[var] = np.asarray(float(i))
+                        self._exec_block(body, echo, shown)
+                except _Break:
+                    pass
+            case ast.If(test, then, orelse):
+                v = self._eval(test)
+                if not isinstance(v, np.ndarray) or v.size != 1:
+                    raise BpShapeError("the test of an if statement must be a scalar, got "
+                                       f"{ops.describe(to_lowered(v))}", test.span)
+                branch = then if float(v.reshape(())) != 0 else orelse
+                if isinstance(branch, ast.If):
+                    self._exec_stmt(branch, echo, shown)
+                elif branch is not None:
+                    self._exec_block(branch, echo, shown)
+            case ast.Break():
+                raise _Break()
+            case ast.Import(path):
+                self._import(path, stmt.span)
+            case ast.Export() | ast.GraphStmt() | ast.Plot():
+                word = {ast.Export: "export", ast.GraphStmt: "graph", ast.Plot: "plot"}[type(stmt)]
+                raise BpTypeError(f"'{word}' is not available yet: it comes with a later milestone",
+                                  stmt.span)
+            case ast.ExprStmt(value):
+                v = self._eval(value)
+                if echo:
+                    shown.append(v)
+                    if callable(echo):
+                        echo(v)
+                    else:
+                        self.stdout.write(render.format_value(v, self.precision) + "\n")
+            case _:
+                raise BpTypeError(f"'{type(stmt).__name__.lower()}' is not allowed here", stmt.span)
+
+    def _exec_block(self, block: ast.Block, echo, shown: list) -> None:
+        for stmt in block.stmts:
+            self._exec_stmt(stmt, echo, shown)
+
+    def _import(self, path: str, span: Span) -> None:
+        base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
+        target = (base / path).resolve()
+        if str(target) in self._imported:
+            return
+        try:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise BpImportError(f"cannot import {path!r}: {_reason(err)}", span) from None
+        self._imported.add(str(target))
+        shown_name = os.path.relpath(target) if not os.path.isabs(path) else str(target)
+        self.exec(text, filename=shown_name)
+
+    # ── expressions ──────────────────────────────────────────────────────
+    def _eval(self, e: ast.Expr):
+        return to_value(Lowerer(_Globals(self), eager=True).expr(e, None))
+
+    def _value_of(self, src: str):
+        program = self._guard(lambda: parse(src, "<eval>"))
+        self.sources["<eval>"] = src.splitlines()
+        if len(program.stmts) != 1 or not isinstance(program.stmts[0], ast.ExprStmt):
+            raise BpTypeError("expected a single expression", program.stmts[0].span if program.stmts else None)
+        e = program.stmts[0].value
+        return self._guard(lambda: self._eval(e), e.span)
+
+    def _call_compiled(self, fn: Closure, args: list, kwargs: dict, span: Span):
+        """Call a bp function on constant arguments through a cached plan.
+
+        The plan is specialised to the arguments' shapes and to the globals
+        that lowering read, and rebuilt when any of them changes.  Returns
+        None when the result is not made of tensors (a function returned
+        from a function), and the caller then inlines the call instead.
+        """
+        arg_values = [to_value(a) for a in args]
+        kw_values = {k: to_value(v) for k, v in kwargs.items()}
+        key = (tuple(map(_signature, arg_values)),
+               tuple((k, _signature(v)) for k, v in sorted(kw_values.items())))
+        entry = fn.cache.get(key) if isinstance(fn, Closure) else None
+        if entry is not None and any(self.globals.get(n, _ABSENT) is not v
+                                     for n, v in entry[2].items()):
+            entry = None
+        if entry is None:
+            entry = self._specialise(fn, arg_values, kw_values, span)
+            if entry is None:
+                return None
+            if isinstance(fn, Closure):
+                if len(fn.cache) >= MAX_SPECIALISATIONS:
+                    fn.cache.pop(next(iter(fn.cache)))
+                fn.cache[key] = entry
+        plan, template, _ = entry
+        flat = [leaf for v in list(arg_values) + [kw_values[k] for k in sorted(kw_values)]
+                for leaf in leaves(v) if isinstance(leaf, np.ndarray)]
+        results = plan.run(flat)
+        return rebuild(template, iter([ops.const(r, span) for r in results]))
+
+    def _specialise(self, fn, arg_values, kw_values, span):
+        deps: dict = {}
+        inputs: list[Node] = []
+
+        def as_input(v):
+            if isinstance(v, np.ndarray):
+                node = make_input(f"a{len(inputs)}", v.shape, span)
+                inputs.append(node)
+                return node
+            return to_lowered(v)
+
+        args = [rebuild(v, iter([as_input(x) for x in leaves(v)])) for v in arg_values]
+        kwargs = {k: rebuild(kw_values[k], iter([as_input(x) for x in leaves(kw_values[k])]))
+                  for k in sorted(kw_values)}
+        out = Lowerer(_Globals(self, deps), eager=False).call(fn, args, kwargs, span)
+        outs = leaves(out)
+        if not all(isinstance(o, Node) for o in outs):
+            return None
+        return Plan(inputs, outs), out, deps
+
+    def _symbolic_graph(self, fn: Closure) -> Graph:
+        inputs = [make_input(p.name, p.shape if p.shape is not None else SymShape.of(p.name), p.span)
+                  for p in fn.params]
+        out = Lowerer(_Globals(self, {}), eager=False).inline(fn, inputs, {}, fn.span)
+        outs = leaves(out)
+        if not all(isinstance(o, Node) for o in outs):
+            raise BpTypeError("the function does not return tensors", fn.span)
+        return Graph(inputs, outs)
+
+    def _callable(self, fn: Function) -> Callable:
+        def call(*args, **kwargs):
+            lowered = [to_lowered(from_python(a)) for a in args]
+            kw = {k: to_lowered(from_python(v)) for k, v in kwargs.items()}
+            lowerer = Lowerer(_Globals(self), eager=True)
+            result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))
+            return self.to_python(result)
+        call.__name__ = getattr(fn, "name", None) or "bp_function"
+        call.__doc__ = render.format_value(fn)
+        return call
+
+    def to_python(self, v):
+        if isinstance(v, np.ndarray):
+            return v
+        if isinstance(v, tuple):
+            return tuple(self.to_python(x) for x in v)
+        if isinstance(v, Record):
+            return {k: self.to_python(x) for k, x in v.items()}
+        if isinstance(v, Function):
+            return self._callable(v)
+        return v
+
+    # ── errors ───────────────────────────────────────────────────────────
+    def _guard(self, thunk, span: Span | None = None):
+        """Run thunk; every failure leaves as a BpError with its source line."""
+        try:
+            return thunk()
+        except _Break:
+            raise
+        except BpError as err:
+            raise self._attach(err.located(span)) from None
+        except RecursionError:
+            raise self._attach(BpValueError("the program is nested too deeply to evaluate", span)) from None
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:          # a bug in bp: say so, located, never a traceback
+            raise self._attach(BpInternalError(f"{type(err).__name__}: {err}", span)) from None
+
+    def _attach(self, err: BpError) -> BpError:
+        if err.span is not None and err.source_line is None:
+            lines = self.sources.get(err.span.file)
+            if lines is not None and 0 < err.span.line <= len(lines):
+                err.source_line = lines[err.span.line - 1]
+        return err
+
+
+# ── conversions ──────────────────────────────────────────────────────────
+
+def to_lowered(v):
+    """A session value as a lowered value (tensors become constant nodes)."""
+    if isinstance(v, np.ndarray):
+        return ops.const(v)
+    if isinstance(v, tuple):
+        return tuple(to_lowered(x) for x in v)
+    if isinstance(v, Record):
+        return Record({k: to_lowered(x) for k, x in v.items()})
+    return v
+
+
+def to_value(lv):
+    """A lowered value whose tensors are all constants, as a session value."""
+    if isinstance(lv, Node):
+        if lv.op != "const":
+            raise BpInternalError(f"a {lv.op} node was left unevaluated", lv.span)
+        return lv.value
+    if isinstance(lv, tuple):
+        return tuple(to_value(x) for x in lv)
+    if isinstance(lv, Record):
+        return Record({k: to_value(x) for k, x in lv.items()})
+    return lv
+
+
+def from_python(v):
+    """Host data as a bp value: numbers, lists and arrays become float64 tensors."""
+    if isinstance(v, (Function, Record)):
+        return v
+    if isinstance(v, tuple):
+        return tuple(from_python(x) for x in v)
+    if isinstance(v, dict):
+        return Record({str(k): from_python(x) for k, x in v.items()})
+    try:
+        arr = np.array(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value") from None
+    return arr
+
+
+def _signature(v):
+    if isinstance(v, np.ndarray):
+        return v.shape
+    if isinstance(v, tuple):
+        return ("(",) + tuple(map(_signature, v))
+    if isinstance(v, Record):
+        return ("{",) + tuple((k, _signature(x)) for k, x in v.items())
+    return ("fn", id(v))
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, FileNotFoundError):
+        return "no such file"
+    if isinstance(err, IsADirectoryError):
+        return "it is a directory"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return err.strerror or str(err)
+
+
+def run_file(path, **options) -> Interpreter:
+    """Run a script in a fresh session and return the session."""
+    return Interpreter(**options).run_file(path)

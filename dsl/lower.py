@@ -1,0 +1,421 @@
+"""AST → graph: scopes, calls, containers, unrolled loops.
+
+Lowering turns an expression into a *lowered value*: a graph Node for a
+tensor, a tuple or Record of lowered values, a function value, or a
+string (only for `print`).  Calls of bp functions are inlined; calls of
+builtins become op nodes through `ops.apply`, which folds constants, so
+lowering an expression whose leaves are all constants *is* evaluating it.
+
+The session is reached only through a small context (`resolve_global`,
+`call_eager`, `call_transform`, `next_seed`), which is how the same code
+lowers top-level statements (eagerly, with compiled calls) and function
+bodies (into one graph).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from . import ast, ops, shapes
+from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
+from .graph import Node
+from .ops import apply, const, describe
+from .values import Builtin, Closure, Function, Record, Transform
+
+ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
+TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
+               ">=": "greater_equal", "==": "equal", "!=": "not_equal", "and": "and", "or": "or"}
+TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp")
+MAX_CALL_DEPTH = 200
+MAX_UNROLL = 1_000_000
+
+
+class Context(Protocol):
+    def resolve_global(self, name: str, span: Span) -> Any: ...
+    def call_eager(self, fn: Function, args: list, kwargs: dict, span: Span) -> Any: ...
+    def call_transform(self, lowerer: Lowerer, fn: Transform, args: list, kwargs: dict,
+                       span: Span) -> Any: ...
+    def next_seed(self) -> int: ...
+
+
+class Scope:
+    """Local names of one function body; globals are the context's."""
+    __slots__ = ("vars", "parent")
+
+    def __init__(self, parent: Scope | None = None, values: dict | None = None):
+        self.vars: dict[str, Any] = dict(values or {})
+        self.parent = parent
+
+    def lookup(self, name: str):
+        scope = self
+        while scope is not None:
+            if name in scope.vars:
+                return scope.vars[name]
+            scope = scope.parent
+        raise KeyError(name)
+
+
+class Lowerer:
+    def __init__(self, ctx: Context, eager: bool):
+        self.ctx = ctx
+        self.eager = eager              # top level: calls with constant arguments run compiled
+        self._active: list[Function] = []
+
+    def next_seed(self) -> int:
+        return self.ctx.next_seed()
+
+    # ── expressions ──────────────────────────────────────────────────────
+    def expr(self, e: ast.Expr, scope: Scope | None):
+        match e:
+            case ast.Num(value):
+                return const(value, e.span)
+            case ast.Str(value):
+                return value
+            case ast.Name(name):
+                return self.name(name, scope, e.span)
+            case ast.BinOp(op, left, right):
+                return self.binop(op, self.expr(left, scope), self.expr(right, scope), e.span)
+            case ast.Unary(op, operand):
+                return self.unary(op, self.expr(operand, scope), e.span)
+            case ast.IfExpr(cond, then, orelse):
+                parts = [self.expr(x, scope) for x in (cond, then, orelse)]
+                for part, x in zip(parts, (cond, then, orelse)):
+                    self.need_tensor(part, "if … then … else", x.span)
+                return apply("where", parts, span=e.span)
+            case ast.Lambda(params, body):
+                return Closure(None, params, body, scope, e.span)
+            case ast.Call():
+                return self.call_expr(e, scope)
+            case ast.Index(value, items):
+                return self.index(self.expr(value, scope), items, scope, e.span)
+            case ast.Transpose(value):
+                x = self.need_tensor(self.expr(value, scope), "transpose (')", e.span)
+                return apply("transpose", [x], {"axes": None}, e.span)
+            case ast.Field(value, name):
+                return self.field(self.expr(value, scope), name, e.span)
+            case ast.TupleLit(items):
+                return tuple(self.expr(x, scope) for x in items)
+            case ast.ListLit(items):
+                return self.list_lit([self.expr(x, scope) for x in items], items, e.span)
+            case ast.RecordLit(fields):
+                return Record({f.name: self.expr(f.value, scope) for f in fields})
+        raise AssertionError(f"unknown expression {type(e).__name__}")
+
+    def name(self, name: str, scope: Scope | None, span: Span):
+        if scope is not None:
+            try:
+                return scope.lookup(name)
+            except KeyError:
+                pass
+        return self.ctx.resolve_global(name, span)
+
+    def need_tensor(self, lv, what: str, span: Span) -> Node:
+        if not isinstance(lv, Node):
+            raise BpTypeError(f"{what} needs a tensor, got {describe(lv)}", span)
+        return lv
+
+    def binop(self, op: str, a, b, span: Span):
+        if op in ARITH:
+            return self.arith(ARITH[op], a, b, span)
+        self.need_tensor(a, f"'{op}'", span)
+        self.need_tensor(b, f"'{op}'", span)
+        return apply(TENSOR_ONLY[op], [a, b], span=span)
+
+    def arith(self, name: str, a, b, span: Span):
+        """+ - * / ^ on tensors, reaching into tuples and records (SPEC §1)."""
+        if isinstance(a, Node) and isinstance(b, Node):
+            return apply(name, [a, b], span=span)
+        for side in (a, b):
+            if not isinstance(side, (Node, tuple, Record)):
+                raise BpTypeError(f"arithmetic needs tensors, tuples or records, got {describe(side)}",
+                                  span)
+        if isinstance(a, Node):
+            return _map(b, lambda leaf: self.arith(name, a, leaf, span))
+        if isinstance(b, Node):
+            return _map(a, lambda leaf: self.arith(name, leaf, b, span))
+        if type(a) is not type(b) or (isinstance(a, tuple) and len(a) != len(b)) or \
+                (isinstance(a, Record) and a.keys() != b.keys()):
+            raise BpTypeError(f"arithmetic on containers of different structure: "
+                              f"{_structure(a)} and {_structure(b)}", span)
+        if isinstance(a, tuple):
+            return tuple(self.arith(name, x, y, span) for x, y in zip(a, b))
+        return Record({k: self.arith(name, a[k], b[k], span) for k in a.keys()})
+
+    def unary(self, op: str, x, span: Span):
+        if op == "+":
+            if not isinstance(x, (Node, tuple, Record)):
+                raise BpTypeError(f"unary + needs a tensor, got {describe(x)}", span)
+            return x
+        if op == "-":
+            if isinstance(x, Node):
+                return apply("neg", [x], span=span)
+            if isinstance(x, (tuple, Record)):
+                return _map(x, lambda leaf: self.unary("-", leaf, span))
+            raise BpTypeError(f"unary - needs a tensor, got {describe(x)}", span)
+        return apply("not", [self.need_tensor(x, "not", span)], span=span)
+
+    def list_lit(self, values: list, items, span: Span):
+        if not values:
+            return const(ops.np.zeros((0,)), span)
+        for v, item in zip(values, items):
+            if not isinstance(v, Node):
+                raise BpTypeError(f"a list literal holds numbers or tensors, got {describe(v)}; "
+                                  f"use a tuple ( … ) for other values", item.span)
+        first = values[0].shape
+        for v, item in zip(values, items):
+            if v.shape != first and isinstance(v.shape, tuple) and isinstance(first, tuple):
+                raise BpShapeError(f"a list literal must be rectangular: an item of shape "
+                                   f"{shapes.fmt(v.shape)} beside one of shape {shapes.fmt(first)}",
+                                   item.span)
+        return apply("stack", values, {"axis": 0}, span)
+
+    def field(self, rec, name: str, span: Span):
+        if not isinstance(rec, Record):
+            raise BpTypeError(f"'.{name}' needs a record, got {describe(rec)}", span)
+        if name not in rec:
+            raise BpNameError(f"the record has no field '{name}' (its fields: "
+                              f"{', '.join(rec.keys())})", span)
+        return rec[name]
+
+    def index(self, x, items, scope, span: Span):
+        if isinstance(x, tuple):
+            if len(items) != 1 or isinstance(items[0], ast.Slice):
+                raise BpTypeError("a tuple takes one whole-number index", span)
+            i = ops.static_int(self.expr(items[0], scope), "an index", items[0].span)
+            if not -len(x) <= i < len(x):
+                raise BpValueError(f"index {i} is out of range for a tuple of {len(x)}", span)
+            return x[i]
+        x = self.need_tensor(x, "indexing", span)
+        spec = []
+        for item in items:
+            if isinstance(item, ast.Slice):
+                parts = [None if p is None else
+                         ops.static_int(self.expr(p, scope), "a slice bound", p.span)
+                         for p in (item.start, item.stop, item.step)]
+                spec.append(("s", *parts))
+            else:
+                spec.append(("i", ops.static_int(self.expr(item, scope), "an index", item.span)))
+        return apply("index", [x], {"items": tuple(spec)}, span)
+
+    # ── calls ────────────────────────────────────────────────────────────
+    def call_expr(self, e: ast.Call, scope):
+        fn = self.expr(e.func, scope)
+        if isinstance(fn, Builtin) and fn.name in TRANSFORMS:
+            return self.make_transform(fn.name, e, scope)
+        args = [self.expr(a, scope) for a in e.args]
+        kwargs = {k.name: self.expr(k.value, scope) for k in e.kwargs}
+        return self.call(fn, args, kwargs, e.span)
+
+    def call(self, fn, args: list, kwargs: dict, span: Span):
+        match fn:
+            case Closure():
+                if self.eager and all(map(_is_constant, args)) and all(map(_is_constant, kwargs.values())):
+                    result = self.ctx.call_eager(fn, args, kwargs, span)
+                    if result is not None:
+                        return result
+                return self.inline(fn, args, kwargs, span)
+            case Builtin(name):
+                entry = ops.BUILTINS[name]
+                if isinstance(entry, ops.Macro):
+                    return entry.build(self, args, kwargs, span)
+                inputs, attrs = ops.bind(entry, args, kwargs, span)
+                return apply(name, inputs, attrs, span)
+            case Transform():
+                return self.ctx.call_transform(self, fn, args, kwargs, span)
+            case Function():
+                return self.ctx.call_eager(fn, args, kwargs, span)
+        raise BpTypeError(f"cannot call {describe(fn)}: only functions can be called", span)
+
+    def bind_args(self, fn: Closure, args: list, kwargs: dict, span: Span) -> dict:
+        """Parameters → arguments, checking count, keywords and shape annotations."""
+        names = fn.param_names
+        label = fn.name or "the lambda"
+        if len(args) > len(names):
+            raise BpTypeError(f"{label} takes {len(names)} argument{'s' * (len(names) != 1)}, "
+                              f"got {len(args) + len(kwargs)}", span)
+        bound = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise BpTypeError(f"{label} has no parameter '{key}' (its parameters: "
+                                  f"{', '.join(names)})", span)
+            if key in bound:
+                raise BpTypeError(f"{label} got two values for '{key}'", span)
+            bound[key] = value
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise BpTypeError(f"{label} takes {len(names)} argument{'s' * (len(names) != 1)}, "
+                              f"got {len(bound)} (missing {', '.join(missing)})", span)
+        for p in fn.params:
+            if p.shape is not None:
+                check_annotation(p, bound[p.name], label, span)
+        return bound
+
+    def inline(self, fn: Closure, args: list, kwargs: dict, span: Span):
+        """Lower a call by building the function's body into the caller's graph."""
+        bound = self.bind_args(fn, args, kwargs, span)
+        if fn in self._active or len(self._active) >= MAX_CALL_DEPTH:
+            raise BpTypeError(f"{fn.name or 'a lambda'} calls itself: recursion is not supported "
+                              f"(write a loop with for, or if … then … else)", span)
+        self._active.append(fn)
+        try:
+            return self.body(fn.body, Scope(fn.env, bound))
+        finally:
+            self._active.pop()
+
+    def body(self, body, scope: Scope):
+        if not isinstance(body, ast.Block):
+            return self.expr(body, scope)
+        result = self.block(body.stmts, scope)
+        if result is _NO_RETURN:
+            raise BpTypeError("the function body ends without a return", body.span)
+        return result
+
+    def block(self, stmts, scope: Scope):
+        for stmt in stmts:
+            match stmt:
+                case ast.Assign(targets, value):
+                    for name, v in zip(targets, unpack(targets, self.expr(value, scope), stmt.span)):
+                        scope.vars[name] = v
+                case ast.Def(name, params, body):
+                    scope.vars[name] = Closure(name, params, body, scope, stmt.span)
+                case ast.Return(value):
+                    return self.expr(value, scope)
+                case ast.For(var, it, body):
+                    for i in range(loop_count(self, it, scope)):
+                        scope.vars[var] = const(float(i), stmt.span)
+                        result = self.block(body.stmts, scope)
+                        if result is not _NO_RETURN:
+                            return result
+                case ast.ExprStmt(value):
+                    self.expr(value, scope)
+                case _:
+                    raise BpTypeError("only bindings, for loops and return can appear in a "
+                                      "function body", stmt.span)
+        return _NO_RETURN
+
+    # ── transforms: grad(f, wrt=W) names a parameter, so wrt is read as syntax ──
+    def make_transform(self, kind: str, e: ast.Call, scope) -> Transform:
+        if not e.args:
+            raise BpTypeError(f"{kind} needs a function: {kind}(f)", e.span)
+        fn = self.expr(e.args[0], scope)
+        if not isinstance(fn, Function):
+            raise BpTypeError(f"{kind} needs a function, got {describe(fn)}", e.args[0].span)
+        options: dict[str, Any] = {}
+        rest = list(e.args[1:])
+        if kind == "diff" and rest:
+            options["n"] = rest.pop(0)
+        if rest:
+            raise BpTypeError(f"{kind} takes a function and keyword options, got "
+                              f"{len(e.args)} arguments", e.args[1].span)
+        for k in e.kwargs:
+            if k.name == "wrt" and kind != "diff":
+                options["wrt"] = _wrt_spec(k.value)
+            elif k.name == "n" and kind == "diff":
+                options["n"] = k.value
+            else:
+                raise BpTypeError(f"{kind} has no option '{k.name}'", k.span)
+        if "n" in options:
+            n = ops.static_int(self.expr(options["n"], scope), "the order n", e.span)
+            if n < 0:
+                raise BpValueError(f"diff needs an order n ≥ 0, got {n}", e.span)
+            options["n"] = n
+        return Transform(kind, fn, tuple(sorted(options.items())), e.span)
+
+
+_NO_RETURN = object()
+
+
+def _wrt_spec(e: ast.Expr):
+    """wrt=W, wrt=(W, b), wrt=1: parameter names or positions, as written."""
+    match e:
+        case ast.Name(name):
+            return name
+        case ast.Num(value) if value == int(value) and value >= 0:
+            return int(value)
+        case ast.TupleLit(items):
+            return tuple(_wrt_spec(x) for x in items)
+    raise BpTypeError("wrt= takes a parameter's name or position, or a tuple of them", e.span)
+
+
+def loop_count(lowerer: Lowerer, it: ast.Expr, scope) -> int:
+    """N of `for i in range(N)`; N must be a constant whole number."""
+    if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+            and len(it.args) == 1 and not it.kwargs):
+        raise BpTypeError("a for loop runs over range(n): for i in range(n) { … }", it.span)
+    n = ops.static_int(lowerer.expr(it.args[0], scope), "the loop count", it.args[0].span)
+    if n > MAX_UNROLL and not lowerer.eager:
+        raise BpValueError(f"a loop of {n} steps inside a function is more than the limit of "
+                           f"{MAX_UNROLL} unrolled steps", it.span)
+    return max(n, 0)
+
+
+def unpack(targets: tuple[str, ...], value, span: Span) -> list:
+    if len(targets) == 1:
+        return [value]
+    if not isinstance(value, tuple):
+        raise BpTypeError(f"cannot unpack {describe(value)} into {len(targets)} names", span)
+    if len(value) != len(targets):
+        raise BpTypeError(f"cannot unpack a tuple of {len(value)} into {len(targets)} names", span)
+    return list(value)
+
+
+def check_annotation(p: ast.Param, value, label: str, span: Span) -> None:
+    """A parameter annotated `x: [3, 2]` takes only that shape (checked at the call)."""
+    if not isinstance(value, Node):
+        raise BpTypeError(f"{label}: parameter {p.name} is annotated {shapes.fmt(p.shape)} "
+                          f"but got {describe(value)}", span)
+    if isinstance(value.shape, tuple) and value.shape != p.shape:
+        raise BpShapeError(f"{label}: parameter {p.name} must have shape {shapes.fmt(p.shape)}, "
+                           f"got {shapes.fmt(value.shape)}", span)
+
+
+def _is_constant(lv) -> bool:
+    if isinstance(lv, Node):
+        return lv.op == "const"
+    if isinstance(lv, tuple):
+        return all(map(_is_constant, lv))
+    if isinstance(lv, Record):
+        return all(map(_is_constant, lv.values()))
+    return isinstance(lv, (Function, str))
+
+
+def _map(container, fn):
+    if isinstance(container, tuple):
+        return tuple(_map(x, fn) for x in container)
+    if isinstance(container, Record):
+        return Record({k: _map(v, fn) for k, v in container.items()})
+    return fn(container)
+
+
+def _structure(x) -> str:
+    if isinstance(x, tuple):
+        return f"a tuple of {len(x)}"
+    if isinstance(x, Record):
+        return "a record {" + ", ".join(x.keys()) + "}"
+    return describe(x)
+
+
+def leaves(lv) -> list:
+    """The tensors of a (possibly nested) container, in order."""
+    out, stack = [], [lv]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(reversed(x))
+        elif isinstance(x, Record):
+            stack.extend(reversed(x.values()))
+        else:
+            out.append(x)
+    return out
+
+
+def rebuild(template, it):
+    """A container shaped like `template` whose leaves come from iterator `it`."""
+    if isinstance(template, tuple):
+        return tuple(rebuild(x, it) for x in template)
+    if isinstance(template, Record):
+        return Record({k: rebuild(v, it) for k, v in template.items()})
+    return next(it)
+
+
+__all__ = ["Lowerer", "Scope", "Context", "leaves", "rebuild", "unpack", "loop_count", "TRANSFORMS",
+           "BpError"]

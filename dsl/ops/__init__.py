@@ -1,0 +1,304 @@
+"""The op registry, and the builder that makes nodes through it.
+
+Everything about one operation lives in one `OpDef`: its bp name and
+parameters, its shape rule, its NumPy kernel, its derivative rules (VJP
+and JVP, graph-building code added by the differentiation issue) and how
+it prints.  `apply` is the one way to make an op node: it infers the
+shape (raising located shape errors), folds constants, and interns.
+Builtins that are not one op (`mse`, `clip`, `shape`, …) are `Macro`s:
+graph-building functions over registered ops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import shapes
+from ..errors import BpError, BpShapeError, BpTypeError, BpValueError, Span
+from ..graph import Node, intern
+
+# ── how an op prints (SPEC §3 precedence levels) ─────────────────────────
+
+
+@dataclass(frozen=True)
+class Infix:
+    symbol: str
+    prec: int
+    assoc: str = "left"          # "left", "right" or "none"
+
+
+@dataclass(frozen=True)
+class Prefix:
+    symbol: str
+    prec: int
+
+
+@dataclass(frozen=True)
+class CallForm:
+    name: str
+
+
+@dataclass(frozen=True)
+class Attr:
+    """A static argument: must be a constant when the call is built."""
+    name: str
+    kind: str                    # "int", "axes", "flag", "float", "shape", "perm"
+    default: Any = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    kernel: Callable                       # (*arrays, **attrs) -> ndarray
+    shape: Callable                        # (input shapes, attrs, span) -> shape
+    params: tuple[str, ...] = ("x",)       # bp names of the tensor inputs
+    attrs: tuple[Attr, ...] = ()
+    variadic: bool = False                 # params[0] takes any number of tensors
+    vjp: Callable | None = None            # filled in by the differentiation issue
+    jvp: Callable | None = None
+    differentiable: bool = True            # False: no gradient flows (comparisons, constructors)
+    fmt: Infix | Prefix | CallForm | None = None
+    builtin: bool = True                   # callable from bp under `name`
+    doc: str = ""
+
+    @property
+    def form(self):
+        return self.fmt or CallForm(self.name)
+
+
+@dataclass(frozen=True)
+class Macro:
+    """A builtin written as graph-building code over registered ops."""
+    name: str
+    build: Callable                        # (ctx, args, kwargs, span) -> lowered value
+    signature: str
+    doc: str = ""
+    differentiable: bool = True
+
+
+REGISTRY: dict[str, OpDef] = {}
+BUILTINS: dict[str, OpDef | Macro] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    if opdef.name in REGISTRY:
+        raise RuntimeError(f"op {opdef.name!r} registered twice")
+    REGISTRY[opdef.name] = opdef
+    if opdef.builtin:
+        BUILTINS[opdef.name] = opdef
+    return opdef
+
+
+def register_macro(macro: Macro) -> Macro:
+    BUILTINS[macro.name] = macro
+    return macro
+
+
+def signature(entry: OpDef | Macro) -> str:
+    """How bp spells a builtin's call: `sum(x, axis=None, keepdims=0)`."""
+    if isinstance(entry, Macro):
+        return entry.signature
+    parts = [f"{entry.params[0]}…" if entry.variadic else p for p in entry.params]
+    for a in entry.attrs:
+        if a.kind == "shape":
+            parts.append("shape…")
+        elif a.required:
+            parts.append(a.name)
+        else:
+            parts.append(f"{a.name}={_fmt_default(a.default)}")
+    return f"{entry.name}({', '.join(parts)})"
+
+
+def _fmt_default(v) -> str:
+    return "None" if v is None else str(v)
+
+
+# ── the builder ──────────────────────────────────────────────────────────
+
+MAX_ELEMENTS = 10**9        # largest tensor a constructor may make (issue 7 makes it configurable)
+
+
+def check_size(shape: tuple, span: Span | None) -> tuple:
+    n = shapes.size(shape)
+    if n > MAX_ELEMENTS:
+        raise BpValueError(f"a tensor of shape {shapes.fmt(shape)} has {n:.3g} elements, "
+                           f"more than the limit of {MAX_ELEMENTS:.3g}", span)
+    return shape
+
+
+def const(value, span: Span | None = None) -> Node:
+    """A constant node; small constants are shared by value."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size <= 16:
+        key = (arr.shape, arr.tobytes())
+    else:
+        key = ("id", id(arr))
+    return intern("const", (), (), arr.shape, span, value=arr, value_key=key)
+
+
+def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None) -> Node:
+    """Make (or find) the node `name(inputs; attrs)`, folding constants."""
+    opdef = REGISTRY[name]
+    attrs = attrs or {}
+    inputs = tuple(inputs)
+    shape = opdef.shape([i.shape for i in inputs], attrs, span)
+    if all(i.op == "const" for i in inputs):
+        return const(run_kernel(opdef, [i.value for i in inputs], attrs, span), span)
+    return intern(name, inputs, tuple(sorted(attrs.items())), shape, span)
+
+
+def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):
+    """Call a kernel; NumPy's complaints become located value errors."""
+    try:
+        with np.errstate(all="ignore"):
+            out = opdef.kernel(*arrays, **attrs)
+    except BpError as err:
+        raise err.located(span)
+    except np.linalg.LinAlgError as err:
+        raise BpValueError(f"{opdef.name}: {str(err).lower()}", span) from None
+    except (ValueError, IndexError, TypeError, MemoryError, OverflowError) as err:
+        raise BpValueError(f"{opdef.name}: {err}", span) from None
+    return np.asarray(out, dtype=np.float64)
+
+
+# ── static arguments ─────────────────────────────────────────────────────
+
+def static_value(lv, what: str, span: Span | None) -> np.ndarray:
+    """The value of an argument that must be known when the graph is built."""
+    if isinstance(lv, Node):
+        if lv.op == "const":
+            return lv.value
+        raise BpValueError(f"{what} must be a constant known when the function is built, "
+                           f"not a value computed from its parameters", span)
+    raise BpTypeError(f"{what} must be a number, got {describe(lv)}", span)
+
+
+def static_int(lv, what: str, span: Span | None) -> int:
+    v = static_value(lv, what, span)
+    if v.ndim != 0:
+        raise BpValueError(f"{what} must be a single number, got shape {shapes.fmt(v.shape)}", span)
+    x = float(v)
+    if not np.isfinite(x) or x != int(x):
+        raise BpValueError(f"{what} must be a whole number, got {x:g}", span)
+    return int(x)
+
+
+def static_ints(lv, what: str, span: Span | None) -> tuple[int, ...]:
+    """An int or a tuple of ints (a tuple lowers to a Python tuple of nodes)."""
+    if isinstance(lv, tuple):
+        return tuple(static_int(x, what, span) for x in lv)
+    v = static_value(lv, what, span)
+    if v.ndim == 0:
+        return (static_int(lv, what, span),)
+    if v.ndim == 1:
+        out = []
+        for x in v:
+            if x != int(x):
+                raise BpValueError(f"{what} must be whole numbers", span)
+            out.append(int(x))
+        return tuple(out)
+    raise BpValueError(f"{what} must be a number or a tuple of numbers", span)
+
+
+def describe(lv) -> str:
+    """What kind of value `lv` is, for type errors."""
+    if isinstance(lv, Node):
+        return "a scalar" if lv.shape == () else f"a tensor of shape {shapes.fmt(lv.shape)}"
+    if isinstance(lv, tuple):
+        return f"a tuple of {len(lv)}"
+    if isinstance(lv, str):
+        return "a string"
+    kind = getattr(lv, "kind_name", None)
+    return kind or type(lv).__name__
+
+
+def bind(opdef: OpDef, args: list, kwargs: dict, span: Span | None) -> tuple[list[Node], dict]:
+    """Match a builtin call's arguments to the op's tensor inputs and attributes."""
+    args = list(args)
+    inputs: list = []
+    attrs: dict = {}
+    shape_attr = next((a for a in opdef.attrs if a.kind == "shape"), None)
+    if opdef.variadic:
+        inputs, args = args, []
+        if not inputs:
+            raise BpTypeError(f"{opdef.name} needs at least one tensor", span)
+    elif shape_attr is not None:
+        n = len(opdef.params)
+        inputs, args = args[:n], args[n:]
+        if args:
+            attrs[shape_attr.name] = _shape_arg(args, span)
+            args = []
+    else:
+        for p in opdef.params:
+            if args:
+                inputs.append(args.pop(0))
+            elif p in kwargs:
+                inputs.append(kwargs.pop(p))
+            else:
+                raise BpTypeError(f"{signature(opdef)} is missing its argument '{p}'", span)
+    for a in opdef.attrs:
+        if a.kind == "shape":
+            if a.name in kwargs:
+                attrs[a.name] = _shape_arg([kwargs.pop(a.name)], span)
+            elif a.name not in attrs:
+                if a.required:
+                    raise BpTypeError(f"{signature(opdef)} needs a shape", span)
+                attrs[a.name] = a.default
+            continue
+        if args:
+            lv = args.pop(0)
+        elif a.name in kwargs:
+            lv = kwargs.pop(a.name)
+        elif a.required:
+            raise BpTypeError(f"{signature(opdef)} is missing its argument '{a.name}'", span)
+        else:
+            attrs[a.name] = a.default
+            continue
+        attrs[a.name] = _attr_value(a, lv, span)
+    if args:
+        raise BpTypeError(f"{signature(opdef)} takes {len(opdef.params) + len(opdef.attrs)} "
+                          f"arguments, got more", span)
+    if kwargs:
+        name = next(iter(kwargs))
+        raise BpTypeError(f"{opdef.name} has no argument '{name}'; its signature is "
+                          f"{signature(opdef)}", span)
+    for lv in inputs:
+        if not isinstance(lv, Node):
+            raise BpTypeError(f"{opdef.name} expects a tensor, got {describe(lv)}", span)
+    return inputs, attrs
+
+
+def _shape_arg(args: list, span) -> tuple[int, ...]:
+    """`zeros(3, 2)` and `zeros((3, 2))` both give (3, 2)."""
+    dims: list[int] = []
+    for lv in args:
+        dims.extend(static_ints(lv, "a shape", span))
+    for d in dims:
+        if d < 0 and d != -1:
+            raise BpValueError(f"a shape cannot have a negative dimension ({d})", span)
+    return tuple(dims)
+
+
+def _attr_value(a: Attr, lv, span):
+    what = f"'{a.name}'"
+    if a.kind == "int":
+        return static_int(lv, what, span)
+    if a.kind == "flag":
+        return bool(static_int(lv, what, span))
+    if a.kind == "float":
+        v = static_value(lv, what, span)
+        if v.ndim != 0:
+            raise BpValueError(f"{what} must be a single number", span)
+        return float(v)
+    if a.kind in ("axes", "perm"):
+        if isinstance(lv, Node) and lv.op == "const" and lv.value.ndim == 0 and np.isnan(lv.value):
+            return None
+        return static_ints(lv, what, span)
+    raise AssertionError(a.kind)
+
+
+# The op families register themselves on import, in this order.
+from . import elementwise, reduce, linalg, shape, nn, construct, macros  # noqa: E402,F401

@@ -1,0 +1,71 @@
+"""Neural-network ops: softmax, log_softmax, cross_entropy, one_hot."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import shapes
+from ..errors import BpShapeError, BpValueError
+from . import Attr, OpDef, register
+
+
+def _axis_shape(shs, attrs, span):
+    s = shs[0]
+    if isinstance(s, tuple):
+        if len(s) == 0:
+            raise BpShapeError("softmax needs a tensor of rank at least 1, got a scalar", span)
+        shapes.normalize_axes((attrs.get("axis", -1),), len(s), span)
+    return s
+
+
+def _log_softmax(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    z = x - m
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def _softmax(x, axis=-1):
+    return np.exp(_log_softmax(x, axis))
+
+
+def _cross_entropy_shape(shs, attrs, span):
+    a, b = shs
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        if a != b:
+            raise BpShapeError(f"cross_entropy of logits {shapes.fmt(a)} and targets "
+                               f"{shapes.fmt(b)}: shapes differ", span)
+        _axis_shape([a], attrs, span)
+    return ()
+
+
+def _cross_entropy(logits, targets, axis=-1):
+    # Mean over the batch (every axis but `axis`) of -sum(targets * log_softmax).
+    per = -np.sum(targets * _log_softmax(logits, axis), axis=axis)
+    return np.mean(per) if per.ndim else per
+
+
+def _one_hot_shape(shs, attrs, span):
+    n = attrs["n"]
+    if n < 0:
+        raise BpValueError(f"one_hot needs a non-negative number of classes, got {n}", span)
+    s = shs[0]
+    return s + (n,) if isinstance(s, tuple) else shapes.SymShape()
+
+
+def _one_hot(labels, n):
+    if np.any(labels != np.round(labels)) or np.any((labels < 0) | (labels >= n)):
+        raise BpValueError(f"one_hot labels must be whole numbers from 0 to {n - 1}")
+    return np.eye(n)[labels.astype(np.int64)]
+
+
+AXIS = (Attr("axis", "int", -1),)
+register(OpDef(name="softmax", kernel=_softmax, shape=_axis_shape, attrs=AXIS,
+               doc="exp(x) / sum(exp(x)) along axis=, computed stably"))
+register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs=AXIS,
+               doc="x - logsumexp(x) along axis=, computed stably"))
+register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
+               params=("logits", "targets"), attrs=AXIS,
+               doc="mean over the batch of -sum(targets * log_softmax(logits))"))
+register(OpDef(name="one_hot", kernel=_one_hot, shape=_one_hot_shape, params=("labels",),
+               attrs=(Attr("n", "int", required=True),), differentiable=False,
+               doc="rows of the identity picked by whole-number labels"))

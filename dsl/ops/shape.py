@@ -1,0 +1,124 @@
+"""Shape ops: reshape, concat, stack, broadcast_to, indexing, unbroadcast."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import shapes
+from ..errors import BpShapeError, BpValueError
+from . import Attr, OpDef, register
+
+
+def _concrete(shs):
+    return all(isinstance(s, tuple) for s in shs)
+
+
+def _resolve_reshape(size: int, target: tuple, src, span) -> tuple:
+    if target.count(-1) > 1:
+        raise BpValueError("reshape: at most one dimension can be -1", span)
+    known = shapes.size(tuple(d for d in target if d != -1))
+    if -1 in target:
+        if known == 0 or size % known:
+            raise BpShapeError(f"cannot reshape {shapes.fmt(src)} into {shapes.fmt(target)}", span)
+        target = tuple(size // known if d == -1 else d for d in target)
+    if shapes.size(target) != size:
+        raise BpShapeError(f"cannot reshape {shapes.fmt(src)} ({size} elements) into "
+                           f"{shapes.fmt(target)}", span)
+    return target
+
+
+def reshape_shape(shs, attrs, span):
+    target = attrs["shape"]
+    if not _concrete(shs):
+        return shapes.SymShape() if -1 in target else target
+    return _resolve_reshape(shapes.size(shs[0]), target, shs[0], span)
+
+
+def _join_shape(stacking: bool):
+    def rule(shs, attrs, span):
+        if not _concrete(shs):
+            return shapes.SymShape()
+        first, axis = shs[0], attrs.get("axis", 0)
+        name = "stack" if stacking else "concat"
+        for s in shs[1:]:
+            if len(s) != len(first) or (stacking and s != first):
+                raise BpShapeError(f"{name} of shapes {', '.join(shapes.fmt(t) for t in shs)}: "
+                                   f"{'shapes must be equal' if stacking else 'ranks differ'}", span)
+        if stacking:
+            ax, = shapes.normalize_axes((axis,), len(first) + 1, span)
+            return first[:ax] + (len(shs),) + first[ax:]
+        if len(first) == 0:
+            raise BpShapeError("concat needs tensors of rank at least 1", span)
+        ax, = shapes.normalize_axes((axis,), len(first), span)
+        for s in shs[1:]:
+            if s[:ax] + s[ax + 1:] != first[:ax] + first[ax + 1:]:
+                raise BpShapeError(f"concat of shapes {', '.join(shapes.fmt(t) for t in shs)}: "
+                                   f"sizes differ off axis {axis}", span)
+        return first[:ax] + (sum(s[ax] for s in shs),) + first[ax + 1:]
+    return rule
+
+
+def broadcast_to_shape(shs, attrs, span):
+    target = attrs["shape"]
+    if _concrete(shs):
+        if shapes.broadcast(shs[0], target, span=span, what="broadcast_to") != target:
+            raise BpShapeError(f"cannot broadcast {shapes.fmt(shs[0])} to {shapes.fmt(target)}", span)
+    return target
+
+
+# An index item is ("i", k) for an integer or ("s", start, stop, step) for a slice.
+def index_shape(shs, attrs, span):
+    s, items = shs[0], attrs["items"]
+    if not _concrete(shs):
+        return shapes.SymShape()
+    if len(items) > len(s):
+        raise BpShapeError(f"too many indices ({len(items)}) for a tensor of shape {shapes.fmt(s)}",
+                           span)
+    out = []
+    for axis, (item, n) in enumerate(zip(items, s)):
+        if item[0] == "i":
+            if not -n <= item[1] < n:
+                raise BpValueError(f"index {item[1]} is out of range for axis {axis} of size {n}",
+                                   span)
+        else:
+            if item[3] == 0:
+                raise BpValueError("a slice step cannot be 0", span)
+            out.append(len(range(*slice(*item[1:]).indices(n))))
+    return tuple(out) + s[len(items):]
+
+
+def _index(x, items):
+    return x[tuple(i[1] if i[0] == "i" else slice(*i[1:]) for i in items)]
+
+
+def unbroadcast_shape(shs, attrs, span):
+    return shs[1]
+
+
+def _unbroadcast(g, like):
+    """Sum g down to like's shape: the adjoint of broadcasting."""
+    extra = g.ndim - like.ndim
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, d in enumerate(like.shape) if d == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+register(OpDef(name="reshape", kernel=lambda x, shape: np.reshape(x, shape), shape=reshape_shape,
+               attrs=(Attr("shape", "shape", required=True),),
+               doc="the same elements in a new shape (one dimension may be -1)"))
+register(OpDef(name="concat", kernel=lambda *xs, axis=0: np.concatenate(xs, axis=axis),
+               shape=_join_shape(False), params=("xs",), variadic=True,
+               attrs=(Attr("axis", "int", 0),), doc="join tensors along an existing axis"))
+register(OpDef(name="stack", kernel=lambda *xs, axis=0: np.stack(xs, axis=axis),
+               shape=_join_shape(True), params=("xs",), variadic=True,
+               attrs=(Attr("axis", "int", 0),), doc="join tensors of one shape along a new axis"))
+register(OpDef(name="broadcast_to", kernel=lambda x, shape: np.broadcast_to(x, shape).copy(),
+               shape=broadcast_to_shape, attrs=(Attr("shape", "shape", required=True),),
+               doc="x broadcast to a shape (NumPy rules)"))
+register(OpDef(name="index", kernel=_index, shape=index_shape, builtin=False,
+               doc="x[i, a:b:c]: integers and slices, static"))
+register(OpDef(name="unbroadcast", kernel=_unbroadcast, shape=unbroadcast_shape,
+               params=("g", "like"),
+               doc="g summed over the axes that broadcasting added to like's shape"))

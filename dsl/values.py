@@ -1,0 +1,80 @@
+"""The kinds of bp values besides tensors: records and functions.
+
+A tensor is a NumPy float64 array (0-d for a scalar), a tuple is a Python
+tuple.  While a graph is being built the same containers hold Nodes
+instead of arrays ("lowered values"); the classes here serve both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from . import ast
+from .errors import Span
+
+
+class Record:
+    """Named fields in the order written: {W: …, b: …}.  Immutable."""
+    __slots__ = ("_fields",)
+    kind_name = "a record"
+
+    def __init__(self, fields: dict[str, Any]):
+        self._fields = dict(fields)
+
+    def __getitem__(self, name: str):
+        return self._fields[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._fields
+
+    def keys(self) -> list[str]:
+        return list(self._fields)
+
+    def values(self) -> list:
+        return list(self._fields.values())
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(self._fields.items())
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return "Record(" + ", ".join(f"{k}={v!r}" for k, v in self._fields.items()) + ")"
+
+
+class Function:
+    """Base of every function value; `kind_name` is for type errors."""
+    kind_name = "a function"
+
+
+@dataclass(eq=False)
+class Closure(Function):
+    """A `def` or a lambda: parameters, a body, and the scope it was made in
+    (None for top-level functions, which see globals late-bound)."""
+    name: str | None
+    params: tuple[ast.Param, ...]
+    body: ast.Expr | ast.Block
+    env: Any = None                       # lower.Scope of the enclosing function body
+    span: Span | None = None
+    cache: dict = field(default_factory=dict, repr=False)   # specialisations by argument shapes
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+
+@dataclass(eq=False)
+class Builtin(Function):
+    """A builtin used as a value: `f = exp`, `diff(tanh, 2)`."""
+    name: str
+
+
+@dataclass(eq=False)
+class Transform(Function):
+    """A transform of a function (SPEC §5): grad(f), jacobian(f, wrt=…), …"""
+    kind: str                             # "grad", "jacobian", …
+    fn: Function
+    options: tuple = ()                   # (("wrt", …), ("n", 2), …)
+    span: Span | None = None
+    cache: dict = field(default_factory=dict, repr=False)
