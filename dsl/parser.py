@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import threading
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from lark import Lark, Token, Tree
@@ -227,7 +228,56 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
             tree = parser.parse(text)
         except UnexpectedInput as err:
             raise _syntax_error(err, text, filename) from None
-    return _Builder(text, filename).build(tree)
+    program = _Builder(text, filename).build(tree)
+    _check_placement(program)
+    return program
+
+
+_BODY_STMTS = (ast.Assign, ast.Def, ast.Return, ast.For, ast.ExprStmt)
+_STMT_WORD = {ast.Print: "print", ast.Assert: "assert", ast.If: "an if statement",
+              ast.Break: "break", ast.Import: "import", ast.Export: "export",
+              ast.GraphStmt: "graph", ast.Plot: "plot"}
+
+
+def _check_placement(program: ast.Program) -> None:
+    """Statements that can only appear in some places (SPEC §4), checked
+    before anything runs: a function body holds bindings, for and return;
+    break leaves a top-level loop; return ends a function body."""
+    stack: list[tuple[object, str, bool]] = [(s, "top", False) for s in program.stmts]
+    while stack:
+        node, where, in_loop = stack.pop()
+        if where == "body" and isinstance(node, tuple(_STMT_WORD)):
+            hint = "; use if … then … else" if isinstance(node, ast.If) else ""
+            if isinstance(node, ast.Break):
+                hint = "; a loop in a function is unrolled and runs all its steps"
+            raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body{hint}",
+                                node.span)
+        if isinstance(node, ast.Break) and not in_loop:
+            raise BpSyntaxError("break outside a loop", node.span)
+        if isinstance(node, ast.Return) and where != "body":
+            raise BpSyntaxError("return outside a function body", node.span)
+        match node:
+            case ast.Def(body=ast.Block(stmts)) | ast.Lambda(body=ast.Block(stmts)):
+                stack.extend((s, "body", False) for s in stmts)
+                continue
+            case ast.For(iter=it, body=ast.Block(stmts)):
+                stack.append((it, "expr", False))
+                stack.extend((s, where, where == "top") for s in stmts)
+                continue
+            case ast.If(test=test, then=then, orelse=orelse):
+                stack.append((test, "expr", False))
+                stack.extend((s, where, in_loop) for s in then.stmts)
+                if isinstance(orelse, ast.Block):
+                    stack.extend((s, where, in_loop) for s in orelse.stmts)
+                elif orelse is not None:
+                    stack.append((orelse, where, in_loop))
+                continue
+        for f in fields(node) if is_dataclass(node) else ():
+            child = getattr(node, f.name)
+            for c in (child if isinstance(child, tuple) else (child,)):
+                if is_dataclass(c) and not isinstance(c, Span):
+                    stack.append((c, "expr" if where != "body" or not isinstance(c, ast.Block) else where,
+                                  in_loop))
 
 
 class _Builder:
