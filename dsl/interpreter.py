@@ -24,7 +24,7 @@ from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, 
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
 from .graph import Graph, Node, make_input
-from .lower import TRANSFORMS, Lowerer, leaves, loop_count, rebuild, unpack
+from .lower import SPECIAL, Lowerer, leaves, loop_count, rebuild, unpack
 from .parser import is_complete as _is_complete
 from .parser import parse
 from .shapes import SymShape
@@ -34,7 +34,7 @@ _ABSENT = object()          # a global that was not bound when a plan was built
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 KEYWORDS = ("def return for in if then else and or not import export print plot assert graph "
             "on to break").split()
-MAX_SPECIALISATIONS = 64    # compiled plans kept per function
+MAX_PLANS = 1024            # compiled plans kept per session, oldest dropped first
 
 
 class _Break(Exception):
@@ -58,9 +58,9 @@ class _Globals:
             self.deps[name] = value
         if value is not _ABSENT:
             return to_lowered(value)
-        if name in ops.BUILTINS or name in TRANSFORMS:
+        if name in ops.BUILTINS or name in SPECIAL:
             return Builtin(name)
-        known = list(self.interp.globals) + list(ops.BUILTINS) + list(TRANSFORMS)
+        known = list(self.interp.globals) + list(ops.BUILTINS) + list(SPECIAL)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise BpNameError(f"name '{name}' is not defined{hint}", span)
@@ -68,9 +68,8 @@ class _Globals:
     def call_eager(self, fn, args, kwargs, span):
         return self.interp._call_compiled(fn, args, kwargs, span)
 
-    def call_transform(self, lowerer, fn, args, kwargs, span):
-        raise BpTypeError(f"{fn.kind} is not available yet: differentiation is being built "
-                          f"(the next milestone)", span)
+    def gradcheck(self, fn, args, span):
+        return self.interp._gradcheck(fn, args, span)
 
     def next_seed(self) -> int:
         return int(self.interp.rng.integers(2**63 - 1))
@@ -93,6 +92,7 @@ class Interpreter:
         self.globals: dict[str, Any] = {k: np.asarray(v) for k, v in CONSTANTS.items()}
         self.sources: dict[str, list[str]] = {}
         self._imported: set[str] = set()
+        self._plans: dict = {}
 
     # ── running source ───────────────────────────────────────────────────
     def exec(self, src: str, *, filename: str = "<string>",
@@ -258,7 +258,8 @@ class Interpreter:
         kw_values = {k: to_value(v) for k, v in kwargs.items()}
         key = (tuple(map(_signature, arg_values)),
                tuple((k, _signature(v)) for k, v in sorted(kw_values.items())))
-        entry = fn.cache.get(key) if isinstance(fn, Closure) else None
+        key = (_function_key(fn),) + key
+        entry = self._plans.get(key)
         if entry is not None and any(self.globals.get(n, _ABSENT) is not v
                                      for n, v in entry[2].items()):
             entry = None
@@ -266,15 +267,37 @@ class Interpreter:
             entry = self._specialise(fn, arg_values, kw_values, span)
             if entry is None:
                 return None
-            if isinstance(fn, Closure):
-                if len(fn.cache) >= MAX_SPECIALISATIONS:
-                    fn.cache.pop(next(iter(fn.cache)))
-                fn.cache[key] = entry
-        plan, template, _ = entry
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = entry + (fn,)     # the function too: its ids are in the key
+        plan, template = entry[0], entry[1]
         flat = [leaf for v in list(arg_values) + [kw_values[k] for k in sorted(kw_values)]
                 for leaf in leaves(v) if isinstance(leaf, np.ndarray)]
         results = plan.run(flat)
         return rebuild(template, iter([ops.const(r, span) for r in results]))
+
+    def _gradcheck(self, fn: Function, args: list, span: Span):
+        """SPEC §12: max|a − b| / max(max|b|, 1e-12) between grad(f) and central
+        differences with step 1e-6·max(1, |xᵢ|), over the first argument."""
+        values = [to_value(a) for a in args]
+        x = values[0]
+        if not isinstance(x, np.ndarray):
+            raise BpTypeError("gradcheck checks the gradient for a tensor argument", span)
+
+        def call(f, first):
+            lowered = [to_lowered(first)] + [to_lowered(v) for v in values[1:]]
+            return to_value(Lowerer(_Globals(self), eager=True).call(f, lowered, {}, span))
+
+        analytic = np.asarray(call(Transform("grad", fn, (), span), x), dtype=np.float64)
+        numeric = np.empty(x.shape)
+        for i in np.ndindex(x.shape):
+            h = 1e-6 * max(1.0, abs(float(x[i])))
+            up, down = x.copy(), x.copy()
+            up[i] += h
+            down[i] -= h
+            numeric[i] = (float(call(fn, up)) - float(call(fn, down))) / (2 * h)
+        scale = max(float(np.max(np.abs(numeric), initial=0.0)), 1e-12)
+        return ops.const(float(np.max(np.abs(analytic - numeric), initial=0.0)) / scale, span)
 
     def _specialise(self, fn, arg_values, kw_values, span):
         deps: dict = {}
@@ -390,6 +413,25 @@ def from_python(v):
     except (TypeError, ValueError):
         raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value") from None
     return arr
+
+
+def _function_key(fn):
+    """What a compiled plan of fn depends on besides argument shapes and globals.
+
+    A top-level lambda is keyed by its source (a loop that writes
+    `grad(v -> …)` makes a new closure each time round, but the same plan
+    serves); a closure over a function's locals by its identity.
+    """
+    match fn:
+        case Closure(env=None):
+            return ("λ", id(fn.body))
+        case Closure():
+            return ("c", id(fn))
+        case Builtin(name):
+            return ("b", name)
+        case Transform(kind, inner, options):
+            return ("t", kind, _function_key(inner), options)
+    return ("?", id(fn))
 
 
 def _signature(v):

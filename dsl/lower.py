@@ -7,7 +7,7 @@ builtins become op nodes through `ops.apply`, which folds constants, so
 lowering an expression whose leaves are all constants *is* evaluating it.
 
 The session is reached only through a small context (`resolve_global`,
-`call_eager`, `call_transform`, `next_seed`), which is how the same code
+`call_eager`, `gradcheck`, `next_seed`), which is how the same code
 lowers top-level statements (eagerly, with compiled calls) and function
 bodies (into one graph).
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import ast, ops, shapes
+from . import ast, autodiff, ops, shapes
 from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node
 from .ops import apply, const, describe
@@ -25,6 +25,7 @@ ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
 TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
                ">=": "greater_equal", "==": "equal", "!=": "not_equal", "and": "and", "or": "or"}
 TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp")
+SPECIAL = TRANSFORMS + ("gradcheck",)
 MAX_CALL_DEPTH = 200
 MAX_UNROLL = 1_000_000
 
@@ -32,8 +33,7 @@ MAX_UNROLL = 1_000_000
 class Context(Protocol):
     def resolve_global(self, name: str, span: Span) -> Any: ...
     def call_eager(self, fn: Function, args: list, kwargs: dict, span: Span) -> Any: ...
-    def call_transform(self, lowerer: Lowerer, fn: Transform, args: list, kwargs: dict,
-                       span: Span) -> Any: ...
+    def gradcheck(self, fn: Function, args: list, span: Span) -> Any: ...
     def next_seed(self) -> int: ...
 
 
@@ -201,6 +201,12 @@ class Lowerer:
         fn = self.expr(e.func, scope)
         if isinstance(fn, Builtin) and fn.name in TRANSFORMS:
             return self.make_transform(fn.name, e, scope)
+        if isinstance(fn, Builtin) and fn.name == "gradcheck":
+            args = [self.expr(a, scope) for a in e.args]
+            if e.kwargs or len(args) < 2 or not isinstance(args[0], Function):
+                raise BpTypeError("gradcheck(f, x…) takes a function and the point to check it at",
+                                  e.span)
+            return self.ctx.gradcheck(args[0], args[1:], e.span)
         args = [self.expr(a, scope) for a in e.args]
         kwargs = {k.name: self.expr(k.value, scope) for k in e.kwargs}
         return self.call(fn, args, kwargs, e.span)
@@ -220,7 +226,11 @@ class Lowerer:
                 inputs, attrs = ops.bind(entry, args, kwargs, span)
                 return apply(name, inputs, attrs, span)
             case Transform():
-                return self.ctx.call_transform(self, fn, args, kwargs, span)
+                if self.eager and all(map(_is_constant, args)) and all(map(_is_constant, kwargs.values())):
+                    result = self.ctx.call_eager(fn, args, kwargs, span)
+                    if result is not None:
+                        return result
+                return autodiff.call_transform(self, fn, args, kwargs, span)
             case Function():
                 return self.ctx.call_eager(fn, args, kwargs, span)
         raise BpTypeError(f"cannot call {describe(fn)}: only functions can be called", span)

@@ -6,7 +6,7 @@ instead of arrays ("lowered values"); the classes here serve both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import ast
@@ -57,7 +57,6 @@ class Closure(Function):
     body: ast.Expr | ast.Block
     env: Any = None                       # lower.Scope of the enclosing function body
     span: Span | None = None
-    cache: dict = field(default_factory=dict, repr=False)   # specialisations by argument shapes
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -77,4 +76,3 @@ class Transform(Function):
     fn: Function
     options: tuple = ()                   # (("wrt", …), ("n", 2), …)
     span: Span | None = None
-    cache: dict = field(default_factory=dict, repr=False)

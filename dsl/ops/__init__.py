@@ -10,6 +10,7 @@ graph-building functions over registered ops.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -57,8 +58,9 @@ class OpDef:
     params: tuple[str, ...] = ("x",)       # bp names of the tensor inputs
     attrs: tuple[Attr, ...] = ()
     variadic: bool = False                 # params[0] takes any number of tensors
-    vjp: Callable | None = None            # filled in by the differentiation issue
-    jvp: Callable | None = None
+    vjp: Callable | None = None            # (ct, out, inputs, attrs) -> cotangent per input (None: zero)
+    jvp: Callable | None = None            # (tangents, out, inputs, attrs) -> tangent of out (None: zero)
+    fold: Callable | None = None           # (inputs, attrs, shape) -> an equal, simpler node, or None
     differentiable: bool = True            # False: no gradient flows (comparisons, constructors)
     fmt: Infix | Prefix | CallForm | None = None
     builtin: bool = True                   # callable from bp under `name`
@@ -139,15 +141,53 @@ def const(value, span: Span | None = None) -> Node:
     return intern("const", (), (), arr.shape, span, value=arr, value_key=key)
 
 
-def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None) -> Node:
-    """Make (or find) the node `name(inputs; attrs)`, folding constants."""
+# Nodes that a derivative rule builds take the forward node's span (so errors
+# point at user code) and origin "d" (so displays can mark them).
+_BUILDING: list[tuple[str, Span | None]] = [("f", None)]
+
+
+@contextmanager
+def building(origin: str, span: Span | None):
+    _BUILDING.append((origin, span))
+    try:
+        yield
+    finally:
+        _BUILDING.pop()
+
+
+def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None,
+          origin: str | None = None) -> Node:
+    """Make (or find) the node `name(inputs; attrs)`.
+
+    Constants fold, and the op's `fold` hook applies the identities
+    (x*1 → x, x+0 → x, --x → x, …) as the node is built, so no later pass
+    is needed and a zero never becomes a chain of nodes.
+    """
     opdef = REGISTRY[name]
     attrs = attrs or {}
     inputs = tuple(inputs)
+    default_origin, default_span = _BUILDING[-1]
+    origin = origin or default_origin
+    span = span or default_span
     shape = opdef.shape([i.shape for i in inputs], attrs, span)
     if all(i.op == "const" for i in inputs):
         return const(run_kernel(opdef, [i.value for i in inputs], attrs, span), span)
-    return intern(name, inputs, tuple(sorted(attrs.items())), shape, span)
+    if opdef.fold is not None:
+        folded = opdef.fold(inputs, attrs, shape)
+        if folded is not None:
+            return folded
+    return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
+
+
+def zeros(shape, like: Node | None = None) -> Node:
+    """A zero of `shape`: a constant when the shape is known, else 0*like."""
+    if isinstance(shape, tuple):
+        return const(np.zeros(shape))
+    return apply("zeros_like", [like])
+
+
+def is_const_value(node: Node, value: float) -> bool:
+    return node.op == "const" and node.value.size > 0 and bool(np.all(node.value == value))
 
 
 def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):

@@ -1,14 +1,17 @@
 """Elementwise ops: arithmetic, comparisons, logic, and the unary builtins.
 
-Each entry is one place: kernel, shape rule, print form.  Comparisons and
-logic give 1.0 or 0.0 and carry no gradient (SPEC §5).
+Each entry is one place: kernel, shape rule, derivative, folds, print
+form.  A unary op's derivative is given once, as `d(x, out)` (its local
+derivative as graph nodes); the VJP is ct·d and the JVP t·d.  Comparisons
+and logic give 1.0 or 0.0 and carry no gradient (SPEC §5).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import shapes
-from . import CallForm, Infix, OpDef, Prefix, register
+from . import CallForm, Infix, OpDef, Prefix, apply, const, is_const_value, register, zeros
+from .sym import add, broadcast_like, c, div, mul, neg, op, pow_, sub, unbroadcast, where
 
 
 def same_shape(shs, attrs, span):
@@ -19,14 +22,16 @@ def broadcast_shape(shs, attrs, span):
     return shapes.broadcast(*shs, span=span)
 
 
-def _unary(name, kernel, doc, differentiable=True, builtin=True, fmt=None):
+# ── unary ops, from their local derivative ───────────────────────────────
+
+def _unary(name, kernel, doc, d=None, builtin=True, fmt=None, fold=None):
+    vjp = jvp = None
+    if d is not None:
+        vjp = lambda ct, out, ins, attrs: (mul(ct, d(ins[0], out)),)   # noqa: E731
+        jvp = lambda ts, out, ins, attrs: mul(ts[0], d(ins[0], out))   # noqa: E731
     return register(OpDef(name=name, kernel=kernel, shape=same_shape, params=("x",),
-                          differentiable=differentiable, builtin=builtin, fmt=fmt, doc=doc))
-
-
-def _binary(name, kernel, doc, fmt=None, differentiable=True, builtin=False, params=("a", "b")):
-    return register(OpDef(name=name, kernel=kernel, shape=broadcast_shape, params=params,
-                          differentiable=differentiable, builtin=builtin, fmt=fmt, doc=doc))
+                          vjp=vjp, jvp=jvp, differentiable=d is not None, builtin=builtin,
+                          fmt=fmt, fold=fold, doc=doc))
 
 
 def _sigmoid(x):
@@ -39,56 +44,267 @@ def _flag(fn):
     return lambda *xs: fn(*xs).astype(np.float64)
 
 
-# ── arithmetic (the operators of SPEC §3) ────────────────────────────────
-_binary("add", np.add, "a + b", Infix("+", 7))
-_binary("sub", np.subtract, "a - b", Infix("-", 7))
-_binary("mul", np.multiply, "a * b", Infix("*", 8))
-_binary("div", np.divide, "a / b", Infix("/", 8))
-_binary("pow", np.power, "a ^ b: NumPy power; (-8)^(1/3) is nan", Infix("^", 10, "right"))
-_unary("neg", np.negative, "-x", builtin=False, fmt=Prefix("-", 9))
+def _fold_neg(ins, attrs, shape):
+    x = ins[0]
+    if x.op == "neg":                                   # --x → x
+        return x.inputs[0]
+    return None
+
+
+def _one_minus_square(x):
+    return sub(c(1), mul(x, x))
+
+
+register(OpDef(name="neg", kernel=np.negative, shape=same_shape, params=("x",), builtin=False,
+               vjp=lambda ct, out, ins, attrs: (neg(ct),),
+               jvp=lambda ts, out, ins, attrs: neg(ts[0]),
+               fold=_fold_neg, fmt=Prefix("-", 9), doc="-x"))
+_unary("abs", np.abs, "absolute value; abs'(0) = 0", d=lambda x, out: op("sign", x))
+_unary("sign", np.sign, "-1, 0 or 1; derivative 0")
+_unary("exp", np.exp, "e^x", d=lambda x, out: out)
+_unary("log", np.log, "natural logarithm; log(0) = -inf", d=lambda x, out: div(c(1), x))
+_unary("log1p", np.log1p, "log(1 + x), accurate near 0", d=lambda x, out: div(c(1), add(c(1), x)))
+_unary("expm1", np.expm1, "exp(x) - 1, accurate near 0", d=lambda x, out: op("exp", x))
+_unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan", d=lambda x, out: div(c(0.5), out))
+_unary("sin", np.sin, "sine", d=lambda x, out: op("cos", x))
+_unary("cos", np.cos, "cosine", d=lambda x, out: neg(op("sin", x)))
+_unary("tan", np.tan, "tangent", d=lambda x, out: add(c(1), mul(out, out)))
+_unary("asin", np.arcsin, "inverse sine", d=lambda x, out: div(c(1), op("sqrt", _one_minus_square(x))))
+_unary("acos", np.arccos, "inverse cosine",
+       d=lambda x, out: neg(div(c(1), op("sqrt", _one_minus_square(x)))))
+_unary("atan", np.arctan, "inverse tangent", d=lambda x, out: div(c(1), add(c(1), mul(x, x))))
+_unary("sinh", np.sinh, "hyperbolic sine", d=lambda x, out: op("cosh", x))
+_unary("cosh", np.cosh, "hyperbolic cosine", d=lambda x, out: op("sinh", x))
+_unary("tanh", np.tanh, "hyperbolic tangent; tanh' = 1 - tanh²", d=lambda x, out: _one_minus_square(out))
+_unary("sigmoid", _sigmoid, "1 / (1 + exp(-x)), computed stably",
+       d=lambda x, out: mul(out, sub(c(1), out)))
+# relu'(0) = 0: the comparison is strict.
+_unary("relu", lambda x: np.maximum(x, 0.0), "max(x, 0); relu'(0) = 0",
+       d=lambda x, out: op("greater", x, c(0)))
+_unary("softplus", lambda x: np.logaddexp(0.0, x), "log(1 + exp(x)), computed stably",
+       d=lambda x, out: op("sigmoid", x))
+_unary("floor", np.floor, "largest whole number ≤ x; derivative 0")
+_unary("round", np.round, "nearest whole number, half to even (NumPy); derivative 0")
+_unary("not", _flag(lambda x: x == 0), "not x, elementwise on 0/1", builtin=False,
+       fmt=Prefix("not", 5))
+
+
+# ── binary arithmetic: folds apply the identities as nodes are built ─────
+
+def _same(node, shape) -> bool:
+    return node.shape == shape
+
+
+def _strip_broadcast(x, other, shape):
+    """broadcast_like(g, y) next to an operand that already has the full shape is just g."""
+    if x.op == "broadcast_like" and _same(other, shape):
+        return x.inputs[0]
+    return x
+
+
+def _fold_add(ins, attrs, shape):
+    a, b = ins
+    if is_const_value(b, 0) and _same(a, shape):
+        return a
+    if is_const_value(a, 0) and _same(b, shape):
+        return b
+    if b.op == "neg":                                   # a + -b → a - b
+        return apply("sub", [a, b.inputs[0]])
+    if a.op == "neg":                                   # -a + b → b - a
+        return apply("sub", [b, a.inputs[0]])
+    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    if a2 is not a or b2 is not b:
+        return apply("add", [a2, b2])
+    return None
+
+
+def _fold_sub(ins, attrs, shape):
+    a, b = ins
+    if is_const_value(b, 0) and _same(a, shape):
+        return a
+    if is_const_value(a, 0) and _same(b, shape):
+        return neg(b)
+    if a is b:
+        return zeros(shape, a)
+    if b.op == "neg":                                   # a - -b → a + b
+        return apply("add", [a, b.inputs[0]])
+    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    if a2 is not a or b2 is not b:
+        return apply("sub", [a2, b2])
+    return None
+
+
+def _fold_mul(ins, attrs, shape):
+    a, b = ins
+    if b.op == "const" and a.op != "const":             # constants first: 2*x
+        return apply("mul", [b, a])
+    for x, y in ((a, b), (b, a)):
+        if is_const_value(x, 1) and _same(y, shape):
+            return y
+        if is_const_value(x, 0):                        # x*0 → 0, also where x is inf or nan
+            if isinstance(shape, tuple):
+                return zeros(shape)
+            return apply("zeros_like", [y]) if _same(y, shape) else None
+        if is_const_value(x, -1) and _same(y, shape):
+            return neg(y)
+    if a.op == "neg":                                   # (-a)*b → -(a*b)
+        return neg(apply("mul", [a.inputs[0], b]))
+    if b.op == "neg":
+        return neg(apply("mul", [a, b.inputs[0]]))
+    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    if a2 is not a or b2 is not b:
+        return apply("mul", [a2, b2])
+    return None
+
+
+def _fold_div(ins, attrs, shape):
+    a, b = ins
+    if is_const_value(b, 1) and _same(a, shape):
+        return a
+    if is_const_value(a, 0) and _same(b, shape) and isinstance(shape, tuple):
+        return zeros(shape)
+    if a.op == "neg":
+        return neg(apply("div", [a.inputs[0], b]))
+    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    if a2 is not a or b2 is not b:
+        return apply("div", [a2, b2])
+    return None
+
+
+def _fold_pow(ins, attrs, shape):
+    a, b = ins
+    if is_const_value(b, 1) and _same(a, shape):
+        return a
+    if is_const_value(b, 0) and isinstance(shape, tuple):
+        return const(np.ones(shape))
+    return None
+
+
+def _binary(name, kernel, doc, fmt=None, vjp=None, jvp=None, fold=None, builtin=False,
+            params=("a", "b")):
+    return register(OpDef(name=name, kernel=kernel, shape=broadcast_shape, params=params,
+                          vjp=vjp, jvp=jvp, fold=fold, differentiable=vjp is not None,
+                          builtin=builtin, fmt=fmt, doc=doc))
+
+
+def _bt(t, like_out):
+    """A tangent broadcast to the output's shape."""
+    return t if t.shape == like_out.shape else broadcast_like(t, like_out)
+
+
+_binary("add", np.add, "a + b", Infix("+", 7), fold=_fold_add,
+        vjp=lambda ct, out, ins, attrs: (unbroadcast(ct, ins[0]), unbroadcast(ct, ins[1])),
+        jvp=lambda ts, out, ins, attrs: _bt(add(ts[0], ts[1]), out))
+_binary("sub", np.subtract, "a - b", Infix("-", 7), fold=_fold_sub,
+        vjp=lambda ct, out, ins, attrs: (unbroadcast(ct, ins[0]), unbroadcast(neg(ct), ins[1])),
+        jvp=lambda ts, out, ins, attrs: _bt(
+            ts[0] if ts[1] is None else neg(ts[1]) if ts[0] is None else sub(ts[0], ts[1]), out))
+_binary("mul", np.multiply, "a * b", Infix("*", 8), fold=_fold_mul,
+        vjp=lambda ct, out, ins, attrs: (unbroadcast(mul(ct, ins[1]), ins[0]),
+                                         unbroadcast(mul(ct, ins[0]), ins[1])),
+        jvp=lambda ts, out, ins, attrs: _bt(add(None if ts[0] is None else mul(ts[0], ins[1]),
+                                                None if ts[1] is None else mul(ins[0], ts[1])), out))
+# (a/b)' = a'/b - b'·(a/b)/b: reuse out.
+_binary("div", np.divide, "a / b", Infix("/", 8), fold=_fold_div,
+        vjp=lambda ct, out, ins, attrs: (unbroadcast(div(ct, ins[1]), ins[0]),
+                                         unbroadcast(neg(div(mul(ct, out), ins[1])), ins[1])),
+        jvp=lambda ts, out, ins, attrs: _bt(
+            add(None if ts[0] is None else div(ts[0], ins[1]),
+                None if ts[1] is None else neg(div(mul(ts[1], out), ins[1]))), out))
+
+
+def _pow_da(out, a, b):
+    # d/da a^b = b·a^(b-1); a constant exponent folds, so x^2 gives 2*x.
+    return mul(b, pow_(a, sub(b, c(1))))
+
+
+def _pow_db(out, a, b):
+    # d/db a^b = a^b·log(a); a constant exponent gets none (so x^2 is smooth at 0).
+    return None if b.op == "const" else mul(out, op("log", a))
+
+
+def _pow_vjp(ct, out, ins, attrs):
+    a, b = ins
+    db = _pow_db(out, a, b)
+    return (unbroadcast(mul(ct, _pow_da(out, a, b)), a) if a.op != "const" else None,
+            None if db is None else unbroadcast(mul(ct, db), b))
+
+
+def _pow_jvp(ts, out, ins, attrs):
+    a, b = ins
+    ta = None if ts[0] is None else mul(ts[0], _pow_da(out, a, b))
+    db = _pow_db(out, a, b)
+    tb = None if ts[1] is None or db is None else mul(ts[1], db)
+    return None if ta is None and tb is None else _bt(add(ta, tb), out)
+
+
+_binary("pow", np.power, "a ^ b: NumPy power; (-8)^(1/3) is nan", Infix("^", 10, "right"),
+        fold=_fold_pow, vjp=_pow_vjp, jvp=_pow_jvp)
+
+
+# ── maximum / minimum: a tie gives each side half (SPEC §12) ─────────────
+
+def _share(first, a, b):
+    """1 where `first` wins, ½ at a tie, 0 where the other side wins."""
+    return add(op(first, a, b), mul(c(0.5), op("equal", a, b)))
+
+
+def _extremum(name, first, doc):
+    def vjp(ct, out, ins, attrs):
+        a, b = ins
+        wa = _share(first, a, b)
+        return unbroadcast(mul(ct, wa), a), unbroadcast(mul(ct, sub(c(1), wa)), b)
+
+    def jvp(ts, out, ins, attrs):
+        a, b = ins
+        wa = _share(first, a, b)
+        ta = None if ts[0] is None else mul(ts[0], wa)
+        tb = None if ts[1] is None else mul(ts[1], sub(c(1), wa))
+        return _bt(add(ta, tb), out)
+
+    _binary(name, {"maximum": np.maximum, "minimum": np.minimum}[name], doc, vjp=vjp, jvp=jvp,
+            builtin=True)
+
+
+_extremum("maximum", "greater", "elementwise maximum; a tie gives each side half the gradient")
+_extremum("minimum", "less", "elementwise minimum; a tie gives each side half the gradient")
 
 # ── comparisons and logic: 1.0 or 0.0, derivative 0 ─────────────────────
 for _name, _fn, _sym in (("less", np.less, "<"), ("less_equal", np.less_equal, "<="),
                          ("greater", np.greater, ">"), ("greater_equal", np.greater_equal, ">="),
                          ("equal", np.equal, "=="), ("not_equal", np.not_equal, "!=")):
-    _binary(_name, _flag(_fn), f"a {_sym} b: 1 where true, else 0", Infix(_sym, 6, "none"),
-            differentiable=False)
-_binary("and", _flag(lambda a, b: (a != 0) & (b != 0)), "a and b, elementwise on 0/1",
-        Infix("and", 4), differentiable=False)
-_binary("or", _flag(lambda a, b: (a != 0) | (b != 0)), "a or b, elementwise on 0/1",
-        Infix("or", 3), differentiable=False)
-_unary("not", _flag(lambda x: x == 0), "not x, elementwise on 0/1", differentiable=False,
-       builtin=False, fmt=Prefix("not", 5))
+    _binary(_name, _flag(_fn), f"a {_sym} b: 1 where true, else 0", Infix(_sym, 6, "none"))
+_binary("and", _flag(lambda a, b: (a != 0) & (b != 0)), "a and b, elementwise on 0/1", Infix("and", 4))
+_binary("or", _flag(lambda a, b: (a != 0) | (b != 0)), "a or b, elementwise on 0/1", Infix("or", 3))
 
-# ── the elementwise builtins of SPEC §6 ──────────────────────────────────
-_unary("abs", np.abs, "absolute value; abs'(0) = 0")
-_unary("sign", np.sign, "-1, 0 or 1; derivative 0", differentiable=False)
-_unary("exp", np.exp, "e^x")
-_unary("log", np.log, "natural logarithm; log(0) = -inf")
-_unary("log1p", np.log1p, "log(1 + x), accurate near 0")
-_unary("expm1", np.expm1, "exp(x) - 1, accurate near 0")
-_unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan")
-_unary("sin", np.sin, "sine")
-_unary("cos", np.cos, "cosine")
-_unary("tan", np.tan, "tangent")
-_unary("asin", np.arcsin, "inverse sine")
-_unary("acos", np.arccos, "inverse cosine")
-_unary("atan", np.arctan, "inverse tangent")
-_unary("sinh", np.sinh, "hyperbolic sine")
-_unary("cosh", np.cosh, "hyperbolic cosine")
-_unary("tanh", np.tanh, "hyperbolic tangent")
-_unary("sigmoid", _sigmoid, "1 / (1 + exp(-x)), computed stably")
-_unary("relu", lambda x: np.maximum(x, 0.0), "max(x, 0); relu'(0) = 0")
-_unary("softplus", lambda x: np.logaddexp(0.0, x), "log(1 + exp(x)), computed stably")
-_unary("floor", np.floor, "largest whole number ≤ x; derivative 0", differentiable=False)
-_unary("round", np.round, "nearest whole number, half to even (NumPy); derivative 0",
-       differentiable=False)
 
-_binary("maximum", np.maximum, "elementwise maximum; a tie gives each side half the gradient",
-        builtin=True)
-_binary("minimum", np.minimum, "elementwise minimum; a tie gives each side half the gradient",
-        builtin=True)
+# ── where: the gradient goes to the chosen side only ─────────────────────
 
-register(OpDef(name="where", kernel=lambda c, a, b: np.where(c != 0, a, b),
+def _where_vjp(ct, out, ins, attrs):
+    cond, a, b = ins
+    zero = c(0)
+    return None, unbroadcast(where(cond, ct, zero), a), unbroadcast(where(cond, zero, ct), b)
+
+
+def _where_jvp(ts, out, ins, attrs):
+    cond, a, b = ins
+    ta = c(0) if ts[1] is None else ts[1]
+    tb = c(0) if ts[2] is None else ts[2]
+    return _bt(where(cond, ta, tb), out)
+
+
+def _fold_where(ins, attrs, shape):
+    cond, a, b = ins
+    if a is b and _same(a, shape):
+        return a
+    if cond.op == "const" and cond.value.size == 1:
+        pick = a if float(cond.value.reshape(())) != 0 else b
+        if _same(pick, shape):
+            return pick
+    return None
+
+
+register(OpDef(name="where", kernel=lambda c_, a, b: np.where(c_ != 0, a, b),
                shape=broadcast_shape, params=("c", "a", "b"), fmt=CallForm("where"),
+               vjp=_where_vjp, jvp=_where_jvp, fold=_fold_where,
                doc="a where c is nonzero, else b; the gradient goes to the chosen side only"))

@@ -5,7 +5,56 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, OpDef, register
+from . import Attr, OpDef, apply, const, register
+from .sym import broadcast_like, div, mul, neg, op, sub, sum_
+
+
+def _softmax_vjp(ct, out, ins, attrs):
+    # s' = s·(ct - Σ ct·s)
+    ax = attrs.get("axis", -1)
+    return (mul(out, sub(ct, broadcast_like(sum_(mul(ct, out), (ax,), True), out))),)
+
+
+def _log_softmax_vjp(ct, out, ins, attrs):
+    # (x - lse)' : ct - softmax·Σct
+    ax = attrs.get("axis", -1)
+    return (sub(ct, mul(op("exp", out), broadcast_like(sum_(ct, (ax,), True), out))),)
+
+
+def _log_softmax_jvp(ts, out, ins, attrs):
+    ax = attrs.get("axis", -1)
+    t = ts[0]
+    return sub(t, broadcast_like(sum_(mul(op("exp", out), t), (ax,), True), out))
+
+
+def _batch_size(z, attrs):
+    """The number of rows cross_entropy averages over."""
+    if isinstance(z.shape, tuple):
+        ax = attrs.get("axis", -1) % len(z.shape)
+        return const(shapes.size(z.shape) / z.shape[ax])
+    rows = op("sum", z, axis=(attrs.get("axis", -1),), keepdims=False)
+    return sum_(broadcast_like(const(1.0), rows))
+
+
+def _cross_entropy_vjp(ct, out, ins, attrs):
+    # ∂/∂z of -Σ y·log_softmax(z) = softmax(z)·Σy - y, averaged over the batch.
+    z, y = ins
+    ax = attrs.get("axis", -1)
+    scale = div(ct, _batch_size(z, attrs))
+    sy = broadcast_like(sum_(y, (ax,), True), z)
+    gz = mul(scale, sub(mul(op("softmax", z, axis=ax), sy), y))
+    gy = neg(mul(scale, op("log_softmax", z, axis=ax)))
+    return gz, gy
+
+
+def _cross_entropy_jvp(ts, out, ins, attrs):
+    gz, gy = _cross_entropy_vjp(const(1.0), out, ins, attrs)
+    total = None
+    for t, g in zip(ts, (gz, gy)):
+        if t is not None:
+            term = sum_(mul(t, g))
+            total = term if total is None else op("add", total, term)
+    return total
 
 
 def _axis_shape(shs, attrs, span):
@@ -60,12 +109,14 @@ def _one_hot(labels, n):
 
 AXIS = (Attr("axis", "int", -1),)
 register(OpDef(name="softmax", kernel=_softmax, shape=_axis_shape, attrs=AXIS,
+               vjp=_softmax_vjp,
+               jvp=lambda ts, out, ins, a: _softmax_vjp(ts[0], out, ins, a)[0],
                doc="exp(x) / sum(exp(x)) along axis=, computed stably"))
 register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs=AXIS,
-               doc="x - logsumexp(x) along axis=, computed stably"))
+               vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, doc="x - logsumexp(x) along axis=, computed stably"))
 register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
                params=("logits", "targets"), attrs=AXIS,
-               doc="mean over the batch of -sum(targets * log_softmax(logits))"))
+               vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp, doc="mean over the batch of -sum(targets * log_softmax(logits))"))
 register(OpDef(name="one_hot", kernel=_one_hot, shape=_one_hot_shape, params=("labels",),
                attrs=(Attr("n", "int", required=True),), differentiable=False,
                doc="rows of the identity picked by whole-number labels"))

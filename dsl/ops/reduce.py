@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from . import Attr, OpDef, register
+from . import Attr, OpDef, apply, const, register
+from .sym import broadcast_like, div, mul, op, sub, sum_
 
 REDUCE_ATTRS = (Attr("axis", "axes", None), Attr("keepdims", "flag", False))
 
@@ -27,14 +28,61 @@ def _logsumexp(x, axis=None, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis if axis is not None else None)
 
 
-def _reduction(name, kernel, doc, differentiable=True):
+def keep_axes(ct, attrs):
+    """A reduction's result with its reduced axes put back as size 1."""
+    axis, keep = attrs.get("axis"), attrs.get("keepdims", False)
+    return ct if keep or axis is None else apply("expand_dims", [ct], {"axis": axis})
+
+
+def back(ct, x, attrs):
+    """The cotangent of a reduction spread back over its input's shape."""
+    return broadcast_like(keep_axes(ct, attrs), x)
+
+
+def count(x, out, attrs):
+    """How many elements each result of the reduction came from."""
+    if isinstance(x.shape, tuple) and isinstance(out.shape, tuple):
+        return const(shapes.size(x.shape) / max(shapes.size(out.shape), 1))
+    return sum_(broadcast_like(const(1.0), x), attrs.get("axis"), attrs.get("keepdims", False))
+
+
+def _share_of_ties(x, out, attrs):
+    """1/k on each of the k elements equal to the max (or min), 0 elsewhere."""
+    hit = op("equal", x, broadcast_like(keep_axes(out, attrs), x))
+    return div(hit, broadcast_like(sum_(hit, attrs.get("axis"), True), x))
+
+
+def _reduction(name, kernel, doc, vjp, jvp):
     register(OpDef(name=name, kernel=kernel, shape=reduce_shape, attrs=REDUCE_ATTRS,
-                   differentiable=differentiable, doc=doc))
+                   vjp=vjp, jvp=jvp, doc=doc))
 
 
-_reduction("sum", np.sum, "sum of the elements (over axis=)")
-_reduction("mean", np.mean, "mean of the elements (over axis=)")
-_reduction("prod", np.prod, "product of the elements (over axis=)")
-_reduction("max", np.max, "largest element (over axis=); tied elements share the gradient")
-_reduction("min", np.min, "smallest element (over axis=); tied elements share the gradient")
-_reduction("logsumexp", _logsumexp, "log(sum(exp(x))) (over axis=), computed stably")
+def _reduce(t, attrs, name="sum"):
+    return apply(name, [t], attrs)
+
+
+_reduction("sum", np.sum, "sum of the elements (over axis=)",
+           vjp=lambda ct, out, ins, a: (back(ct, ins[0], a),),
+           jvp=lambda ts, out, ins, a: _reduce(ts[0], a))
+_reduction("mean", np.mean, "mean of the elements (over axis=)",
+           vjp=lambda ct, out, ins, a: (back(div(ct, count(ins[0], out, a)), ins[0], a),),
+           jvp=lambda ts, out, ins, a: _reduce(ts[0], a, "mean"))
+# ∂prod/∂xᵢ = prod/xᵢ (undefined where an xᵢ is 0).
+_reduction("prod", np.prod, "product of the elements (over axis=)",
+           vjp=lambda ct, out, ins, a: (div(back(mul(ct, out), ins[0], a), ins[0]),),
+           jvp=lambda ts, out, ins, a: mul(out, _reduce(div(ts[0], ins[0]), a)))
+_reduction("max", np.max, "largest element (over axis=); tied elements share the gradient",
+           vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
+           jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
+_reduction("min", np.min, "smallest element (over axis=); tied elements share the gradient",
+           vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
+           jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
+
+
+def _softmax_weights(x, out, attrs):
+    return op("exp", sub(x, broadcast_like(keep_axes(out, attrs), x)))
+
+
+_reduction("logsumexp", _logsumexp, "log(sum(exp(x))) (over axis=), computed stably",
+           vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _softmax_weights(ins[0], out, a)),),
+           jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _softmax_weights(ins[0], out, a)), a))

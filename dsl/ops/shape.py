@@ -5,7 +5,16 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, OpDef, register
+from . import Attr, CallForm, OpDef, Prefix, apply, register
+from .sym import broadcast_like, unbroadcast
+
+
+def known_shape(x, what: str):
+    """A shape the rule needs to know; a symbolic one is a clean error."""
+    if not isinstance(x.shape, tuple):
+        raise BpValueError(f"the derivative of {what} needs the argument's shape: give the "
+                           f"parameter a shape annotation (x: [3, 2]) to show it")
+    return x.shape
 
 
 def _concrete(shs):
@@ -105,20 +114,110 @@ def _unbroadcast(g, like):
     return g
 
 
+def _join_vjp(stacking: bool):
+    def vjp(ct, out, ins, attrs):
+        axis = attrs.get("axis", 0)
+        rank = len(known_shape(out, "stack" if stacking else "concat"))
+        ax = axis % rank
+        lead = (("s", None, None, None),) * ax
+        if stacking:
+            return tuple(apply("index", [ct], {"items": lead + (("i", i),)}) for i in range(len(ins)))
+        cts, start = [], 0
+        for x in ins:
+            n = known_shape(x, "concat")[ax]
+            cts.append(apply("index", [ct], {"items": lead + (("s", start, start + n, None),)}))
+            start += n
+        return tuple(cts)
+    return vjp
+
+
+def _join_jvp(name):
+    def jvp(ts, out, ins, attrs):
+        filled = [t if t is not None else apply("zeros_like", [x]) for t, x in zip(ts, ins)]
+        return apply(name, filled, attrs)
+    return jvp
+
+
+def _unindex(g, like, items):
+    out = np.zeros(like.shape)
+    out[tuple(i[1] if i[0] == "i" else slice(*i[1:]) for i in items)] = g
+    return out
+
+
+def _expand_dims_shape(shs, attrs, span):
+    s, axis = shs[0], attrs["axis"]
+    if not _concrete(shs):
+        return shapes.SymShape()
+    rank = len(s) + len(axis)
+    axes = shapes.normalize_axes(axis, rank, span)
+    it = iter(s)
+    return tuple(1 if i in axes else next(it) for i in range(rank))
+
+
+def _broadcast_like_shape(shs, attrs, span):
+    g, like = shs
+    if _concrete(shs) and shapes.broadcast(g, like, span=span) != like:
+        raise BpShapeError(f"cannot broadcast {shapes.fmt(g)} to {shapes.fmt(like)}", span)
+    return like
+
+
+def _fold_same_shape(ins, attrs, shape):
+    g = ins[0]
+    return g if g.shape == shape else None
+
+
+def _fold_broadcast_like(ins, attrs, shape):
+    g, like = ins
+    if g.shape == shape:
+        return g
+    if g.op == "broadcast_like":
+        return apply("broadcast_like", [g.inputs[0], like])
+    return None
+
+
 register(OpDef(name="reshape", kernel=lambda x, shape: np.reshape(x, shape), shape=reshape_shape,
                attrs=(Attr("shape", "shape", required=True),),
+               vjp=lambda ct, out, ins, a: (apply("reshape", [ct], {"shape": known_shape(ins[0], "reshape")}),),
+               jvp=lambda ts, out, ins, a: apply("reshape", [ts[0]], a),
+               fold=_fold_same_shape,
                doc="the same elements in a new shape (one dimension may be -1)"))
 register(OpDef(name="concat", kernel=lambda *xs, axis=0: np.concatenate(xs, axis=axis),
                shape=_join_shape(False), params=("xs",), variadic=True,
-               attrs=(Attr("axis", "int", 0),), doc="join tensors along an existing axis"))
+               attrs=(Attr("axis", "int", 0),), vjp=_join_vjp(False), jvp=_join_jvp("concat"),
+               doc="join tensors along an existing axis"))
 register(OpDef(name="stack", kernel=lambda *xs, axis=0: np.stack(xs, axis=axis),
                shape=_join_shape(True), params=("xs",), variadic=True,
-               attrs=(Attr("axis", "int", 0),), doc="join tensors of one shape along a new axis"))
+               attrs=(Attr("axis", "int", 0),), vjp=_join_vjp(True), jvp=_join_jvp("stack"),
+               doc="join tensors of one shape along a new axis"))
 register(OpDef(name="broadcast_to", kernel=lambda x, shape: np.broadcast_to(x, shape).copy(),
                shape=broadcast_to_shape, attrs=(Attr("shape", "shape", required=True),),
-               doc="x broadcast to a shape (NumPy rules)"))
+               vjp=lambda ct, out, ins, a: (unbroadcast(ct, ins[0]),),
+               jvp=lambda ts, out, ins, a: apply("broadcast_to", [ts[0]], a),
+               fold=_fold_same_shape, doc="x broadcast to a shape (NumPy rules)"))
 register(OpDef(name="index", kernel=_index, shape=index_shape, builtin=False,
+               vjp=lambda ct, out, ins, a: (apply("unindex", [ct, ins[0]], a),),
+               jvp=lambda ts, out, ins, a: apply("index", [ts[0]], a),
                doc="x[i, a:b:c]: integers and slices, static"))
+register(OpDef(name="unindex", kernel=_unindex, shape=lambda shs, a, span: shs[1],
+               params=("g", "like"), builtin=False,
+               vjp=lambda ct, out, ins, a: (apply("index", [ct], a), None),
+               jvp=lambda ts, out, ins, a: apply("unindex", [ts[0], ins[1]], a),
+               doc="zeros shaped like `like` with g placed at the index: the adjoint of x[…]"))
 register(OpDef(name="unbroadcast", kernel=_unbroadcast, shape=unbroadcast_shape,
-               params=("g", "like"),
+               params=("g", "like"), fold=_fold_same_shape,
+               vjp=lambda ct, out, ins, a: (broadcast_like(ct, ins[0]), None),
+               jvp=lambda ts, out, ins, a: unbroadcast(ts[0], ins[1]),
                doc="g summed over the axes that broadcasting added to like's shape"))
+register(OpDef(name="broadcast_like", kernel=lambda g, like: np.broadcast_to(g, like.shape).copy(),
+               shape=_broadcast_like_shape, params=("g", "like"), fold=_fold_broadcast_like,
+               vjp=lambda ct, out, ins, a: (unbroadcast(ct, ins[0]), None),
+               jvp=lambda ts, out, ins, a: broadcast_like(ts[0], ins[1]),
+               doc="g broadcast to like's shape: the adjoint of unbroadcast"))
+register(OpDef(name="expand_dims", kernel=lambda x, axis: np.expand_dims(x, axis),
+               shape=_expand_dims_shape, attrs=(Attr("axis", "axes", required=True),),
+               vjp=lambda ct, out, ins, a: (apply("sum", [ct], {"axis": a["axis"], "keepdims": False}),),
+               jvp=lambda ts, out, ins, a: apply("expand_dims", [ts[0]], a),
+               doc="x with new axes of size 1 at the given positions"))
+register(OpDef(name="zeros_like", kernel=np.zeros_like, shape=lambda shs, a, span: shs[0],
+               builtin=False, differentiable=False, fmt=CallForm("zeros_like"),
+               doc="zeros of x's shape (prints as 0*x)"))

@@ -1,0 +1,318 @@
+"""Differentiation as graph-to-graph rules (Deep Learning §6.5.5).
+
+Reverse mode is Algorithm 6.4 generalised: walk the nodes between the
+inputs and the outputs in reverse topological order, ask each op's VJP
+rule for its inputs' cotangents, and sum them per input.  Forward mode
+pushes tangents through the JVP rules in topological order.  Both build
+ordinary nodes in the same graph, so a derivative prints, evaluates and
+differentiates again.  Every walk is an explicit loop.
+
+The transforms of SPEC §5 sit on top: each binds the function's
+parameters to fresh placeholder inputs, builds the derivative with respect
+to them, and substitutes the real arguments back in.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops, shapes
+from .errors import BpTypeError, BpValueError, Span
+from .graph import Node, make_input, topo_order
+from .ops import REGISTRY, apply, building, const, is_const_value
+from .values import Builtin, Closure, Function, Record, Transform
+
+
+# ── the two modes ────────────────────────────────────────────────────────
+
+def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node]) -> list[Node]:
+    """Cotangents of `wrt` given cotangents of `outputs` (reverse mode)."""
+    order = topo_order(outputs)
+    needed = _depends_on(order, wrt)
+    grads: dict[int, Node] = {}
+    for out, ct in zip(outputs, cts):
+        if id(out) in needed:
+            grads[id(out)] = _accumulate(grads.get(id(out)), ct)
+    wanted = {id(w) for w in wrt}
+    for node in reversed(order):
+        ct = grads.get(id(node)) if id(node) in wanted else grads.pop(id(node), None)
+        if ct is None or not node.inputs:
+            continue
+        opdef = REGISTRY[node.op]
+        if opdef.vjp is None:
+            continue
+        # A cotangent masked by where(c, g, 0) stays masked through the rule, so the
+        # branch not taken contributes an exact 0 even where its derivative is inf or nan.
+        mask, ct = _unmask(ct)
+        with building("d", node.span):
+            in_cts = opdef.vjp(ct, node, node.inputs, dict(node.attrs))
+            for inp, c in zip(node.inputs, in_cts):
+                if c is None or id(inp) not in needed:
+                    continue
+                if mask is not None:
+                    c = _remask(mask, c, inp)
+                grads[id(inp)] = _accumulate(grads.get(id(inp)), c)
+    return [grads.get(id(w)) or ops.zeros(w.shape, w) for w in wrt]
+
+
+def jvp_graph(outputs: list[Node], wrt: list[Node], tangents: list[Node]) -> list[Node]:
+    """Tangents of `outputs` given tangents of `wrt` (forward mode)."""
+    order = topo_order(outputs)
+    tan: dict[int, Node] = {id(w): t for w, t in zip(wrt, tangents)}
+    for node in order:
+        if id(node) in tan or not node.inputs:
+            continue
+        ins = [tan.get(id(i)) for i in node.inputs]
+        if all(t is None for t in ins):
+            continue
+        opdef = REGISTRY[node.op]
+        if opdef.jvp is None:
+            continue
+        with building("d", node.span):
+            t = opdef.jvp(tuple(ins), node, node.inputs, dict(node.attrs))
+        if t is not None:
+            tan[id(node)] = t
+    return [tan.get(id(o)) or ops.zeros(o.shape, o) for o in outputs]
+
+
+def _depends_on(order: list[Node], wrt: list[Node]) -> set[int]:
+    """Ids of the nodes whose value depends on any of `wrt`."""
+    dep = {id(w) for w in wrt}
+    for node in order:
+        if id(node) not in dep and any(id(i) in dep for i in node.inputs):
+            if REGISTRY[node.op].differentiable:
+                dep.add(id(node))
+    return dep
+
+
+def _accumulate(total: Node | None, c: Node) -> Node:
+    return c if total is None else apply("add", [total, c])
+
+
+def _unmask(ct: Node):
+    if ct.op == "where":
+        cond, a, b = ct.inputs
+        if is_const_value(b, 0):
+            return (cond, True), a
+        if is_const_value(a, 0):
+            return (cond, False), b
+    return None, ct
+
+
+def _remask(mask, c: Node, like: Node) -> Node:
+    cond, on_true = mask
+    zero = const(0.0)
+    masked = apply("where", [cond, c, zero] if on_true else [cond, zero, c])
+    return apply("unbroadcast", [masked, like]) if masked.shape != c.shape else masked
+
+
+def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
+    """The graph of `outputs` rebuilt with some nodes replaced (and refolded)."""
+    new: dict[int, Node] = dict(mapping)
+    for node in topo_order(outputs):
+        if id(node) in new:
+            continue
+        ins = [new.get(id(i), i) for i in node.inputs]
+        if all(a is b for a, b in zip(ins, node.inputs)):
+            new[id(node)] = node
+        else:
+            new[id(node)] = apply(node.op, ins, dict(node.attrs), node.span, node.origin)
+    return [new.get(id(o), o) for o in outputs]
+
+
+# ── transforms ───────────────────────────────────────────────────────────
+
+def param_names(fn: Function) -> tuple[str, ...]:
+    """The parameter names a transform's wrt= refers to."""
+    match fn:
+        case Closure():
+            return fn.param_names
+        case Builtin(name):
+            entry = ops.BUILTINS.get(name)
+            if isinstance(entry, ops.OpDef):
+                return entry.params
+            return ("x",)
+        case Transform(kind, inner):
+            names = param_names(inner)
+            return names + (("v",) if kind in ("jvp", "hvp") else ("u",) if kind == "vjp" else ())
+    return ("x",)
+
+
+def resolve_wrt(t: Transform, names: tuple[str, ...], span: Span) -> tuple[list[int], bool]:
+    """wrt= as parameter positions, and whether it was a tuple."""
+    spec = dict(t.options).get("wrt", 0)
+    many = isinstance(spec, tuple)
+    out = []
+    for item in (spec if many else (spec,)):
+        if isinstance(item, str):
+            if item not in names:
+                raise BpTypeError(f"{t.kind}(…, wrt={item}): the function has no parameter "
+                                  f"'{item}'; its parameters are {', '.join(names)}", span)
+            out.append(names.index(item))
+        else:
+            if item >= len(names):
+                raise BpTypeError(f"{t.kind}(…, wrt={item}): the function has only {len(names)} "
+                                  f"parameter{'s' * (len(names) != 1)} ({', '.join(names)}); "
+                                  f"positions count from 0", span)
+            out.append(item)
+    return out, many
+
+
+def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span):
+    """Build the graph of t(args…) inline, in terms of the actual arguments."""
+    from .lower import Lowerer, leaves, rebuild
+    names = param_names(t.fn)
+    outer = param_names(t)
+    bound = _bind(t, outer, args, kwargs, span)
+    inner = Lowerer(lowerer.ctx, eager=False)
+    vector = bound[len(names)] if len(outer) > len(names) else None
+    wrt, many = resolve_wrt(t, names, span) if t.kind != "diff" else ([0], False)
+
+    placeholders: dict[int, list[Node]] = {}
+    call_args = list(bound[:len(names)])
+    for i in wrt:
+        value = call_args[i]
+        if not all(isinstance(x, Node) for x in leaves(value)):
+            raise BpTypeError(f"{t.kind}: the argument for '{names[i]}' must be a tensor, a tuple "
+                              f"or a record of tensors", span)
+        ph = [make_input(f"∂{names[i]}", x.shape, span) for x in leaves(value)]
+        placeholders[i] = ph
+        call_args[i] = rebuild(value, iter(ph))
+    flat_ph = [p for i in wrt for p in placeholders[i]]
+
+    def scalar_output(out, what):
+        if not isinstance(out, Node):
+            raise BpTypeError(f"{what} needs a function that returns a scalar, got "
+                              f"{ops.describe(out)}", span)
+        if isinstance(out.shape, tuple) and out.shape != ():
+            raise BpTypeError(f"{what} needs a function that returns a scalar, but it returns shape "
+                              f"{shapes.fmt(out.shape)}: use jacobian(f), or take the gradient "
+                              f"of x -> sum(f(x))", span)
+        return out
+
+    def per_wrt(flat: list[Node]):
+        it = iter(flat)
+        parts = [rebuild(bound[i], it) for i in wrt]
+        return tuple(parts) if many else parts[0]
+
+    kind = t.kind
+    if kind == "diff":
+        result = _diff(inner, t, call_args, placeholders[0], span)
+    else:
+        out = inner.call(t.fn, call_args, {}, span)
+        if kind in ("grad", "value_and_grad"):
+            out = scalar_output(out, kind)
+            g = per_wrt(vjp_graph([out], [const(1.0)], flat_ph))
+            result = (out, g) if kind == "value_and_grad" else g
+        elif kind == "jacobian":
+            out = _tensor_output(out, kind, span)
+            result = per_wrt([_jacobian(out, p, span) for p in flat_ph])
+        elif kind == "hessian":
+            out = scalar_output(out, kind)
+            grads = vjp_graph([out], [const(1.0)], flat_ph)
+            result = per_wrt([_jacobian(g, p, span) for g, p in zip(grads, flat_ph)])
+        elif kind == "jvp":
+            out = _tensor_output(out, kind, span)
+            vs = _vector_leaves(vector, flat_ph, "tangent v", span)
+            result = (out, jvp_graph([out], flat_ph, vs)[0])
+        elif kind == "vjp":
+            out = _tensor_output(out, kind, span)
+            u = _vector_leaves(vector, [out], "cotangent u", span)[0]
+            result = (out, per_wrt(vjp_graph([out], [u], flat_ph)))
+        elif kind == "hvp":
+            out = scalar_output(out, kind)
+            grads = vjp_graph([out], [const(1.0)], flat_ph)
+            vs = _vector_leaves(vector, flat_ph, "vector v", span)
+            result = per_wrt(jvp_graph(grads, flat_ph, vs))
+        else:
+            raise BpTypeError(f"unknown transform {kind}", span)
+
+    actual = {id(p): x for i in wrt for p, x in zip(placeholders[i], leaves(bound[i]))}
+    flat = leaves(result)
+    new = substitute([x for x in flat if isinstance(x, Node)], actual)
+    it = iter(new)
+    return rebuild(result, iter([next(it) if isinstance(x, Node) else x for x in flat]))
+
+
+def _bind(t: Transform, names: tuple[str, ...], args: list, kwargs: dict, span: Span) -> list:
+    if len(args) > len(names):
+        raise BpTypeError(f"{t.kind}(…) takes {len(names)} argument{'s' * (len(names) != 1)} "
+                          f"({', '.join(names)}), got {len(args) + len(kwargs)}", span)
+    bound = dict(zip(names, args))
+    for k, v in kwargs.items():
+        if k not in names:
+            raise BpTypeError(f"{t.kind}(…) has no parameter '{k}' (its parameters: "
+                              f"{', '.join(names)})", span)
+        if k in bound:
+            raise BpTypeError(f"{t.kind}(…) got two values for '{k}'", span)
+        bound[k] = v
+    missing = [n for n in names if n not in bound]
+    if missing:
+        raise BpTypeError(f"{t.kind}(…) takes {len(names)} argument{'s' * (len(names) != 1)} "
+                          f"({', '.join(names)}); missing {', '.join(missing)}", span)
+    return [bound[n] for n in names]
+
+
+def _tensor_output(out, what: str, span: Span) -> Node:
+    if not isinstance(out, Node):
+        raise BpTypeError(f"{what} needs a function that returns a tensor, got {ops.describe(out)}",
+                          span)
+    return out
+
+
+def _vector_leaves(vector, like: list[Node], what: str, span: Span) -> list[Node]:
+    from .lower import leaves
+    vs = leaves(vector) if isinstance(vector, (tuple, Record)) else [vector]
+    if len(vs) != len(like) or not all(isinstance(v, Node) for v in vs):
+        raise BpTypeError(f"the {what} must match the differentiated argument(s): "
+                          f"{len(like)} tensor{'s' * (len(like) != 1)}", span)
+    out = []
+    for v, x in zip(vs, like):
+        if isinstance(v.shape, tuple) and isinstance(x.shape, tuple) and v.shape != x.shape:
+            if shapes.broadcast(v.shape, x.shape, span=span) != x.shape:
+                raise BpTypeError(f"the {what} has shape {shapes.fmt(v.shape)}, expected "
+                                  f"{shapes.fmt(x.shape)}", span)
+            v = apply("broadcast_like", [v, x])
+        out.append(v)
+    return out
+
+
+def _diff(inner, t: Transform, call_args: list, ph: list[Node], span: Span):
+    """diff(f, n)(x): grad(x -> sum(f(x))) applied n times, at placeholder x."""
+    n = dict(t.options).get("n", 1)
+    y = inner.call(t.fn, call_args, {}, span)
+    x = ph[0]
+    for _ in range(n):
+        y = _tensor_output(y, "diff", span)
+        if isinstance(y.shape, tuple) and isinstance(x.shape, tuple) and y.shape != x.shape \
+                and shapes.broadcast(y.shape, x.shape, span=span) != x.shape:
+            raise BpTypeError(f"diff needs an elementwise function: it returns shape "
+                              f"{shapes.fmt(y.shape)} for an argument of shape {shapes.fmt(x.shape)}",
+                              span)
+        total = apply("sum", [y], {"axis": None, "keepdims": False})
+        y = vjp_graph([total], [const(1.0)], [x])[0]
+    return y
+
+
+def _jacobian(out: Node, x: Node, span: Span) -> Node:
+    """d out / d x with shape shape(out) + shape(x): one VJP per output element,
+    or one JVP per input element when the input is the smaller."""
+    so = _known(out, "jacobian", span)
+    sx = _known(x, "jacobian", span)
+    m, n = shapes.size(so), shapes.size(sx)
+    if m == 0 or n == 0:
+        return const(np.zeros(so + sx))
+    if so == ():
+        return vjp_graph([out], [const(1.0)], [x])[0]
+    if n < m:
+        cols = [jvp_graph([out], [x], [const(np.eye(n)[j].reshape(sx))])[0] for j in range(n)]
+        stacked = apply("stack", cols, {"axis": len(so)})
+        return apply("reshape", [stacked], {"shape": so + sx})
+    rows = [vjp_graph([out], [const(np.eye(m)[i].reshape(so))], [x])[0] for i in range(m)]
+    return apply("reshape", [apply("stack", rows, {"axis": 0})], {"shape": so + sx})
+
+
+def _known(x: Node, what: str, span: Span) -> tuple:
+    if not isinstance(x.shape, tuple):
+        raise BpValueError(f"{what} needs known shapes: give the parameters shape annotations "
+                           f"(x: [3]) to show it", span)
+    return x.shape
