@@ -176,7 +176,15 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
         folded = opdef.fold(inputs, attrs, shape)
         if folded is not None:
             return folded
-    return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
+
+    def build() -> Node:
+        return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
+    if name in _ARITHMETIC:
+        return _normalize(name, inputs, shape, build)
+    return build()
+
+
+_ARITHMETIC = frozenset(("add", "sub", "mul", "div", "neg", "pow"))
 
 
 def zeros(shape, like: Node | None = None) -> Node:
@@ -342,3 +350,4 @@ def _attr_value(a: Attr, lv, span):
 
 # The op families register themselves on import, in this order.
 from . import elementwise, reduce, linalg, shape, nn, construct, macros  # noqa: E402,F401
+from ..simplify import normalize as _normalize  # noqa: E402  (needs the registry above)
