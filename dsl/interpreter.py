@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import ast, ops, render
-from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpNameError,
+from . import ast, autodiff, codegen, ops, render
+from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
 from .graph import Graph, Node, make_input
@@ -48,15 +48,22 @@ class _Globals:
     from this lowering can later check that what it baked in is unchanged.
     """
 
-    def __init__(self, interp: Interpreter, deps: dict | None = None):
+    def __init__(self, interp: Interpreter, deps: dict | None = None, symbolic: bool = False):
         self.interp = interp
         self.deps = deps
+        self.symbolic = symbolic         # tensors stay named inputs, for printing and export
+        self.named: dict[str, Any] = {}
 
     def resolve_global(self, name: str, span: Span):
         value = self.interp.globals.get(name, _ABSENT)
         if self.deps is not None:
             self.deps[name] = value
         if value is not _ABSENT:
+            if self.symbolic and not isinstance(value, Function) and name not in CONSTANTS:
+                if name not in self.named:
+                    self.named[name] = rebuild(value, iter(
+                        [make_input(name, leaf.shape) for leaf in leaves(value)]))
+                return self.named[name]
             return to_lowered(value)
         if name in ops.BUILTINS or name in SPECIAL:
             return Builtin(name)
@@ -122,10 +129,27 @@ class Interpreter:
 
     def show(self, src: str) -> str:
         """How `print` shows the value of an expression (a function as bp source)."""
-        return render.format_value(self._value_of(src), self.precision)
+        return self.format(self._value_of(src))
 
     def format(self, value) -> str:
+        """A value as `print` shows it; a function as its simplified formula."""
+        if isinstance(value, Function):
+            return self._format_function(value)
+        if isinstance(value, tuple):
+            inner = ", ".join(self.format(x) for x in value)
+            return f"({inner},)" if len(value) == 1 else f"({inner})"
+        if isinstance(value, Record):
+            return "{" + ", ".join(f"{k}: {self.format(x)}" for k, x in value.items()) + "}"
         return render.format_value(value, self.precision)
+
+    def _format_function(self, fn: Function) -> str:
+        if isinstance(fn, Builtin) or (isinstance(fn, Closure) and fn.env is not None):
+            return render.format_function(fn)
+        try:
+            names, _, out = self._function_graph(fn)
+            return render.format_graph_function(names, out)
+        except BpError:
+            return render.format_function(fn)
 
     def function(self, src: str) -> Callable:
         """A Python callable for a bp function: takes arrays or floats, returns arrays."""
@@ -137,9 +161,12 @@ class Interpreter:
     def graph(self, src: str) -> Graph:
         """The graph of a function, built for symbolic (unknown) argument shapes."""
         fn = self._value_of(src)
-        if not isinstance(fn, Closure):
-            raise BpTypeError(f"{src!r} is not a bp function with a graph")
-        return self._guard(lambda: self._symbolic_graph(fn))
+        if not isinstance(fn, Function):
+            raise BpTypeError(f"{src!r} is not a function")
+        names, inputs, out = self._guard(lambda: self._function_graph(fn))
+        g = Graph(inputs, [o for o in leaves(out) if isinstance(o, Node)])
+        g.names = names
+        return g
 
     def is_complete(self, src: str) -> bool:
         """False when more lines could complete the input (the REPL's continuation test)."""
@@ -171,7 +198,7 @@ class Interpreter:
             case ast.Def(name, params, body):
                 self.globals[name] = Closure(name, params, body, None, stmt.span)
             case ast.Print(values):
-                text = " ".join(render.format_value(self._eval(v), self.precision) for v in values)
+                text = " ".join(self.format(self._eval(v)) for v in values)
                 self.stdout.write(text + "\n")
             case ast.Assert(test, text):
                 v = self._eval(test)
@@ -202,9 +229,28 @@ class Interpreter:
                 raise _Break()
             case ast.Import(path):
                 self._import(path, stmt.span)
-            case ast.Export() | ast.GraphStmt() | ast.Plot():
-                word = {ast.Export: "export", ast.GraphStmt: "graph", ast.Plot: "plot"}[type(stmt)]
-                raise BpTypeError(f"'{word}' is not available yet: it comes with a later milestone",
+            case ast.GraphStmt(value, path):
+                fn = self._eval(value)
+                if not isinstance(fn, Function):
+                    raise BpTypeError(f"graph shows a function, got {ops.describe(to_lowered(fn))}",
+                                      value.span)
+                names, inputs, out = self._function_graph(fn, value.span)
+                g = Graph(inputs, [o for o in leaves(out) if isinstance(o, Node)])
+                if path is None:
+                    self.stdout.write(render.format_listing(g, names, _transform_word(fn)) + "\n")
+                else:
+                    write_file(self._path(path, stmt.span), render.format_dot(g, names), stmt.span)
+            case ast.Export(value, path):
+                fn = self._eval(value)
+                if not isinstance(fn, Function):
+                    raise BpTypeError(f"export writes a function, got {ops.describe(to_lowered(fn))}",
+                                      value.span)
+                names, inputs, out = self._function_graph(fn, value.span)
+                source = codegen.module({_export_name(value): (names, inputs, out)},
+                                        {n: v for n, v in self.globals.items()})
+                write_file(self._path(path, stmt.span), source, stmt.span)
+            case ast.Plot():
+                raise BpTypeError("'plot' is not available yet: it comes with a later milestone",
                                   stmt.span)
             case ast.ExprStmt(value):
                 v = self._eval(value)
@@ -213,13 +259,17 @@ class Interpreter:
                     if callable(echo):
                         echo(v)
                     else:
-                        self.stdout.write(render.format_value(v, self.precision) + "\n")
+                        self.stdout.write(self.format(v) + "\n")
             case _:
                 raise BpTypeError(f"'{type(stmt).__name__.lower()}' is not allowed here", stmt.span)
 
     def _exec_block(self, block: ast.Block, echo, shown: list) -> None:
         for stmt in block.stmts:
             self._exec_stmt(stmt, echo, shown)
+
+    def _path(self, path: str, span: Span) -> Path:
+        base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
+        return base / path
 
     def _import(self, path: str, span: Span) -> None:
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
@@ -319,14 +369,15 @@ class Interpreter:
             return None
         return Plan(inputs, outs), out, deps
 
-    def _symbolic_graph(self, fn: Closure) -> Graph:
-        inputs = [make_input(p.name, p.shape if p.shape is not None else SymShape.of(p.name), p.span)
-                  for p in fn.params]
-        out = Lowerer(_Globals(self, {}), eager=False).inline(fn, inputs, {}, fn.span)
-        outs = leaves(out)
-        if not all(isinstance(o, Node) for o in outs):
-            raise BpTypeError("the function does not return tensors", fn.span)
-        return Graph(inputs, outs)
+    def _function_graph(self, fn: Function, span: Span | None = None):
+        """Lower fn on inputs of unknown shape (or the annotated one): names, inputs, output."""
+        names = list(autodiff.param_names(fn))
+        known = _annotations(fn)
+        inputs = [make_input(n, known.get(n) or SymShape.of(n), span) for n in names]
+        out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
+        if not all(isinstance(o, Node) for o in leaves(out)):
+            raise BpTypeError("the function does not return tensors", span)
+        return names, inputs, out
 
     def _callable(self, fn: Function) -> Callable:
         def call(*args, **kwargs):
@@ -413,6 +464,43 @@ def from_python(v):
     except (TypeError, ValueError):
         raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value") from None
     return arr
+
+
+def _annotations(fn: Function) -> dict:
+    """Shapes the function's parameters are annotated with (through transforms)."""
+    if isinstance(fn, Closure):
+        return {p.name: p.shape for p in fn.params if p.shape is not None}
+    if isinstance(fn, Transform):
+        return _annotations(fn.fn)
+    return {}
+
+
+def _transform_word(fn: Function) -> str:
+    return fn.kind if isinstance(fn, Transform) else "grad"
+
+
+def _export_name(e: ast.Expr) -> str:
+    """SPEC §12: a name stays a name; transforms join by underscores (grad(f) → grad_f)."""
+    match e:
+        case ast.Name(name):
+            return name
+        case ast.Call(ast.Name(name), args, _) if args:
+            return f"{name}_{_export_name(args[0])}"
+    return "f"
+
+
+def write_file(path: Path, text: str, span: Span) -> None:
+    """Write atomically: a temporary file beside the target, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise BpIOError(f"cannot write {str(path)!r}: {_reason(err)}", span) from None
 
 
 def _function_key(fn):

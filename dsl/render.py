@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import ast
+from .graph import Node
 from .values import Builtin, Closure, Function, Record, Transform
 
 SUMMARY_THRESHOLD = 1000
@@ -243,3 +244,211 @@ def _literal(x: float) -> str:
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
     return repr(x)
+
+
+# ── functions, from their graph ──────────────────────────────────────────
+
+def format_graph_function(names: list[str], out) -> str:
+    """A function's graph as bp source: `x -> …`, with every subexpression
+    used more than once bound to a name in a block body (SPEC §5)."""
+    from .graph import topo_order
+    from .lower import leaves
+    outs = [o for o in leaves(out) if isinstance(o, Node)]
+    order = topo_order(outs)
+    uses: dict[int, int] = {}
+    for node in order:
+        for i in node.inputs:
+            uses[id(i)] = uses.get(id(i), 0) + 1
+    for o in outs:
+        uses[id(o)] = uses.get(id(o), 0) + 1
+    text: dict[int, tuple[str, int]] = {}
+    lines: list[str] = []
+    taken = set(names)
+    counter = 0
+    for node in order:
+        text[id(node)] = node_source(node, text)
+        if uses.get(id(node), 0) > 1 and not _is_leaf(node):
+            counter += 1
+            while f"t{counter}" in taken:
+                counter += 1
+            name = f"t{counter}"
+            lines.append(f"{name} = {text[id(node)][0]}")
+            text[id(node)] = (name, 12)
+    result = _container_source(out, text)
+    head = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    if not lines:
+        return f"{head} -> {result}"
+    return f"{head} -> {{ {'; '.join(lines)}; return {result} }}"
+
+
+def _is_leaf(node) -> bool:
+    return node.op == "input" or (node.op == "const" and node.value.ndim == 0)
+
+
+def _container_source(out, text) -> str:
+    if isinstance(out, tuple):
+        inner = ", ".join(_container_source(x, text) for x in out)
+        return f"({inner},)" if len(out) == 1 else f"({inner})"
+    if isinstance(out, Record):
+        return "{" + ", ".join(f"{k}: {_container_source(v, text)}" for k, v in out.items()) + "}"
+    if isinstance(out, Node):
+        return text[id(out)][0]
+    return format_value(out)
+
+
+def _wrap(part: tuple[str, int], level: int) -> str:
+    s, prec = part
+    return f"({s})" if prec < level else s
+
+
+def const_source(value: np.ndarray) -> tuple[str, int]:
+    """A constant as a bp literal that reads back to the same float64s."""
+    if value.ndim == 0:
+        s = _literal(float(value))
+        return s, (9 if s.startswith("-") else 12)
+    if value.size == 0:
+        return f"zeros({', '.join(map(str, value.shape))})", 11
+
+    def nest(a):
+        if a.ndim == 1:
+            return "[" + ", ".join(_literal(float(x)) for x in a) + "]"
+        return "[" + ", ".join(nest(x) for x in a) + "]"
+    return nest(value), 12
+
+
+def node_source(node, text: dict) -> tuple[str, int]:
+    """One node as bp source from its operands' texts, with its precedence level."""
+    from .ops import REGISTRY, CallForm, Infix, Prefix
+    if node.op == "input":
+        return node.attr("name"), 12
+    if node.op == "const":
+        return const_source(node.value)
+    ins = [text[id(i)] for i in node.inputs]
+    attrs = dict(node.attrs)
+    opdef = REGISTRY[node.op]
+    form = opdef.form
+    if node.op == "add" and node.inputs[1].op == "const" and node.inputs[1].value.ndim == 0 \
+            and float(node.inputs[1].value) < 0:
+        return f"{_wrap(ins[0], 7)} - {_literal(-float(node.inputs[1].value))}", 7
+    if isinstance(form, Infix):
+        p = form.prec
+        if form.assoc == "right":
+            return f"{_wrap(ins[0], p + 1)}{form.symbol}{_wrap(ins[1], 9)}", p
+        left_level, right_level = (p + 1, p + 1) if form.assoc == "none" else (p, p + 1)
+        if form.symbol in ("*", "+") and node.inputs[1].op == node.op:
+            right_level = p                   # associative: a*b*c and a + b + c need no brackets
+        tight = form.symbol in ("*", "/") and ins[0][1] >= 8 and ins[1][1] >= 8 \
+            and "@" not in ins[0][0] + ins[1][0] and " " not in ins[0][0] + ins[1][0]
+        sep = "" if tight else " "
+        return f"{_wrap(ins[0], left_level)}{sep}{form.symbol}{sep}{_wrap(ins[1], right_level)}", p
+    if isinstance(form, Prefix):
+        space = " " if form.symbol.isalpha() else ""
+        return f"{form.symbol}{space}{_wrap(ins[0], form.prec)}", form.prec
+    match node.op:
+        case "transpose" if attrs.get("axes") is None or (
+                isinstance(node.shape, tuple) and attrs["axes"] == tuple(reversed(range(len(node.shape))))):
+            return f"{_wrap(ins[0], 11)}'", 11
+        case "index":
+            return f"{_wrap(ins[0], 11)}[{_index_source(attrs['items'])}]", 11
+        case "unindex":
+            # The adjoint of indexing, written with what bp already has.
+            return (f"grad(z -> sum(z[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))"
+                    f"({ins[1][0]})", 11)
+        case "zeros_like":
+            return f"0*{_wrap(ins[0], 10)}", 8
+    args = [s for s, _ in ins]
+    for a in opdef.attrs:
+        value = attrs.get(a.name, a.default)
+        if a.kind == "shape":
+            args.extend(str(d) for d in value)
+        elif value != a.default or a.required:
+            args.append(f"{a.name}={_attr_source(value)}" if not a.required else _attr_source(value))
+    name = form.name if isinstance(form, CallForm) else node.op
+    return f"{name}({', '.join(args)})", 11
+
+
+def _attr_source(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return str(value[0]) if len(value) == 1 else "(" + ", ".join(map(str, value)) + ")"
+    if isinstance(value, float):
+        return _literal(value)
+    return str(value)
+
+
+def _index_source(items) -> str:
+    parts = []
+    for item in items:
+        if item[0] == "i":
+            parts.append(str(item[1]))
+        else:
+            start, stop, step = (("" if v is None else str(v)) for v in item[1:])
+            parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
+    return ", ".join(parts)
+
+
+# ── the SSA listing and Graphviz (SPEC §7) ───────────────────────────────
+
+def format_listing(graph, names: list[str], transform: str = "grad") -> str:
+    """One node a line, inputs first, derivative nodes marked; a closing count."""
+    from . import shapes
+    label: dict[int, str] = {}
+    lines = []
+    for node, name in zip(graph.inputs, names):
+        label[id(node)] = name
+        lines.append(f"{name}: {shapes.fmt(node.shape)}")
+    k = 0
+    body = []
+    for node in graph.nodes:
+        if id(node) in label:
+            continue
+        if node.op == "const" and node.value.ndim == 0:
+            label[id(node)] = const_source(node.value)[0]
+            continue
+        if node.op == "input":
+            label[id(node)] = node.attr("name")
+            continue
+        k += 1
+        label[id(node)] = f"t{k}"
+        text = node_source(node, {id(i): (label[id(i)], 12) for i in node.inputs}) \
+            if node.op != "const" else (f"const {shapes.fmt(node.shape)}", 12)
+        mark = "  ∂" if node.origin == "d" else ""
+        body.append((f"t{k} = {text[0]}", f": {shapes.fmt(node.shape)}{mark}"))
+    width = max((len(a) for a, _ in body), default=0)
+    lines += [f"{a.ljust(width)}  {b}" for a, b in body]
+    counts = graph.count_by_origin()
+    total = sum(counts.values())
+    detail = ""
+    if counts.get("d"):
+        detail = f": {counts.get('f', 0)} from f, {counts['d']} from {transform}"
+    outs = ", ".join(label[id(o)] for o in graph.outputs)
+    lines.append(f"return {outs}  # {total} node{'s' * (total != 1)}{detail}")
+    return "\n".join(lines)
+
+
+def format_dot(graph, names: list[str]) -> str:
+    """Graphviz DOT: operations as boxes, derivative nodes in their own colour."""
+    from . import shapes
+    out = ["digraph bp {", '  rankdir=BT;', '  node [shape=box, style="rounded,filled", '
+           'fillcolor="#ffffff", fontname="Helvetica"];']
+    ids: dict[int, str] = {}
+    named = {id(n): name for n, name in zip(graph.inputs, names)}
+    for k, node in enumerate(graph.nodes):
+        ids[id(node)] = f"n{k}"
+        if node.op == "input":
+            label, colour = named.get(id(node), node.attr("name")), "#e8f0fe"
+        elif node.op == "const":
+            label, colour = const_source(node.value)[0][:24], "#f3f3f3"
+        else:
+            label = f"{node.op}\\n{shapes.fmt(node.shape)}"
+            colour = "#ffe0b2" if node.origin == "d" else "#ffffff"
+        label = label.replace('"', '\\"')
+        out.append(f'  n{k} [label="{label}", fillcolor="{colour}"];')
+    for node in graph.nodes:
+        for i in node.inputs:
+            out.append(f"  {ids[id(i)]} -> {ids[id(node)]};")
+    for o in graph.outputs:
+        out.append(f'  {ids[id(o)]} [penwidth=2];')
+    out.append("}")
+    return "\n".join(out) + "\n"

@@ -30,6 +30,7 @@ MAX_POWER = 8
 _POLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # node -> (poly, size)
 _ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # atom -> rank
 _rank = itertools.count()
+_WHERE: list = [("f", None)]       # origin and span of the nodes being built
 
 
 def _key(atom: Node) -> int:
@@ -145,14 +146,19 @@ def cost(p: Poly) -> int:
     return n
 
 
-def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive) -> Node:
+def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str = "f",
+              span=None) -> Node:
     """The node for op(inputs): canonical if that is no bigger, else as written."""
     got = combine(op, inputs)
     if got is None:
         return build_naive()
     p, size = got
     if cost(p) <= size:
-        node = _build(p, shape)
+        _WHERE.append((origin, span))
+        try:
+            node = _build(p, shape)
+        finally:
+            _WHERE.pop()
         if node is not None and node.shape == shape:
             return node
     node = build_naive()
@@ -168,8 +174,7 @@ def _raw(op: str, a: Node, b: Node | None = None) -> Node:
     if all(i.op == "const" for i in ins):
         from .ops import run_kernel
         return const(run_kernel(REGISTRY[op], [i.value for i in ins], {}, None))
-    from .ops import _BUILDING
-    origin, span = _BUILDING[-1]
+    origin, span = _WHERE[-1]
     shape = REGISTRY[op].shape([i.shape for i in ins], {}, span)
     return intern(op, ins, (), shape, span, origin=origin)
 

@@ -180,7 +180,7 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
     def build() -> Node:
         return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
     if name in _ARITHMETIC:
-        return _normalize(name, inputs, shape, build)
+        return _normalize(name, inputs, shape, build, origin, span)
     return build()
 
 
