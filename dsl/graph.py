@@ -102,6 +102,6 @@ class Graph:
     def count_by_origin(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for node in self.nodes:
-            if node.op != "input":
+            if node.op not in ("input", "const"):
                 counts[node.origin] = counts.get(node.origin, 0) + 1
         return counts

@@ -26,6 +26,7 @@ Monomial = tuple            # ((atom, exponent), …), atoms in a fixed order
 Poly = dict                 # Monomial -> coefficient
 MAX_TERMS = 24
 MAX_POWER = 8
+MAX_FACTORS = 6             # atoms in one monomial: a longer product stays as written
 
 _POLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # node -> (poly, size)
 _ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # atom -> rank
@@ -45,6 +46,8 @@ def poly_of(node: Node) -> tuple[Poly, int]:
     got = _POLY.get(node)
     if got is not None:
         return got
+    if node.op == "broadcast_like" and node.inputs[0].op == "const":
+        node = node.inputs[0]              # a scalar spread over a shape; normalize checks the shape
     if node.op == "const" and node.value.shape == ():
         v = float(node.value)
         return ({(): v} if v != 0 else {}), 0
@@ -60,6 +63,12 @@ def _merge(m1: Monomial, m2: Monomial, sign: int = 1) -> Monomial:
     return tuple(sorted(((a, e) for a, e in exps.items() if e != 0), key=lambda ae: _key(ae[0])))
 
 
+def _small(r: Poly) -> Poly | None:
+    if len(r) > MAX_TERMS or any(len(m) > MAX_FACTORS for m in r):
+        return None
+    return r
+
+
 def _add(p: Poly, q: Poly, sign: float = 1.0) -> Poly | None:
     r = dict(p)
     for m, c in q.items():
@@ -68,7 +77,7 @@ def _add(p: Poly, q: Poly, sign: float = 1.0) -> Poly | None:
             r.pop(m, None)
         else:
             r[m] = v
-    return r if len(r) <= MAX_TERMS else None
+    return _small(r)
 
 
 def _mul(p: Poly, q: Poly) -> Poly | None:
@@ -82,7 +91,7 @@ def _mul(p: Poly, q: Poly) -> Poly | None:
             r.pop(m, None)
         else:
             r[m] = v
-    return r if len(r) <= MAX_TERMS else None
+    return _small(r)
 
 
 def _inverse(q: Poly) -> Poly | None:
@@ -105,8 +114,9 @@ def _power(p: Poly, n: int) -> Poly | None:
     return r
 
 
-def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int] | None:
-    """The polynomial of op(inputs) and its size as built, or None if it has none."""
+def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
+    """The polynomial of op(inputs), its size as built, and whether anything
+    collected (like terms, a cancellation, powers of one atom); None if it has none."""
     if op == "pow":
         e = inputs[1]
         if e.op != "const" or e.value.shape != () or float(e.value) != int(e.value) \
@@ -114,22 +124,29 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int] | None:
             return None
         p, size = poly_of(inputs[0])
         r = _power(p, int(float(e.value)))
-        return None if r is None else (r, size + 1)
+        collected = len(p) == 1 and any(len(m) != 1 or m[0][1] != 1 or c != 1 for m, c in p.items())
+        return None if r is None else (r, size + 1, collected or not r)
     polys = [poly_of(i) for i in inputs]
     size = 1 + sum(s for _, s in polys)
     if op == "neg":
-        return {m: -c for m, c in polys[0][0].items()}, size
+        return {m: -c for m, c in polys[0][0].items()}, size, False
     p, q = polys[0][0], polys[1][0]
-    if op == "add":
-        r = _add(p, q)
-    elif op == "sub":
-        r = _add(p, q, -1.0)
-    elif op == "mul":
-        r = _mul(p, q)
+    if op in ("add", "sub"):
+        r = _add(p, q, 1.0 if op == "add" else -1.0)
+        collected = r is not None and len(r) < len(p) + len(q)
     else:
-        inv = _inverse(q)
-        r = None if inv is None else _mul(p, inv)
-    return None if r is None else (r, size)
+        if op == "div":
+            q = _inverse(q)
+            if q is None:
+                return None
+        r = _mul(p, q)
+        collected = r is not None and (len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q)
+                                       + _factors(q) * len(p))
+    return None if r is None else (r, size, collected)
+
+
+def _factors(p: Poly) -> int:
+    return sum(len(m) for m in p)
 
 
 def cost(p: Poly) -> int:
@@ -152,8 +169,8 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     got = combine(op, inputs)
     if got is None:
         return build_naive()
-    p, size = got
-    if cost(p) <= size:
+    p, size, collected = got
+    if (collected or not p) and cost(p) <= size:
         _WHERE.append((origin, span))
         try:
             node = _build(p, shape)
