@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
+import zlib
 
 import numpy as np
 
@@ -29,16 +30,35 @@ MAX_POWER = 8
 MAX_FACTORS = 6             # atoms in one monomial: a longer product stays as written
 
 _POLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # node -> (poly, size)
-_ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # atom -> rank
-_rank = itertools.count()
+_ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> order key
 _WHERE: list = [("f", None)]       # origin and span of the nodes being built
 
 
-def _key(atom: Node) -> int:
-    rank = _ORDER.get(atom)
-    if rank is None:
-        rank = _ORDER[atom] = next(_rank)
-    return rank
+def _key(atom: Node) -> tuple:
+    """A structural order on atoms, the same in every run: parameters first,
+    then by height above them, then by op and a stable hash of the structure."""
+    key = _ORDER.get(atom)
+    if key is not None:
+        return key
+    stack = [atom]
+    while stack:                      # post-order, stopping at nodes already keyed
+        node = stack[-1]
+        todo = [i for i in node.inputs if i not in _ORDER]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        if node in _ORDER:
+            continue
+        ins = [_ORDER[i] for i in node.inputs]
+        height = 1 + max((k[0] for k in ins), default=-1)
+        text = f"{node.op}|{node.attrs!r}|{[k[2] for k in ins]}"
+        if node.op == "const":
+            text += node.value.tobytes().hex()[:64]
+        elif node.op == "input":                  # by name: uids differ from run to run
+            text = f"input|{node.attr('name')}"
+        _ORDER[node] = (height, node.op, zlib.crc32(text.encode()))
+    return _ORDER[atom]
 
 
 def poly_of(node: Node) -> tuple[Poly, int]:
@@ -170,7 +190,10 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     if got is None:
         return build_naive()
     p, size, collected = got
-    if (collected or not p) and cost(p) <= size:
+    c = cost(p)
+    # A tie is rebuilt canonically only when small (so short formulas print in one
+    # canonical order) or when something collected; big ties stay as written.
+    if c < size or (c == size and (collected or (len(p) <= 3 and _factors(p) <= 4))):
         _WHERE.append((origin, span))
         try:
             node = _build(p, shape)

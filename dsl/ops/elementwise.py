@@ -112,7 +112,8 @@ def _fold_add(ins, attrs, shape):
         return apply("sub", [a, b.inputs[0]])
     if a.op == "neg":                                   # -a + b → b - a
         return apply("sub", [b, a.inputs[0]])
-    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    a2 = _strip_broadcast(a, b, shape)
+    b2 = _strip_broadcast(b, a2, shape)
     if a2 is not a or b2 is not b:
         return apply("add", [a2, b2])
     return None
@@ -128,7 +129,8 @@ def _fold_sub(ins, attrs, shape):
         return zeros(shape, a)
     if b.op == "neg":                                   # a - -b → a + b
         return apply("add", [a, b.inputs[0]])
-    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    a2 = _strip_broadcast(a, b, shape)
+    b2 = _strip_broadcast(b, a2, shape)
     if a2 is not a or b2 is not b:
         return apply("sub", [a2, b2])
     return None
@@ -151,7 +153,8 @@ def _fold_mul(ins, attrs, shape):
         return neg(apply("mul", [a.inputs[0], b]))
     if b.op == "neg":
         return neg(apply("mul", [a, b.inputs[0]]))
-    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    a2 = _strip_broadcast(a, b, shape)
+    b2 = _strip_broadcast(b, a2, shape)
     if a2 is not a or b2 is not b:
         return apply("mul", [a2, b2])
     return None
@@ -165,7 +168,8 @@ def _fold_div(ins, attrs, shape):
         return zeros(shape)
     if a.op == "neg":
         return neg(apply("div", [a.inputs[0], b]))
-    a2, b2 = _strip_broadcast(a, b, shape), _strip_broadcast(b, a, shape)
+    a2 = _strip_broadcast(a, b, shape)
+    b2 = _strip_broadcast(b, a2, shape)
     if a2 is not a or b2 is not b:
         return apply("div", [a2, b2])
     return None

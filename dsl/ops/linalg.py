@@ -123,11 +123,14 @@ def _matmul_vjp(ct, out, ins, attrs):
     if ra == 1 and rb == 1:                       # a·b
         return mul(ct, b), mul(ct, a)
     if ra == 1:                                   # (k) @ (…, k, n) → (…, n)
-        return (unbroadcast(op("matmul", b, ct), a),
+        ga = op("matmul", b, ct) if rb == 2 else \
+            op("sum", mul(b, op("expand_dims", ct, axis=(-2,))), axis=(-1,), keepdims=False)
+        return (unbroadcast(ga, a),
                 unbroadcast(mul(op("expand_dims", a, axis=(-1,)), op("expand_dims", ct, axis=(-2,))), b))
     if rb == 1:                                   # (…, m, k) @ (k) → (…, m)
-        return (unbroadcast(mul(op("expand_dims", ct, axis=(-1,)), b), a),
-                unbroadcast(op("matmul", _swap(a), ct), b))
+        gb = op("matmul", _swap(a), ct) if ra == 2 else \
+            op("sum", mul(a, op("expand_dims", ct, axis=(-1,))), axis=(-2,), keepdims=False)
+        return (unbroadcast(mul(op("expand_dims", ct, axis=(-1,)), b), a), unbroadcast(gb, b))
     return unbroadcast(op("matmul", ct, _swap(b)), a), unbroadcast(op("matmul", _swap(a), ct), b)
 
 

@@ -1,0 +1,108 @@
+"""Differentiation: errors, displays, deep graphs, transforms composing."""
+import numpy as np
+import pytest
+
+import dsl
+from dsl.errors import BpTypeError
+
+
+@pytest.fixture
+def bp():
+    return dsl.Interpreter()
+
+
+def test_grad_of_nonscalar_names_the_shape_and_suggests(bp):
+    bp.exec("def f(x) = x^2")
+    with pytest.raises(BpTypeError) as err:
+        bp.exec("g = grad(f)([1, 2])")
+    assert "[2]" in err.value.message
+    assert "jacobian" in err.value.message and "sum" in err.value.message
+    assert err.value.line == 1 and err.value.column == 5
+
+
+def test_wrt_naming_a_missing_parameter_lists_the_parameters(bp):
+    bp.exec("def f(x, W, b) = sum(W @ x + b)")
+    with pytest.raises(BpTypeError) as err:
+        bp.exec("g = grad(f, wrt=c)([1], [[1]], [0])")
+    assert "'c'" in err.value.message and "x, W, b" in err.value.message
+
+
+def test_wrt_position_out_of_range(bp):
+    bp.exec("def f(x, y) = x * y")
+    with pytest.raises(BpTypeError) as err:
+        bp.eval("grad(f, wrt=2)(1, 2)")
+    assert "positions count from 0" in err.value.message
+
+
+def test_printed_gradient_is_the_spec_example(bp):
+    bp.exec("def f(x) = x^2 * sin(x)")
+    assert bp.show("grad(f)") == "x -> 2*x*sin(x) + x^2*cos(x)"
+
+
+def test_printed_second_derivative_binds_shared_subexpressions(bp):
+    text = bp.show("diff(tanh, 2)")
+    assert text.startswith("x -> { t1 = tanh(x); return ")
+    bp.exec("g = " + text)
+    for x in (-1.3, 0.2, 0.9):
+        t = np.tanh(x)
+        assert float(bp.eval(f"g({x})")) == pytest.approx(-2 * t * (1 - t * t), rel=1e-12)
+
+
+def test_graph_listing_marks_derivative_nodes_and_counts_them(bp):
+    bp.exec('def f(x) = x^2 * sin(x)\ngraph grad(f)')
+    lines = bp.stdout.getvalue().splitlines()
+    assert lines[0] == "x: shape(x)"
+    assert any(line.endswith("∂") for line in lines)
+    assert lines[-1].startswith("return t") and "from f" in lines[-1] and "from grad" in lines[-1]
+
+
+def test_graph_to_dot_colours_derivative_nodes(bp, tmp_path):
+    bp.exec(f'graph grad(x -> sin(x) * x) to "{tmp_path / "g.dot"}"')
+    dot = (tmp_path / "g.dot").read_text()
+    assert dot.startswith("digraph") and "#ffe0b2" in dot and "->" in dot
+
+
+def test_fig6_10_derivative_reuses_forward_nodes(bp):
+    bp.exec("def z(w) = tanh(tanh(tanh(w)))")
+    tanh = [n for n in bp.graph("grad(z)").nodes if n.op == "tanh"]
+    # The three forward tanh nodes, and no new ones: backprop reuses tanh(w), tanh(tanh(w)), …
+    assert len(tanh) == 3 and all(n.origin == "f" for n in tanh)
+
+
+def test_twentieth_derivative_of_sin(bp):
+    for x in (0.3, -2.0):
+        assert float(bp.eval(f"diff(x -> sin(x), 20)({x})")) == pytest.approx(np.sin(x), rel=1e-12)
+
+
+def test_grad_through_a_long_unrolled_chain_has_no_recursion_limit(bp):
+    n = 20_000
+    bp.exec(f"def f(x) {{ y = x; for i in range({n}) {{ y = sin(y) * 0.5 + x }}; return y }}")
+    x, y, dy = 0.3, 0.3, 1.0
+    for _ in range(n):                      # forward-mode derivative by hand
+        y, dy = np.sin(y) * 0.5 + x, np.cos(y) * 0.5 * dy + 1.0
+    assert float(bp.eval("grad(f)(0.3)")) == pytest.approx(dy, rel=1e-10)
+
+
+def test_branch_not_taken_contributes_exact_zero(bp):
+    assert float(bp.eval("grad(x -> if x > 0 then sqrt(x) else 0)(0)")) == 0.0
+    assert float(bp.eval("grad(x -> if x > 0 then log(x) else 0)(0)")) == 0.0
+    assert float(bp.eval("grad(x -> if x > 0 then sqrt(x) else 0)(4)")) == 0.25
+
+
+def test_transforms_compose(bp):
+    bp.exec("def f(x) = sum(sin(x) * x^2)")
+    x = np.array([0.3, -1.1])
+    h = bp.eval("hessian(f)([0.3, -1.1])")
+    expected = np.diag((2 - x**2) * np.sin(x) + 4 * x * np.cos(x))
+    np.testing.assert_allclose(h, expected, rtol=1e-12)
+    np.testing.assert_allclose(bp.eval("jacobian(grad(f))([0.3, -1.1])"), expected, rtol=1e-12)
+    np.testing.assert_allclose(bp.eval("hvp(f)([0.3, -1.1], [1, 2])"), expected @ [1, 2], rtol=1e-12)
+    np.testing.assert_allclose(bp.eval("grad(grad(x -> x^4))(2)"), 48)
+
+
+def test_gradient_of_a_record_is_a_record(bp):
+    bp.exec("def J(θ) = sum((θ.W @ [1, 1] + θ.b)^2)")
+    g = bp.eval("grad(J)({W: [[1, 2], [3, 4]], b: [0.5, -0.5]})")
+    assert list(g) == ["W", "b"]
+    np.testing.assert_allclose(g["b"], [7, 13])
+    np.testing.assert_allclose(g["W"], [[7, 7], [13, 13]])
