@@ -157,8 +157,14 @@ def resolve_wrt(t: Transform, names: tuple[str, ...], span: Span) -> tuple[list[
     return out, many
 
 
-def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span):
-    """Build the graph of t(args…) inline, in terms of the actual arguments."""
+def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
+                   pairs: list | None = None):
+    """Build the graph of t(args…) inline, in terms of the actual arguments.
+
+    With `pairs` (a list), the result stays in terms of the placeholders and
+    the (placeholder, actual) pairs are appended to it instead: a caller
+    that owns the actual inputs can then skip the substitution.
+    """
     from .lower import Lowerer, leaves, rebuild
     names = param_names(t.fn)
     outer = param_names(t)
@@ -226,6 +232,9 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span):
         else:
             raise BpTypeError(f"unknown transform {kind}", span)
 
+    if pairs is not None:
+        pairs.extend((p, x) for i in wrt for p, x in zip(placeholders[i], leaves(bound[i])))
+        return result
     actual = {id(p): x for i in wrt for p, x in zip(placeholders[i], leaves(bound[i]))}
     flat = leaves(result)
     new = substitute([x for x in flat if isinstance(x, Node)], actual)

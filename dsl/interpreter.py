@@ -23,7 +23,7 @@ from . import ast, autodiff, codegen, ops, render
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
-from .graph import Graph, Node, make_input
+from .graph import Graph, Node, make_input, topo_order
 from .lower import SPECIAL, Lowerer, leaves, loop_count, rebuild, unpack
 from .parser import is_complete as _is_complete
 from .parser import parse
@@ -363,7 +363,21 @@ class Interpreter:
         args = [rebuild(v, iter([as_input(x) for x in leaves(v)])) for v in arg_values]
         kwargs = {k: rebuild(kw_values[k], iter([as_input(x) for x in leaves(kw_values[k])]))
                   for k in sorted(kw_values)}
-        out = Lowerer(_Globals(self, deps), eager=False).call(fn, args, kwargs, span)
+        lowerer = Lowerer(_Globals(self, deps), eager=False)
+        if isinstance(fn, Transform):
+            # The plan can read the transform's placeholders directly: no substitution.
+            pairs: list = []
+            out = autodiff.call_transform(lowerer, fn, args, kwargs, span, pairs)
+            outs = leaves(out)
+            if not all(isinstance(o, Node) for o in outs):
+                return None
+            swap = {id(actual): ph for ph, actual in pairs}
+            if len(swap) == len(pairs) and all(a.op == "input" for _, a in pairs) and \
+                    not any(id(n) in swap for n in topo_order(outs)):
+                return Plan([swap.get(id(i), i) for i in inputs], outs), out, deps
+            out = rebuild(out, iter(autodiff.substitute(outs, {id(p): a for p, a in pairs})))
+        else:
+            out = lowerer.call(fn, args, kwargs, span)
         outs = leaves(out)
         if not all(isinstance(o, Node) for o in outs):
             return None

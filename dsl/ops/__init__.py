@@ -195,7 +195,12 @@ def zeros(shape, like: Node | None = None) -> Node:
 
 
 def is_const_value(node: Node, value: float) -> bool:
-    return node.op == "const" and node.value.size > 0 and bool(np.all(node.value == value))
+    if node.op != "const":
+        return False
+    v = node.value
+    if v.ndim == 0:
+        return float(v) == value
+    return v.size > 0 and bool((v == value).all())
 
 
 def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):
