@@ -23,7 +23,7 @@ from . import ast, autodiff, codegen, ops, render
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
-from .graph import Graph, Node, make_input, topo_order
+from .graph import Node, make_input, topo_order
 from .lower import SPECIAL, Lowerer, leaves, loop_count, rebuild, unpack
 from .parser import is_complete as _is_complete
 from .parser import parse
@@ -164,9 +164,8 @@ class Interpreter:
         if not isinstance(fn, Function):
             raise BpTypeError(f"{src!r} is not a function")
         names, inputs, out = self._guard(lambda: self._function_graph(fn))
-        g = Graph(inputs, [o for o in leaves(out) if isinstance(o, Node)])
-        g.names = names
-        return g
+        return render.FunctionGraph(names, inputs, [o for o in leaves(out) if isinstance(o, Node)],
+                                    _transform_word(fn))
 
     def is_complete(self, src: str) -> bool:
         """False when more lines could complete the input (the REPL's continuation test)."""
@@ -235,11 +234,12 @@ class Interpreter:
                     raise BpTypeError(f"graph shows a function, got {ops.describe(to_lowered(fn))}",
                                       value.span)
                 names, inputs, out = self._function_graph(fn, value.span)
-                g = Graph(inputs, [o for o in leaves(out) if isinstance(o, Node)])
+                g = render.FunctionGraph(names, inputs, [o for o in leaves(out) if isinstance(o, Node)],
+                                         _transform_word(fn))
                 if path is None:
-                    self.stdout.write(render.format_listing(g, names, _transform_word(fn)) + "\n")
+                    self.stdout.write(g.listing() + "\n")
                 else:
-                    write_file(self._path(path, stmt.span), render.format_dot(g, names), stmt.span)
+                    write_file(self._path(path, stmt.span), g.to_dot(), stmt.span)
             case ast.Export(value, path):
                 fn = self._eval(value)
                 if not isinstance(fn, Function):

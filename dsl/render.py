@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import ast
-from .graph import Node
+from .graph import Graph, Node
 from .values import Builtin, Closure, Function, Record, Transform
 
 SUMMARY_THRESHOLD = 1000
@@ -452,3 +452,23 @@ def format_dot(graph, names: list[str]) -> str:
         out.append(f'  {ids[id(o)]} [penwidth=2];')
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+class FunctionGraph(Graph):
+    """A function's graph with its parameter names: what `Interpreter.graph` returns."""
+
+    def __init__(self, names: list[str], inputs: list, outputs: list, transform: str = "grad"):
+        super().__init__(inputs, outputs)
+        self.names = list(names)
+        self.transform = transform
+
+    def listing(self) -> str:
+        """The SSA listing that `graph e` prints."""
+        return format_listing(self, self.names, self.transform)
+
+    def to_dot(self) -> str:
+        """Graphviz DOT source, derivative nodes in their own colour."""
+        return format_dot(self, self.names)
+
+    def __str__(self) -> str:
+        return self.listing()
