@@ -143,7 +143,7 @@ class Interpreter:
         return render.format_value(value, self.precision)
 
     def _format_function(self, fn: Function) -> str:
-        if isinstance(fn, Builtin) or (isinstance(fn, Closure) and fn.env is not None):
+        if isinstance(fn, Builtin):
             return render.format_function(fn)
         try:
             names, _, out = self._function_graph(fn)

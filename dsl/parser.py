@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -89,15 +88,30 @@ def _lark() -> Lark:
         text = _grammar_path().read_text(encoding="utf-8")
         options = dict(parser="lalr", lexer="contextual", postlex=_POSTLEX,
                        propagate_positions=True, maybe_placeholders=True)
+        cache = _cache_file(text)
         try:
-            cache = os.path.join(tempfile.gettempdir(), f"bp-lark-{os.getuid() if hasattr(os, 'getuid') else 0}")
-            os.makedirs(cache, exist_ok=True)
-            import hashlib
-            key = hashlib.sha256(text.encode()).hexdigest()[:16]
-            _parser = Lark(text, cache=os.path.join(cache, f"{key}.cache"), **options)
+            _parser = Lark(text, cache=cache, **options) if cache else Lark(text, **options)
         except OSError:
             _parser = Lark(text, **options)
     return _parser
+
+
+def _cache_file(grammar: str) -> str | None:
+    """A per-user, private place for Lark's analysed parser (a pickle: it must not
+    be somewhere another user could write), or None to build it every time."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "bp")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder)
+        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+            return None
+    except OSError:
+        return None
+    import hashlib
+    from lark import __version__ as lark_version
+    key = hashlib.sha256((lark_version + grammar).encode()).hexdigest()[:16]
+    return os.path.join(folder, f"grammar-{key}.lark-cache")
 
 
 # ── errors ───────────────────────────────────────────────────────────────
@@ -188,10 +202,16 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> BpSyntaxErr
             return BpSyntaxError(f"unmatched '{tok.value}'", where)
     if prev is not None and prev.type in _BINARY | {"NOT"} and tok.type not in ("NAME", "NUMBER", "STRING"):
         return BpSyntaxError(f"expected an expression after '{prev.value}'", where)
+    if unclosed and unclosed[-1].type in ("LPAR", "LSQB") and tok.line > unclosed[-1].line:
+        o = unclosed[-1]
+        return BpSyntaxError(f"unexpected {_describe(tok)}: the '{o.value}' opened at "
+                             f"{o.line}:{o.column} is not closed", where)
     if tok.type == "_NL" and unclosed and unclosed[-1].type == "LBRACE":
         pass
     expected = sorted(getattr(err, "expected", ()) or ())
     hint = ""
+    open_types = {o.type for o in unclosed}
+    expected = [e for e in expected if e not in _CLOSERS or _CLOSERS[e] in open_types]
     wanted = [_DESCRIBE[e] for e in expected if e in _DESCRIBE and e not in ("_NL", "$END", "SEMI")]
     if 0 < len(wanted) <= 3 and len(wanted) == len([e for e in expected if e not in ("_NL", "$END", "SEMI")]):
         hint = f"; expected {' or '.join(wanted)}"

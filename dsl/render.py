@@ -109,8 +109,7 @@ def format_function(fn: Function) -> str:
 def _fn_ref(fn: Function) -> str:
     if isinstance(fn, Closure) and fn.name:
         return fn.name
-    text = format_function(fn)
-    return f"({text})" if isinstance(fn, Closure) else text
+    return format_function(fn)
 
 
 def _format_option(v) -> str:

@@ -258,7 +258,7 @@ def static_ints(lv, what: str, span: Span | None) -> tuple[int, ...]:
 
 def describe(lv) -> str:
     """What kind of value `lv` is, for type errors."""
-    if isinstance(lv, Node):
+    if isinstance(lv, (Node, np.ndarray)):
         return "a scalar" if lv.shape == () else f"a tensor of shape {shapes.fmt(lv.shape)}"
     if isinstance(lv, tuple):
         return f"a tuple of {len(lv)}"
