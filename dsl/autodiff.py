@@ -19,7 +19,7 @@ from . import ops, shapes
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
-from .values import Builtin, Closure, Function, Record, Transform
+from .values import Builtin, Closure, Function, Record, Transform, leaves, rebuild
 
 
 # ── the two modes ────────────────────────────────────────────────────────
@@ -165,11 +165,10 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
     the (placeholder, actual) pairs are appended to it instead: a caller
     that owns the actual inputs can then skip the substitution.
     """
-    from .lower import Lowerer, leaves, rebuild
     names = param_names(t.fn)
     outer = param_names(t)
     bound = _bind(t, outer, args, kwargs, span)
-    inner = Lowerer(lowerer.ctx, eager=False)
+    inner = type(lowerer)(lowerer.ctx, eager=False)
     vector = bound[len(names)] if len(outer) > len(names) else None
     wrt, many = resolve_wrt(t, names, span) if t.kind != "diff" else ([0], False)
 
@@ -269,7 +268,6 @@ def _tensor_output(out, what: str, span: Span) -> Node:
 
 
 def _vector_leaves(vector, like: list[Node], what: str, span: Span) -> list[Node]:
-    from .lower import leaves
     vs = leaves(vector) if isinstance(vector, (tuple, Record)) else [vector]
     if len(vs) != len(like) or not all(isinstance(v, Node) for v in vs):
         raise BpTypeError(f"the {what} must match the differentiated argument(s): "

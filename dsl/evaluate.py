@@ -8,6 +8,7 @@ cached by the caller per (function, argument shapes) and run many times.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class Plan:
             env[s] = value
         step = None
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 for step in self.steps:
                     kernel, ins, out, free, _ = step
                     env[out] = kernel(*[env[i] for i in ins])

@@ -24,11 +24,11 @@ from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, 
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
 from .graph import Node, make_input, topo_order
-from .lower import SPECIAL, Lowerer, leaves, loop_count, rebuild, unpack
+from .lower import SPECIAL, Lowerer, loop_count, unpack
 from .parser import is_complete as _is_complete
 from .parser import parse
 from .shapes import SymShape
-from .values import Builtin, Closure, Function, Record, Transform
+from .values import Builtin, Closure, Function, Record, Transform, leaves, rebuild
 
 _ABSENT = object()          # a global that was not bound when a plan was built
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}

@@ -19,7 +19,7 @@ from . import ast, autodiff, ops, shapes
 from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node
 from .ops import apply, const, describe
-from .values import Builtin, Closure, Function, Record, Transform
+from .values import Builtin, Closure, Function, Record, Transform, leaves, rebuild
 
 ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
 TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
@@ -402,29 +402,6 @@ def _structure(x) -> str:
     if isinstance(x, Record):
         return "a record {" + ", ".join(x.keys()) + "}"
     return describe(x)
-
-
-def leaves(lv) -> list:
-    """The tensors of a (possibly nested) container, in order."""
-    out, stack = [], [lv]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, tuple):
-            stack.extend(reversed(x))
-        elif isinstance(x, Record):
-            stack.extend(reversed(x.values()))
-        else:
-            out.append(x)
-    return out
-
-
-def rebuild(template, it):
-    """A container shaped like `template` whose leaves come from iterator `it`."""
-    if isinstance(template, tuple):
-        return tuple(rebuild(x, it) for x in template)
-    if isinstance(template, Record):
-        return Record({k: rebuild(v, it) for k, v in template.items()})
-    return next(it)
 
 
 __all__ = ["Lowerer", "Scope", "Context", "leaves", "rebuild", "unpack", "loop_count", "TRANSFORMS",

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import ast
 from .graph import Graph, Node
-from .values import Builtin, Closure, Function, Record, Transform
+from .values import Builtin, Closure, Function, Record, Transform, leaves
 
 SUMMARY_THRESHOLD = 1000
 EDGE_ITEMS = 3
@@ -251,7 +251,6 @@ def format_graph_function(names: list[str], out) -> str:
     """A function's graph as bp source: `x -> …`, with every subexpression
     used more than once bound to a name in a block body (SPEC §5)."""
     from .graph import topo_order
-    from .lower import leaves
     outs = [o for o in leaves(out) if isinstance(o, Node)]
     order = topo_order(outs)
     uses: dict[int, int] = {}

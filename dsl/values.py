@@ -76,3 +76,26 @@ class Transform(Function):
     fn: Function
     options: tuple = ()                   # (("wrt", …), ("n", 2), …)
     span: Span | None = None
+
+
+def leaves(lv) -> list:
+    """The tensors of a (possibly nested) container, in order."""
+    out, stack = [], [lv]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(reversed(x))
+        elif isinstance(x, Record):
+            stack.extend(reversed(x.values()))
+        else:
+            out.append(x)
+    return out
+
+
+def rebuild(template, it):
+    """A container shaped like `template` whose leaves come from iterator `it`."""
+    if isinstance(template, tuple):
+        return tuple(rebuild(x, it) for x in template)
+    if isinstance(template, Record):
+        return Record({k: rebuild(v, it) for k, v in template.items()})
+    return next(it)

@@ -283,7 +283,7 @@ def test_fuzz_failure_inside_a_loop_keeps_earlier_iterations():
     assert float(bp.eval("i")) == 2.0
 
 
-# ── crashers found while fuzzing (each an internal error today) ─────────
+# ── crashers found while fuzzing (fixed; kept as regressions) ───────────
 
 CRASHERS = [
     ("expand_dims([1, 2], axis=nan)",
@@ -304,8 +304,7 @@ CRASHERS = [
 ]
 
 
-@pytest.mark.parametrize("src", [pytest.param(src, id=src.replace("\n", "; "),
-                                              marks=pytest.mark.xfail(strict=True, reason=why))
+@pytest.mark.parametrize("src", [pytest.param(src, id=src.replace("\n", "; "))
                                  for src, why in CRASHERS])
 def test_fuzz_known_crasher_raises_a_clean_error(src):
     check_clean(src)

@@ -53,16 +53,7 @@ TERMINAL = {"interpreter", "cli", "repl", "__main__"}
 # Known violations, reported to the owner: each fails until it is fixed,
 # and then its strict xfail turns into a failure that asks for this entry
 # to be removed.
-KNOWN_VIOLATIONS = {
-    "dsl/ops/__init__.py": "ops imports simplify (`from ..simplify import normalize`): the "
-                           "builder calls up into a pass that itself imports ops — a cycle",
-    "dsl/autodiff.py": "autodiff imports lower (Lowerer, leaves, rebuild) inside functions, "
-                       "while lower imports autodiff — a cycle",
-    "dsl/codegen.py": "codegen imports lower (leaves) inside a function; leaves/rebuild "
-                      "belong with the containers in values.py",
-    "dsl/render.py": "render imports lower (leaves) inside a function; leaves/rebuild "
-                     "belong with the containers in values.py",
-}
+KNOWN_VIOLATIONS: dict[str, str] = {}
 
 
 def modules() -> list[Path]:

@@ -10,6 +10,7 @@ graph-building functions over registered ops.
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -126,7 +127,8 @@ MAX_ELEMENTS = 10**9        # largest tensor a constructor may make (issue 7 mak
 def check_size(shape: tuple, span: Span | None) -> tuple:
     n = shapes.size(shape)
     if n > MAX_ELEMENTS:
-        raise BpValueError(f"a tensor of shape {shapes.fmt(shape)} has {n:.3g} elements, "
+        count = f"{float(n):.3g}" if n < 1e300 else "more than 1e300"
+        raise BpValueError(f"a tensor of shape {shapes.fmt(shape)} has {count} elements, "
                            f"more than the limit of {MAX_ELEMENTS:.3g}", span)
     return shape
 
@@ -206,7 +208,8 @@ def is_const_value(node: Node, value: float) -> bool:
 def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):
     """Call a kernel; NumPy's complaints become located value errors."""
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # NaN and inf are values, not warnings
             out = opdef.kernel(*arrays, **attrs)
     except BpError as err:
         raise err.located(span)
@@ -247,12 +250,9 @@ def static_ints(lv, what: str, span: Span | None) -> tuple[int, ...]:
     if v.ndim == 0:
         return (static_int(lv, what, span),)
     if v.ndim == 1:
-        out = []
-        for x in v:
-            if x != int(x):
-                raise BpValueError(f"{what} must be whole numbers", span)
-            out.append(int(x))
-        return tuple(out)
+        if not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
+            raise BpValueError(f"{what} must be whole numbers", span)
+        return tuple(int(x) for x in v)
     raise BpValueError(f"{what} must be a number or a tuple of numbers", span)
 
 
@@ -281,6 +281,9 @@ def bind(opdef: OpDef, args: list, kwargs: dict, span: Span | None) -> tuple[lis
     elif shape_attr is not None:
         n = len(opdef.params)
         inputs, args = args[:n], args[n:]
+        if len(inputs) < n:
+            raise BpTypeError(f"{signature(opdef)} is missing its argument '{opdef.params[len(inputs)]}'",
+                              span)
         if args:
             attrs[shape_attr.name] = _shape_arg(args, span)
             args = []
@@ -347,12 +350,10 @@ def _attr_value(a: Attr, lv, span):
             raise BpValueError(f"{what} must be a single number", span)
         return float(v)
     if a.kind in ("axes", "perm"):
-        if isinstance(lv, Node) and lv.op == "const" and lv.value.ndim == 0 and np.isnan(lv.value):
-            return None
         return static_ints(lv, what, span)
     raise AssertionError(a.kind)
 
 
 # The op families register themselves on import, in this order.
 from . import elementwise, reduce, linalg, shape, nn, construct, macros  # noqa: E402,F401
-from ..simplify import normalize as _normalize  # noqa: E402  (needs the registry above)
+from .algebra import normalize as _normalize  # noqa: E402  (needs the registry above)

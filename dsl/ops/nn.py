@@ -61,7 +61,8 @@ def _axis_shape(shs, attrs, span):
     s = shs[0]
     if isinstance(s, tuple):
         if len(s) == 0:
-            raise BpShapeError("softmax needs a tensor of rank at least 1, got a scalar", span)
+            raise BpShapeError(f"{attrs.get('_name', 'softmax')} needs a tensor of rank at least 1, "
+                               f"got a scalar", span)
         shapes.normalize_axes((attrs.get("axis", -1),), len(s), span)
     return s
 
@@ -79,6 +80,10 @@ def _softmax(x, axis=-1):
 
 def _cross_entropy_shape(shs, attrs, span):
     a, b = shs
+    for s in shs:
+        if isinstance(s, tuple) and len(s) == 0:
+            raise BpShapeError("cross_entropy needs logits and targets of rank at least 1, "
+                               "got a scalar", span)
     if isinstance(a, tuple) and isinstance(b, tuple):
         if a != b:
             raise BpShapeError(f"cross_entropy of logits {shapes.fmt(a)} and targets "

@@ -1,4 +1,4 @@
-"""Like terms: elementwise arithmetic kept as a canonical sum of products.
+"""The builder's algebra: arithmetic kept as a canonical sum of products.
 
 Every node built from + - * / and constant integer powers has a
 (Laurent) polynomial over its *atoms*: the nodes that are not such
@@ -20,8 +20,8 @@ import zlib
 
 import numpy as np
 
-from .graph import Node, intern
-from .ops import REGISTRY, const
+from ..graph import Node, intern
+from . import REGISTRY, const, run_kernel
 
 Monomial = tuple            # ((atom, exponent), …), atoms in a fixed order
 Poly = dict                 # Monomial -> coefficient
@@ -139,8 +139,8 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
     collected (like terms, a cancellation, powers of one atom); None if it has none."""
     if op == "pow":
         e = inputs[1]
-        if e.op != "const" or e.value.shape != () or float(e.value) != int(e.value) \
-                or abs(float(e.value)) > MAX_POWER:
+        if e.op != "const" or e.value.shape != () or not abs(float(e.value)) <= MAX_POWER \
+                or float(e.value) != int(e.value):
             return None
         p, size = poly_of(inputs[0])
         r = _power(p, int(float(e.value)))
@@ -212,7 +212,6 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
 def _raw(op: str, a: Node, b: Node | None = None) -> Node:
     ins = (a,) if b is None else (a, b)
     if all(i.op == "const" for i in ins):
-        from .ops import run_kernel
         return const(run_kernel(REGISTRY[op], [i.value for i in ins], {}, None))
     origin, span = _WHERE[-1]
     shape = REGISTRY[op].shape([i.shape for i in ins], {}, span)
