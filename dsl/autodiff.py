@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops, shapes
+from . import batching, ops, shapes
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
@@ -310,6 +310,26 @@ def _jacobian(out: Node, x: Node, span: Span) -> Node:
         return const(np.zeros(so + sx))
     if so == ():
         return vjp_graph([out], [const(1.0)], [x])[0]
+    with building("d", span):
+        return _jacobian_built(out, x, so, sx, m, n, span)
+
+
+def _jacobian_built(out: Node, x: Node, so: tuple, sx: tuple, m: int, n: int, span: Span) -> Node:
+    # One graph for all directions: the derivative with a placeholder seed, batched.
+    if n < m:
+        t = make_input("∂t", sx, span)
+        col = jvp_graph([out], [x], [t])[0]
+        got = batching.batch([col], t, const(np.eye(n).reshape((n,) + sx)))
+        if got is not None:                       # (n,) + so → so + sx
+            moved = apply("transpose", [got[0]], {"axes": tuple(range(1, len(so) + 1)) + (0,)})
+            return apply("reshape", [moved], {"shape": so + sx})
+    else:
+        u = make_input("∂u", so, span)
+        row = vjp_graph([out], [u], [x])[0]
+        got = batching.batch([row], u, const(np.eye(m).reshape((m,) + so)))
+        if got is not None:                       # (m,) + sx → so + sx
+            return apply("reshape", [got[0]], {"shape": so + sx})
+    # No batching rule for some op on the way: one derivative per direction.
     if n < m:
         cols = [jvp_graph([out], [x], [const(np.eye(n)[j].reshape(sx))])[0] for j in range(n)]
         stacked = apply("stack", cols, {"axis": len(so)})

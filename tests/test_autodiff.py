@@ -106,3 +106,18 @@ def test_gradient_of_a_record_is_a_record(bp):
     assert list(g) == ["W", "b"]
     np.testing.assert_allclose(g["b"], [7, 13])
     np.testing.assert_allclose(g["W"], [[7, 7], [13, 13]])
+
+
+def test_jacobian_is_one_batched_graph_not_one_copy_per_row(bp):
+    """jacobian builds the derivative once with a batch axis: its graph does not grow with n."""
+    sizes = []
+    for n in (5, 50):
+        bp.exec(f"def g{n}(x: [{n}]) = tanh(x) * sum(x^2)")
+        sizes.append(sum(1 for node in bp.graph(f"jacobian(g{n})").nodes
+                         if node.op not in ("input", "const")))
+    assert sizes[0] == sizes[1]
+    x = np.linspace(-1, 1, 50)
+    bp["x50"] = x
+    expected = np.diag(np.tanh(x) * 0 + (1 - np.tanh(x) ** 2) * np.sum(x**2)) \
+        + np.outer(np.tanh(x), 2 * x)
+    np.testing.assert_allclose(bp.eval("jacobian(g50)(x50)"), expected, rtol=1e-12)
