@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import ast, autodiff, codegen, ops, render
+from . import ast, autodiff, codegen, ops, plot, render
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
@@ -100,6 +100,10 @@ class Interpreter:
         self.sources: dict[str, list[str]] = {}
         self._imported: set[str] = set()
         self._plans: dict = {}
+        self._looping = 0
+        # Set by a front end to show progress of a top-level loop: (steps, label) → an
+        # object with advance() and close().  None: no progress display.
+        self.progress: Callable[[int, str], Any] | None = None
 
     # ── running source ───────────────────────────────────────────────────
     def exec(self, src: str, *, filename: str = "<string>",
@@ -208,12 +212,20 @@ class Interpreter:
                     raise BpAssertionError(text, stmt.span)
             case ast.For(var, it, body):
                 n = loop_count(Lowerer(_Globals(self), eager=True), it, None)
+                bar = self.progress(n, f"for {var}") if self.progress and not self._looping else None
+                self._looping += 1
                 try:
                     for i in range(n):
                         self.globals[var] = np.asarray(float(i))
                         self._exec_block(body, echo, shown)
+                        if bar is not None:
+                            bar.advance()
                 except _Break:
                     pass
+                finally:
+                    self._looping -= 1
+                    if bar is not None:
+                        bar.close()
             case ast.If(test, then, orelse):
                 v = self._eval(test)
                 if not isinstance(v, np.ndarray) or v.size != 1:
@@ -249,9 +261,13 @@ class Interpreter:
                 source = codegen.module({_export_name(value): (names, inputs, out)},
                                         {n: v for n, v in self.globals.items()})
                 write_file(self._path(path, stmt.span), source, stmt.span)
-            case ast.Plot():
-                raise BpTypeError("'plot' is not available yet: it comes with a later milestone",
-                                  stmt.span)
+            case ast.Plot(values, on, path):
+                series = [self._series(v, on) for v in values]
+                if path is None:
+                    colour = getattr(self.stdout, "isatty", lambda: False)()
+                    self.stdout.write(plot.terminal(series, colour, stmt.span) + "\n")
+                else:
+                    plot.image(series, str(self._path(path, stmt.span)), stmt.span)
             case ast.ExprStmt(value):
                 v = self._eval(value)
                 if echo:
@@ -325,6 +341,30 @@ class Interpreter:
                 for leaf in leaves(v) if isinstance(leaf, np.ndarray)]
         results = plan.run(flat)
         return rebuild(template, iter([ops.const(r, span) for r in results]))
+
+    def _series(self, e: ast.Expr, on: ast.Expr | None):
+        """What `plot` draws for one expression: a function over the interval, or a vector."""
+        label = render.format_expr(e)
+        v = self._eval(e)
+        if isinstance(v, np.ndarray):
+            if v.ndim != 1:
+                raise BpShapeError(f"plot draws vectors, got shape {list(v.shape)}", e.span)
+            return label, np.arange(v.size, dtype=float), v
+        if not isinstance(v, Function):
+            raise BpTypeError(f"plot draws functions and vectors, got {ops.describe(to_lowered(v))}",
+                              e.span)
+        if on is None:
+            raise BpTypeError(f"plotting a function needs an interval: plot {label} on (a, b)", e.span)
+        bounds = self._eval(on)
+        if not (isinstance(bounds, tuple) and len(bounds) == 2
+                and all(isinstance(b, np.ndarray) and b.size == 1 for b in bounds)):
+            raise BpTypeError("the interval of plot … on (a, b) is a pair of numbers", on.span)
+        xs = np.linspace(float(bounds[0]), float(bounds[1]), 400)
+        ys = to_value(Lowerer(_Globals(self), eager=True).call(v, [ops.const(xs)], {}, e.span))
+        if not isinstance(ys, np.ndarray) or ys.shape != xs.shape:
+            raise BpShapeError(f"plot draws one-argument elementwise functions; {label} gives "
+                               f"{ops.describe(to_lowered(ys))} for a vector of {xs.size}", e.span)
+        return label, xs, ys
 
     def _gradcheck(self, fn: Function, args: list, span: Span):
         """SPEC §12: max|a − b| / max(max|b|, 1e-12) between grad(f) and central
