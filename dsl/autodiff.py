@@ -19,7 +19,7 @@ from . import batching, ops, shapes
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
-from .values import Builtin, Closure, Function, Record, Transform, leaves, rebuild
+from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
 
 
 # ── the two modes ────────────────────────────────────────────────────────
@@ -131,6 +131,8 @@ def param_names(fn: Function) -> tuple[str, ...]:
             if isinstance(entry, ops.OpDef):
                 return entry.params
             return ("x",)
+        case HostFunction(params=params):
+            return params
         case Transform(kind, inner):
             names = param_names(inner)
             return names + (("v",) if kind in ("jvp", "hvp") else ("u",) if kind == "vjp" else ())

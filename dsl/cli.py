@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
         stderr.write("bp: --precision takes a number from 1 to 17\n")
         return 2
     interp = Interpreter(stdout=stdout, precision=opts.precision, seed=opts.seed)
+    if not opts.quiet and getattr(stderr, "isatty", lambda: False)():
+        interp.progress = lambda total, label: LoopProgress(total, label, stderr)
     try:
         if opts.source is not None:
             interp.exec(opts.source, filename="<string>", echo=True)
@@ -108,6 +110,36 @@ def _line_loop(interp: Interpreter, stdout, stderr) -> int:
         except KeyboardInterrupt:
             stderr.write("interrupted\n")
         buffer = ""
+
+
+class LoopProgress:
+    """A transient rich progress bar for a top-level loop, shown only once the
+    loop has run for half a second (short loops never flicker)."""
+
+    DELAY = 0.5
+
+    def __init__(self, total: int, label: str, stream):
+        import time
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self.total, self.label, self.stream = total, label, stream
+        self.done = 0
+        self._bar = None
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._bar is None and self._clock() - self._start > self.DELAY and self.done < self.total:
+            from rich.console import Console
+            from rich.progress import Progress
+            self._bar = Progress(console=Console(file=self.stream), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total, completed=self.done)
+        elif self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def main_entry() -> None:

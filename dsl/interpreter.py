@@ -10,6 +10,7 @@ terminal except through `self.stdout`.
 from __future__ import annotations
 
 import difflib
+import inspect
 import io
 import math
 import os
@@ -28,7 +29,7 @@ from .lower import SPECIAL, Lowerer, loop_count, unpack
 from .parser import is_complete as _is_complete
 from .parser import parse
 from .shapes import SymShape
-from .values import Builtin, Closure, Function, Record, Transform, leaves, rebuild
+from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
 
 _ABSENT = object()          # a global that was not bound when a plan was built
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
@@ -170,6 +171,30 @@ class Interpreter:
         names, inputs, out = self._guard(lambda: self._function_graph(fn))
         return render.FunctionGraph(names, inputs, [o for o in leaves(out) if isinstance(o, Node)],
                                     _transform_word(fn))
+
+    def define(self, name: str, fn: Callable, vjp: Callable | None = None,
+               shape: Callable | None = None) -> None:
+        """Make a Python function callable from bp as `name(…)`.
+
+        fn takes NumPy arrays and returns one.  vjp(*args, out, ct) returns one
+        cotangent per argument (each of its argument's shape); with it, grad and
+        the other reverse-mode transforms go through the function — to first
+        order only, since the vjp is Python code bp cannot differentiate again.
+        shape(*arg_shapes) gives the result's shape; by default the arguments'
+        broadcast shape, as for an elementwise function.
+        """
+        if not name.isidentifier() or name in KEYWORDS:
+            raise BpValueError(f"{name!r} is not a bp name")
+        if isinstance(getattr(fn, "nin", None), int):          # a NumPy ufunc
+            params = ("x",) if fn.nin == 1 else tuple(f"x{i}" for i in range(fn.nin))
+        else:
+            try:
+                params = tuple(p.name for p in inspect.signature(fn).parameters.values()
+                               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                               and p.default is p.empty)
+            except (TypeError, ValueError):
+                params = ("x",)
+        self.globals[name] = HostFunction(name, fn, params or ("x",), vjp, shape)
 
     def is_complete(self, src: str) -> bool:
         """False when more lines could complete the input (the REPL's continuation test)."""

@@ -19,7 +19,7 @@ from . import ast, autodiff, ops, shapes
 from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node
 from .ops import apply, const, describe
-from .values import Builtin, Closure, Function, Record, Transform, leaves, rebuild
+from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
 
 ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
 TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
@@ -225,6 +225,13 @@ class Lowerer:
                     return entry.build(self, args, kwargs, span)
                 inputs, attrs = ops.bind(entry, args, kwargs, span)
                 return apply(name, inputs, attrs, span)
+            case HostFunction():
+                if kwargs or len(args) != len(fn.params):
+                    raise BpTypeError(f"{fn.name} takes {len(fn.params)} positional argument"
+                                      f"{'s' * (len(fn.params) != 1)}", span)
+                for a in args:
+                    self.need_tensor(a, fn.name, span)
+                return apply("host", args, {"fn": fn}, span)
             case Transform():
                 if self.eager and all(map(_is_constant, args)) and all(map(_is_constant, kwargs.values())):
                     result = self.ctx.call_eager(fn, args, kwargs, span)

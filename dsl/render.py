@@ -14,7 +14,7 @@ import numpy as np
 
 from . import ast
 from .graph import Graph, Node
-from .values import Builtin, Closure, Function, Record, Transform, leaves
+from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves
 
 SUMMARY_THRESHOLD = 1000
 EDGE_ITEMS = 3
@@ -97,6 +97,8 @@ def format_function(fn: Function) -> str:
         case Closure(params=params, body=body):
             return format_lambda(params, body)
         case Builtin(name):
+            return name
+        case HostFunction(name=name):
             return name
         case Transform(kind, inner, options):
             args = [_fn_ref(inner)] + [f"{k}={_format_option(v)}" for k, v in options]
@@ -354,6 +356,12 @@ def node_source(node, text: dict) -> tuple[str, int]:
                     f"({ins[1][0]})", 11)
         case "zeros_like":
             return f"0*{_wrap(ins[0], 10)}", 8
+        case "host":
+            return f"{attrs['fn'].name}({', '.join(s for s, _ in ins)})", 11
+        case "host_vjp":
+            # The cotangent of argument i, as bp writes it: vjp(f, wrt=i)(x…, u)[1].
+            return (f"vjp({attrs['fn'].name}, wrt={attrs['i']})"
+                    f"({', '.join(s for s, _ in ins[:-2])}, {ins[-1][0]})[1]", 11)
     args = [s for s, _ in ins]
     for a in opdef.attrs:
         value = attrs.get(a.name, a.default)

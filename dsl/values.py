@@ -99,3 +99,19 @@ def rebuild(template, it):
     if isinstance(template, Record):
         return Record({k: rebuild(v, it) for k, v in template.items()})
     return next(it)
+
+
+@dataclass(eq=False)
+class HostFunction(Function):
+    """A Python function made callable from bp by `Interpreter.define`.
+
+    `fn` takes and returns NumPy arrays.  `vjp(*xs, out, ct)` gives one
+    cotangent per argument; without it the function has no derivative.
+    `shape(*shapes)` gives the output shape; by default the arguments'
+    broadcast shape (an elementwise function).
+    """
+    name: str
+    fn: Any
+    params: tuple[str, ...]
+    vjp: Any = None
+    shape: Any = None

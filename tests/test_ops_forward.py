@@ -452,7 +452,8 @@ def _reference(name: str, sample: Sample) -> np.ndarray:
 # ── coverage ─────────────────────────────────────────────────────────────
 
 def test_ops_forward_table_covers_registry():
-    missing = sorted(set(ops.REGISTRY) - set(SAMPLES))
+    # host and host_vjp run the user's Python: tests/test_host.py covers them.
+    missing = sorted(set(ops.REGISTRY) - set(SAMPLES) - {"host", "host_vjp"})
     assert not missing, f"ops without forward samples in tests/test_ops_forward.py: {missing}"
 
 

@@ -1,0 +1,70 @@
+"""Host functions: Python callables defined into a session (Interpreter.define).
+
+`host` calls the function; its VJP is `host_vjp`, which calls the given
+Python VJP.  That VJP is Python code, not a graph, so a host function has
+a first derivative only: differentiating `host_vjp` again, or asking for
+forward mode, is a clean type error that says so.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import shapes
+from ..errors import BpTypeError, BpValueError
+from . import OpDef, apply, register
+
+
+def _host_shape(shs, attrs, span):
+    fn = attrs["fn"]
+    if fn.shape is not None:
+        if not all(isinstance(s, tuple) for s in shs):
+            return shapes.SymShape()
+        out = fn.shape(*shs)
+        return tuple(int(d) for d in out)
+    return shapes.broadcast(*shs, span=span)
+
+
+def _call(*xs, fn):
+    out = np.asarray(fn.fn(*xs), dtype=np.float64)
+    return out
+
+
+def _host_vjp(ct, out, ins, attrs):
+    fn = attrs["fn"]
+    if fn.vjp is None:
+        raise BpTypeError(f"the host function {fn.name} has no derivative: define it with "
+                          f"vjp=… to differentiate it")
+    return tuple(apply("host_vjp", [*ins, out, ct], {"fn": fn, "i": i}) for i in range(len(ins)))
+
+
+def _no_forward(ts, out, ins, attrs):
+    raise BpTypeError(f"the host function {attrs['fn'].name} has only a reverse-mode derivative "
+                      f"(its vjp): forward mode (jvp, hvp, jacobian by columns) cannot go through it")
+
+
+def _vjp_kernel(*xs, fn, i):
+    *args, out, ct = xs
+    cts = fn.vjp(*args, out, ct)
+    if not isinstance(cts, (tuple, list)):
+        cts = (cts,)
+    if len(cts) != len(args):
+        raise BpValueError(f"the vjp of {fn.name} returned {len(cts)} cotangents for "
+                           f"{len(args)} arguments")
+    g = np.asarray(cts[i], dtype=np.float64)
+    if g.shape != np.shape(args[i]):
+        raise BpValueError(f"the vjp of {fn.name} returned shape {list(g.shape)} for an "
+                           f"argument of shape {list(np.shape(args[i]))}")
+    return g
+
+
+def _second_order(ct, out, ins, attrs):
+    raise BpTypeError(f"the host function {attrs['fn'].name} has a first derivative only (its vjp "
+                      f"is Python code): bp cannot differentiate it again")
+
+
+register(OpDef(name="host", kernel=_call, shape=_host_shape, params=("xs",), variadic=True,
+               builtin=False, vjp=_host_vjp, jvp=_no_forward,
+               doc="a Python function defined into the session"))
+register(OpDef(name="host_vjp", kernel=_vjp_kernel, shape=lambda shs, a, span: shs[a["i"]],
+               params=("xs",), variadic=True, builtin=False, vjp=_second_order, jvp=_no_forward,
+               doc="the Python vjp of a host function"))
