@@ -478,3 +478,6 @@ class FunctionGraph(Graph):
 
     def __str__(self) -> str:
         return self.listing()
+
+    def _repr_pretty_(self, printer, cycle) -> None:      # IPython
+        printer.text(self.listing())

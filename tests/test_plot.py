@@ -1,0 +1,53 @@
+"""plot (SPEC §7): terminal plots with a legend, image files, and a clean error without the extra."""
+import sys
+
+import numpy as np
+import pytest
+
+import dsl
+
+
+def test_plot_terminal_draws_each_function_with_a_legend():
+    pytest.importorskip("plotext")
+    bp = dsl.Interpreter()
+    bp.exec("plot tanh, diff(tanh) on (-3, 3)")
+    text = bp.stdout.getvalue()
+    assert "tanh" in text and "diff(tanh)" in text
+    assert "\x1b[" not in text                      # no colour codes into a non-terminal
+    assert len(text.splitlines()) >= 15
+
+
+def test_plot_of_a_vector():
+    pytest.importorskip("plotext")
+    bp = dsl.Interpreter()
+    bp.exec("losses = [4, 2, 1, 0.5]\nplot losses")
+    assert "losses" in bp.stdout.getvalue()
+
+
+def test_plot_to_png_writes_a_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image as mpimg
+    bp = dsl.Interpreter()
+    target = tmp_path / "tanh.png"
+    bp.exec(f'plot tanh, diff(tanh) on (-3, 3) to "{target}"')
+    pixels = mpimg.imread(target)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300
+    assert np.ptp(pixels[..., :3]) > 0.5                    # not blank: dark lines on white
+    assert not list(tmp_path.glob(".*tmp"))                 # the temporary file is gone
+
+
+def test_plot_without_the_extra_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "plotext", None)       # as if not installed
+    bp = dsl.Interpreter()
+    with pytest.raises(dsl.BpImportError, match=r"bp-lang\[plot\]"):
+        bp.exec("plot sin on (0, 1)")
+
+
+def test_plot_mistakes_are_located_errors():
+    bp = dsl.Interpreter()
+    with pytest.raises(dsl.BpTypeError, match="interval"):
+        bp.exec("plot sin")
+    with pytest.raises(dsl.BpShapeError):
+        bp.exec("plot [[1, 2], [3, 4]]")
+    with pytest.raises(dsl.BpIOError):
+        bp.exec('plot sin on (0, 1) to "x.pdf"')
