@@ -5,8 +5,8 @@
     bp.exec("def f(x) = x^2 * sin(x)")
     bp.eval("f(2.0)")
 """
-from .errors import (BpAssertionError, BpError, BpImportError, BpIOError, BpNameError,
-                     BpShapeError, BpSyntaxError, BpTypeError, BpValueError)
+from .errors import (BpAssertionError, BpError, BpImportError, BpInterrupted, BpIOError,
+                     BpNameError, BpShapeError, BpSyntaxError, BpTypeError, BpValueError)
 from .interpreter import Interpreter, run_file
 
 __version__ = "0.1.0"
@@ -18,4 +18,5 @@ def load_ipython_extension(shell) -> None:
     load(shell)
 __all__ = ["Interpreter", "run_file", "BpError", "BpSyntaxError", "BpNameError", "BpTypeError",
            "BpShapeError", "BpValueError", "BpImportError", "BpIOError", "BpAssertionError",
+           "BpInterrupted",
            "__version__"]

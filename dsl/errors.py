@@ -101,6 +101,11 @@ class BpAssertionError(BpError):
     kind = "assertion failed"
 
 
+class BpInterrupted(BpError):
+    """The running statement was stopped: Ctrl-C, or Interpreter.interrupt()."""
+    kind = "interrupted"
+
+
 class BpInternalError(BpError):
     """A bug in bp, not in the program: a stray Python exception caught at the boundary."""
     kind = "internal error"

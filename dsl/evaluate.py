@@ -14,7 +14,18 @@ import numpy as np
 
 from .errors import BpError, BpValueError
 from .graph import Node, topo_order
-from .ops import REGISTRY
+from .ops import ACTIVE, REGISTRY, check_interrupt
+
+
+def _check_finite(value, args, node) -> None:
+    """--check-nan: the first node that makes a nan or inf out of finite inputs."""
+    if np.all(np.isfinite(value)):
+        return
+    if all(np.all(np.isfinite(a)) for a in args):
+        bad = "nan" if np.any(np.isnan(value)) else "inf"
+        what = "a derivative of this expression" if node.origin == "d" else "this expression"
+        raise BpValueError(f"{node.op} gave {bad} from finite inputs in {what} (--check-nan)",
+                           node.span)
 
 
 class Plan:
@@ -66,14 +77,22 @@ class Plan:
         for s, value in self.consts:
             env[s] = value
         step = None
+        active = ACTIVE
+        flag = active.interrupt
+        check_nan = active.limits.check_nan
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for step in self.steps:
-                    kernel, ins, out, free, _ = step
-                    env[out] = kernel(*[env[i] for i in ins])
+                    kernel, ins, out, free, node = step
+                    args = [env[i] for i in ins]
+                    env[out] = kernel(*args)
+                    if check_nan:
+                        _check_finite(env[out], args, node)
                     for s in free:
                         env[s] = None
+                    if flag is not None and flag.is_set():
+                        check_interrupt(node.span)
         except BpError as err:
             raise err.located(step[4].span if step else None)
         except np.linalg.LinAlgError as err:

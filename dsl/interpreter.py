@@ -10,6 +10,8 @@ terminal except through `self.stdout`.
 from __future__ import annotations
 
 import difflib
+import threading
+from contextlib import contextmanager
 import inspect
 import io
 import math
@@ -21,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import ast, autodiff, codegen, ops, plot, render
+from .ops import Limits
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
@@ -92,8 +95,15 @@ class Interpreter:
     3.637189707302727
     """
 
-    def __init__(self, *, stdout=None, precision: int = 8, seed: int = 0):
+    def __init__(self, *, stdout=None, precision: int = 8, seed: int = 0, files: bool = True,
+                 check_nan: bool = False, max_elements: int = Limits.max_elements,
+                 max_nodes: int = Limits.max_nodes, max_unroll: int = Limits.max_unroll,
+                 max_depth: int = Limits.max_depth):
         self.stdout = stdout if stdout is not None else io.StringIO()
+        self.files = files
+        self.limits = Limits(max_elements=max_elements, max_nodes=max_nodes,
+                             max_unroll=max_unroll, max_depth=max_depth, check_nan=check_nan)
+        self._interrupt = threading.Event()
         self.precision = precision
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -112,11 +122,29 @@ class Interpreter:
         """Run statements.  With `echo`, expression statements give their values:
         printed to stdout (echo=True) or passed to a callback; returned either way."""
         self.sources[filename] = src.splitlines()
-        program = self._guard(lambda: parse(src, filename))
-        shown: list = []
-        for stmt in program.stmts:
-            self._guard(lambda: self._exec_stmt(stmt, echo, shown), stmt.span)
+        with self._running():
+            program = self._guard(lambda: parse(src, filename, self.limits.max_depth))
+            shown: list = []
+            for stmt in program.stmts:
+                ops.ACTIVE.nodes = 0
+                self._guard(lambda: self._exec_stmt(stmt, echo, shown), stmt.span)
         return shown
+
+    def interrupt(self) -> None:
+        """Stop the running statement (callable from another thread): it raises a
+        BpError of kind `interrupted`, and the session stays usable."""
+        self._interrupt.set()
+
+    @contextmanager
+    def _running(self):
+        """Make this session's limits and interrupt flag the ones the builder sees."""
+        active = ops.ACTIVE
+        saved = (active.limits, active.interrupt, active.nodes)
+        active.limits, active.interrupt = self.limits, self._interrupt
+        try:
+            yield
+        finally:
+            active.limits, active.interrupt, active.nodes = saved
 
     def run_file(self, path: str | os.PathLike) -> Interpreter:
         path = Path(path)
@@ -241,6 +269,7 @@ class Interpreter:
                 self._looping += 1
                 try:
                     for i in range(n):
+                        ops.check_interrupt(stmt.span)
                         self.globals[var] = np.asarray(float(i))
                         self._exec_block(body, echo, shown)
                         if bar is not None:
@@ -309,10 +338,17 @@ class Interpreter:
             self._exec_stmt(stmt, echo, shown)
 
     def _path(self, path: str, span: Span) -> Path:
+        self._need_files(span)
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         return base / path
 
+    def _need_files(self, span: Span | None) -> None:
+        if not self.files:
+            raise BpIOError("this interpreter has no file access (Interpreter(files=False)): "
+                            "import, export, graph … to and plot … to are refused", span)
+
     def _import(self, path: str, span: Span) -> None:
+        self._need_files(span)
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         target = (base / path).resolve()
         if str(target) in self._imported:
@@ -330,7 +366,11 @@ class Interpreter:
         return to_value(Lowerer(_Globals(self), eager=True).expr(e, None))
 
     def _value_of(self, src: str):
-        program = self._guard(lambda: parse(src, "<eval>"))
+        with self._running():
+            return self._value_of_running(src)
+
+    def _value_of_running(self, src: str):
+        program = self._guard(lambda: parse(src, "<eval>", self.limits.max_depth))
         self.sources["<eval>"] = src.splitlines()
         if len(program.stmts) != 1 or not isinstance(program.stmts[0], ast.ExprStmt):
             raise BpTypeError("expected a single expression", program.stmts[0].span if program.stmts else None)
@@ -452,7 +492,7 @@ class Interpreter:
         """Lower fn on inputs of unknown shape (or the annotated one): names, inputs, output."""
         names = list(autodiff.param_names(fn))
         known = _annotations(fn)
-        inputs = [make_input(n, known.get(n) or SymShape.of(n), span) for n in names]
+        inputs = [make_input(n, known[n] if n in known else SymShape.of(n), span) for n in names]
         out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
         if not all(isinstance(o, Node) for o in leaves(out)):
             raise BpTypeError("the function does not return tensors", span)
@@ -463,7 +503,8 @@ class Interpreter:
             lowered = [to_lowered(from_python(a)) for a in args]
             kw = {k: to_lowered(from_python(v)) for k, v in kwargs.items()}
             lowerer = Lowerer(_Globals(self), eager=True)
-            result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))
+            with self._running():
+                result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))
             return self.to_python(result)
         call.__name__ = getattr(fn, "name", None) or "bp_function"
         call.__doc__ = render.format_value(fn)
@@ -492,12 +533,15 @@ class Interpreter:
         except RecursionError:
             raise self._attach(BpValueError("the program is nested too deeply to evaluate", span)) from None
         except KeyboardInterrupt:
+            self._interrupt.clear()
             raise
         except Exception as err:          # a bug in bp: say so, located, never a traceback
             raise self._attach(BpInternalError(f"{type(err).__name__}: {err}", span)) from None
 
     def _attach(self, err: BpError) -> BpError:
-        if err.span is not None and err.source_line is None:
+        """Give the error its source line, but only from bp source: an import of
+        some other file reports the place, never the file's contents."""
+        if err.span is not None and err.source_line is None and _is_bp_source(err.span.file):
             lines = self.sources.get(err.span.file)
             if lines is not None and 0 < err.span.line <= len(lines):
                 err.source_line = lines[err.span.line - 1]
@@ -543,6 +587,10 @@ def from_python(v):
     except (TypeError, ValueError):
         raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value") from None
     return arr
+
+
+def _is_bp_source(filename: str) -> bool:
+    return filename.startswith("<") or filename.endswith(".bp")
 
 
 def _annotations(fn: Function) -> dict:

@@ -27,7 +27,6 @@ TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
 TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp")
 SPECIAL = TRANSFORMS + ("gradcheck",)
 MAX_CALL_DEPTH = 200
-MAX_UNROLL = 1_000_000
 
 
 class Context(Protocol):
@@ -359,9 +358,10 @@ def loop_count(lowerer: Lowerer, it: ast.Expr, scope) -> int:
             and len(it.args) == 1 and not it.kwargs):
         raise BpTypeError("a for loop runs over range(n): for i in range(n) { … }", it.span)
     n = ops.static_int(lowerer.expr(it.args[0], scope), "the loop count", it.args[0].span)
-    if n > MAX_UNROLL and not lowerer.eager:
-        raise BpValueError(f"a loop of {n} steps inside a function is more than the limit of "
-                           f"{MAX_UNROLL} unrolled steps", it.span)
+    cap = ops.ACTIVE.limits.max_unroll
+    if n > cap and not lowerer.eager:
+        raise ops.limit_error(f"a loop of {n:,} steps inside a function is unrolled into the graph",
+                              "max_unroll", cap, it.span)
     return max(n, 0)
 
 

@@ -21,7 +21,6 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from . import ast
 from .errors import BpSyntaxError, Span
 
-MAX_NESTING = 2000      # parse-tree depth; deeper source is a located syntax error
 
 # A newline after one of these continues the statement (SPEC §2).
 _CONTINUES = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "NOT", "COMMA",
@@ -237,7 +236,7 @@ def is_complete(text: str) -> bool:
 
 # ── tree → AST ───────────────────────────────────────────────────────────
 
-def parse(text: str, filename: str = "<string>") -> ast.Program:
+def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.Program:
     """Parse a whole program; raise BpSyntaxError on the first mistake."""
     if not text.endswith("\n"):
         text += "\n"
@@ -248,7 +247,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
             tree = parser.parse(text)
         except UnexpectedInput as err:
             raise _syntax_error(err, text, filename) from None
-    program = _Builder(text, filename).build(tree)
+    program = _Builder(text, filename, max_depth).build(tree)
     _check_placement(program)
     return program
 
@@ -301,7 +300,10 @@ def _check_placement(program: ast.Program) -> None:
 
 
 class _Builder:
-    def __init__(self, text: str, filename: str):
+    def __init__(self, text: str, filename: str, max_depth: int = 1000):
+        # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
+        self.max_tree_depth = 2 * max_depth
+        self.max_depth = max_depth
         self.text = text
         self.filename = filename
         self._line_starts = [0]
@@ -330,9 +332,10 @@ class _Builder:
             node, depth = stack[-1]
             pending = [c for c in node.children if isinstance(c, Tree) and id(c) not in done]
             if pending:
-                if depth >= MAX_NESTING:
-                    raise BpSyntaxError(f"the source is nested too deeply (more than {MAX_NESTING} levels)",
-                                        self.span(node))
+                if depth >= self.max_tree_depth:
+                    raise BpSyntaxError(f"the source is nested too deeply (more than {self.max_depth} "
+                                        f"levels: the max_depth limit; raise it with "
+                                        f"Interpreter(max_depth=…) or --max-depth)", self.span(node))
                 stack.extend((c, depth + 1) for c in reversed(pending))
                 continue
             stack.pop()

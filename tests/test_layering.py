@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "lower": {"ast", "graph", "ops", "shapes", "values", "errors", "autodiff"},
     "interpreter": {"errors", "ast", "parser", "graph", "shapes", "ops", "values", "autodiff",
                     "simplify", "codegen", "evaluate", "render", "lower", "plot"},
-    "cli": {"interpreter", "errors", "dsl"},
+    "cli": {"interpreter", "errors", "dsl", "repl"},
     "repl": {"interpreter", "errors", "dsl"},
     "dsl": {"errors", "interpreter", "ipython"},          # the package re-exports the public API
     "__main__": {"cli"},

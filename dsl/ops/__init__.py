@@ -10,6 +10,7 @@ graph-building functions over registered ops.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import shapes
-from ..errors import BpError, BpShapeError, BpTypeError, BpValueError, Span
+from ..errors import BpError, BpInterrupted, BpShapeError, BpTypeError, BpValueError, Span
 from ..graph import Node, intern
 
 # ── how an op prints (SPEC §3 precedence levels) ─────────────────────────
@@ -121,16 +122,49 @@ def _fmt_default(v) -> str:
 
 # ── the builder ──────────────────────────────────────────────────────────
 
-MAX_ELEMENTS = 10**9        # largest tensor a constructor may make (issue 7 makes it configurable)
+@dataclass(frozen=True)
+class Limits:
+    """What one statement may build: defaults that protect a laptop."""
+    max_elements: int = 10**8          # elements of one tensor (800 MB of float64)
+    max_nodes: int = 5_000_000         # graph nodes one statement may build
+    max_unroll: int = 1_000_000        # steps of a for loop unrolled in a function
+    max_depth: int = 1000              # nesting of the source
+    check_nan: bool = False            # stop at the first nan/inf made from finite inputs
+
+
+class _Active(threading.local):
+    """The running session's limits and interrupt flag (one Interpreter per thread)."""
+
+    def __init__(self):
+        self.limits = Limits()
+        self.nodes = 0
+        self.interrupt: threading.Event | None = None
+
+
+ACTIVE = _Active()
+
+
+def limit_error(what: str, limit: str, value, span: Span | None) -> BpValueError:
+    flag = "--" + limit.replace("_", "-")
+    return BpValueError(f"{what}, more than the limit of {value:,} ({limit}; raise it with "
+                        f"Interpreter({limit}=…) or {flag})", span)
 
 
 def check_size(shape: tuple, span: Span | None) -> tuple:
     n = shapes.size(shape)
-    if n > MAX_ELEMENTS:
+    cap = ACTIVE.limits.max_elements
+    if n > cap:
         count = f"{float(n):.3g}" if n < 1e300 else "more than 1e300"
-        raise BpValueError(f"a tensor of shape {shapes.fmt(shape)} has {count} elements, "
-                           f"more than the limit of {MAX_ELEMENTS:.3g}", span)
+        raise limit_error(f"a tensor of shape {shapes.fmt(shape)} would have {count} elements",
+                          "max_elements", cap, span)
     return shape
+
+
+def check_interrupt(span: Span | None = None) -> None:
+    flag = ACTIVE.interrupt
+    if flag is not None and flag.is_set():
+        flag.clear()
+        raise BpInterrupted("the statement was interrupted", span)
 
 
 def const(value, span: Span | None = None) -> Node:
@@ -172,6 +206,15 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
     origin = origin or default_origin
     span = span or default_span
     shape = opdef.shape([i.shape for i in inputs], attrs, span)
+    active = ACTIVE
+    active.nodes += 1
+    if active.nodes > active.limits.max_nodes:
+        raise limit_error("this statement builds too many graph nodes", "max_nodes",
+                          active.limits.max_nodes, span)
+    if not active.nodes & 1023:
+        check_interrupt(span)
+    if isinstance(shape, tuple) and len(shape) > 1:
+        check_size(shape, span)
     if all(i.op == "const" for i in inputs):
         return const(run_kernel(opdef, [i.value for i in inputs], attrs, span), span)
     if opdef.fold is not None:
@@ -217,7 +260,14 @@ def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):
         raise BpValueError(f"{opdef.name}: {str(err).lower()}", span) from None
     except (ValueError, IndexError, TypeError, MemoryError, OverflowError) as err:
         raise BpValueError(f"{opdef.name}: {err}", span) from None
-    return np.asarray(out, dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
+    if ACTIVE.limits.check_nan and not np.all(np.isfinite(out)) \
+            and all(np.all(np.isfinite(a)) for a in arrays):
+        bad = "nan" if np.any(np.isnan(out)) else "inf"
+        what = "a derivative of this expression" if _BUILDING[-1][0] == "d" else "this expression"
+        raise BpValueError(f"{opdef.name} gave {bad} from finite inputs in {what} (--check-nan)",
+                           span)
+    return out
 
 
 # ── static arguments ─────────────────────────────────────────────────────
