@@ -19,6 +19,7 @@ from . import batching, ops, shapes
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
+from .ops.elementwise import broadcast_shape, same_shape
 from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
 
 
@@ -40,17 +41,10 @@ def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node]) -> list[Nod
         opdef = REGISTRY[node.op]
         if opdef.vjp is None:
             continue
-        # A cotangent masked by where(c, g, 0) stays masked through the rule, so the
-        # branch not taken contributes an exact 0 even where its derivative is inf or nan.
-        mask, ct = _unmask(ct)
         with building("d", node.span):
-            in_cts = opdef.vjp(ct, node, node.inputs, dict(node.attrs))
-            for inp, c in zip(node.inputs, in_cts):
-                if c is None or id(inp) not in needed:
-                    continue
-                if mask is not None:
-                    c = _remask(mask, c, inp)
-                grads[id(inp)] = _accumulate(grads.get(id(inp)), c)
+            for inp, c in zip(node.inputs, _input_cotangents(opdef, node, ct)):
+                if c is not None and id(inp) in needed:
+                    grads[id(inp)] = _accumulate(grads.get(id(inp)), c)
     return [grads.get(id(w)) or ops.zeros(w.shape, w) for w in wrt]
 
 
@@ -88,6 +82,9 @@ def _accumulate(total: Node | None, c: Node) -> Node:
     return c if total is None else apply("add", [total, c])
 
 
+_ELEMENTWISE_SHAPES = (same_shape, broadcast_shape)
+
+
 def _unmask(ct: Node):
     if ct.op == "where":
         cond, a, b = ct.inputs
@@ -98,11 +95,32 @@ def _unmask(ct: Node):
     return None, ct
 
 
-def _remask(mask, c: Node, like: Node) -> Node:
+def _input_cotangents(opdef, node: Node, ct: Node) -> tuple:
+    """The op's VJP rule, keeping a where-masked cotangent masked.
+
+    A cotangent where(c, g, 0) (from `if … then … else`) is passed through an
+    elementwise rule as g, and the mask put back on each result: the branch
+    not taken then contributes an exact 0 even where its local derivative is
+    inf or nan (0·inf would be nan).  That is only right where the rule acts
+    element by element; a result the rule reduced (a broadcast operand) is
+    computed from the masked cotangent instead.
+    """
+    attrs = dict(node.attrs)
+    mask, inner = _unmask(ct)
+    if mask is None or opdef.shape not in _ELEMENTWISE_SHAPES:
+        return opdef.vjp(ct, node, node.inputs, attrs)
     cond, on_true = mask
     zero = const(0.0)
-    masked = apply("where", [cond, c, zero] if on_true else [cond, zero, c])
-    return apply("unbroadcast", [masked, like]) if masked.shape != c.shape else masked
+    plain = None
+    out = []
+    for k, c in enumerate(opdef.vjp(inner, node, node.inputs, attrs)):
+        if c is not None and c.shape == node.shape:
+            c = apply("where", [cond, c, zero] if on_true else [cond, zero, c])
+        elif c is not None:
+            plain = plain or opdef.vjp(ct, node, node.inputs, attrs)
+            c = plain[k]
+        out.append(c)
+    return tuple(out)
 
 
 def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
@@ -208,14 +226,14 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         out = inner.call(t.fn, call_args, {}, span)
         if kind in ("grad", "value_and_grad"):
             out = scalar_output(out, kind)
-            g = per_wrt(vjp_graph([out], [const(1.0)], flat_ph))
+            g = per_wrt(vjp_graph([out], [_seed(out)], flat_ph))
             result = (out, g) if kind == "value_and_grad" else g
         elif kind == "jacobian":
             out = _tensor_output(out, kind, span)
             result = per_wrt([_jacobian(out, p, span) for p in flat_ph])
         elif kind == "hessian":
             out = scalar_output(out, kind)
-            grads = vjp_graph([out], [const(1.0)], flat_ph)
+            grads = vjp_graph([out], [_seed(out)], flat_ph)
             result = per_wrt([_jacobian(g, p, span) for g, p in zip(grads, flat_ph)])
         elif kind == "jvp":
             out = _tensor_output(out, kind, span)
@@ -227,7 +245,7 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             result = (out, per_wrt(vjp_graph([out], [u], flat_ph)))
         elif kind == "hvp":
             out = scalar_output(out, kind)
-            grads = vjp_graph([out], [const(1.0)], flat_ph)
+            grads = vjp_graph([out], [_seed(out)], flat_ph)
             vs = _vector_leaves(vector, flat_ph, "vector v", span)
             result = per_wrt(jvp_graph(grads, flat_ph, vs))
         else:
@@ -241,6 +259,12 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
     new = substitute([x for x in flat if isinstance(x, Node)], actual)
     it = iter(new)
     return rebuild(result, iter([next(it) if isinstance(x, Node) else x for x in flat]))
+
+
+def _seed(out: Node) -> Node:
+    """The cotangent 1 of a scalar output; of the output's shape when that is only
+    known at call time (printing a function of a parameter without annotation)."""
+    return const(1.0) if out.shape == () else apply("broadcast_like", [const(1.0), out])
 
 
 def _bind(t: Transform, names: tuple[str, ...], args: list, kwargs: dict, span: Span) -> list:

@@ -121,3 +121,25 @@ def test_jacobian_is_one_batched_graph_not_one_copy_per_row(bp):
     expected = np.diag(np.tanh(x) * 0 + (1 - np.tanh(x) ** 2) * np.sum(x**2)) \
         + np.outer(np.tanh(x), 2 * x)
     np.testing.assert_allclose(bp.eval("jacobian(g50)(x50)"), expected, rtol=1e-12)
+
+
+def test_masked_cotangent_through_a_reduction_is_not_summed_twice(bp):
+    """where(c, a, b)'s cotangent stays masked only through elementwise rules: a
+    reduced operand takes the masked cotangent itself (a bug found by this test)."""
+    got = bp.eval("grad(x -> sum(where(x == 0, 5, prod(x) / x)))([1, 2, 3])")
+    np.testing.assert_allclose(got, [5, 4, 3])           # d/dx of (6 + 3 + 2) by hand
+
+
+def test_prod_gradient_is_exact_at_zeros(bp):
+    np.testing.assert_allclose(bp.eval("grad(x -> prod(x))([1, 0, 3])"), [0, 3, 0])
+    np.testing.assert_allclose(bp.eval("grad(x -> prod(x))([0, 0, 3])"), [0, 0, 0])
+    np.testing.assert_allclose(bp.eval("hessian(x -> prod(x))([1, 2, 3])"),
+                               [[0, 3, 2], [3, 0, 1], [2, 1, 0]])
+    np.testing.assert_allclose(bp.eval("hessian(x -> prod(x))([0, 2, 3])"),
+                               [[0, 3, 2], [3, 0, 0], [2, 0, 0]])
+
+
+def test_printed_gradient_of_an_unannotated_product_with_a_constant(bp):
+    assert bp.show("grad(x -> x^2 * pi)") == "x -> 6.283185307179586*x"
+    bp.exec("def g(x: []) = x^3")
+    assert bp.show("grad(grad(g))") == "x -> 6*x"

@@ -67,10 +67,19 @@ _reduction("sum", np.sum, "sum of the elements (over axis=)",
 _reduction("mean", np.mean, "mean of the elements (over axis=)",
            vjp=lambda ct, out, ins, a: (back(div(ct, count(ins[0], out, a)), ins[0], a),),
            jvp=lambda ts, out, ins, a: _reduce(ts[0], a, "mean"))
-# ∂prod/∂xᵢ = prod/xᵢ (undefined where an xᵢ is 0).
+def _prod_of_others(x, out, attrs):
+    """∂prod/∂xᵢ = the product of the other elements: prod/xᵢ where xᵢ ≠ 0; where
+    xᵢ = 0, the product of the nonzero elements if xᵢ is the only zero, else 0."""
+    zero = op("equal", x, const(0.0))
+    nonzero = op("where", zero, const(1.0), x)
+    keep = {"axis": attrs.get("axis"), "keepdims": True}
+    others = mul(apply("prod", [nonzero], keep), op("equal", apply("sum", [zero], keep), const(1.0)))
+    return op("where", zero, broadcast_like(others, x), div(back(out, x, attrs), x))
+
+
 _reduction("prod", np.prod, "product of the elements (over axis=)",
-           vjp=lambda ct, out, ins, a: (div(back(mul(ct, out), ins[0], a), ins[0]),),
-           jvp=lambda ts, out, ins, a: mul(out, _reduce(div(ts[0], ins[0]), a)))
+           vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _prod_of_others(ins[0], out, a)),),
+           jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _prod_of_others(ins[0], out, a)), a))
 _reduction("max", np.max, "largest element (over axis=); tied elements share the gradient",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
