@@ -103,7 +103,7 @@ def _input_cotangents(opdef, node: Node, ct: Node) -> tuple:
     not taken then contributes an exact 0 even where its local derivative is
     inf or nan (0·inf would be nan).  That is only right where the rule acts
     element by element; a result the rule reduced (a broadcast operand) is
-    computed from the masked cotangent instead.
+    masked before it is reduced, or else computed from the masked cotangent.
     """
     attrs = dict(node.attrs)
     mask, inner = _unmask(ct)
@@ -111,11 +111,16 @@ def _input_cotangents(opdef, node: Node, ct: Node) -> tuple:
         return opdef.vjp(ct, node, node.inputs, attrs)
     cond, on_true = mask
     zero = const(0.0)
+
+    def masked(c):
+        return apply("where", [cond, c, zero] if on_true else [cond, zero, c])
     plain = None
     out = []
     for k, c in enumerate(opdef.vjp(inner, node, node.inputs, attrs)):
         if c is not None and c.shape == node.shape:
-            c = apply("where", [cond, c, zero] if on_true else [cond, zero, c])
+            c = masked(c)
+        elif c is not None and c.op == "unbroadcast" and c.inputs[0].shape == node.shape:
+            c = apply("unbroadcast", [masked(c.inputs[0]), c.inputs[1]])    # mask, then reduce
         elif c is not None:
             plain = plain or opdef.vjp(ct, node, node.inputs, attrs)
             c = plain[k]

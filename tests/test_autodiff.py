@@ -143,3 +143,9 @@ def test_printed_gradient_of_an_unannotated_product_with_a_constant(bp):
     assert bp.show("grad(x -> x^2 * pi)") == "x -> 6.283185307179586*x"
     bp.exec("def g(x: []) = x^3")
     assert bp.show("grad(grad(g))") == "x -> 6*x"
+
+
+def test_masked_cotangent_is_masked_before_a_broadcast_operand_is_reduced(bp):
+    # f = 5 + (x0 + x1)/x1 at (0, 2): the branch not taken divides by x0 = 0.
+    np.testing.assert_allclose(bp.eval("grad(x -> sum(where(x == 0, 5, sum(x) / x)))([0, 2])"),
+                               [0.5, 0.0])
