@@ -532,7 +532,7 @@ class Interpreter:
             raise self._attach(err.located(span)) from None
         except RecursionError:
             raise self._attach(BpValueError("the program is nested too deeply to evaluate", span)) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, BrokenPipeError):
             self._interrupt.clear()
             raise
         except Exception as err:          # a bug in bp: say so, located, never a traceback
