@@ -500,8 +500,8 @@ class Interpreter:
 
     def _callable(self, fn: Function) -> Callable:
         def call(*args, **kwargs):
-            lowered = [to_lowered(from_python(a)) for a in args]
-            kw = {k: to_lowered(from_python(v)) for k, v in kwargs.items()}
+            lowered = [to_lowered(from_python(a, copy=False)) for a in args]
+            kw = {k: to_lowered(from_python(v, copy=False)) for k, v in kwargs.items()}
             lowerer = Lowerer(_Globals(self), eager=True)
             with self._running():
                 result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))
@@ -574,16 +574,20 @@ def to_value(lv):
     return lv
 
 
-def from_python(v):
-    """Host data as a bp value: numbers, lists and arrays become float64 tensors."""
+def from_python(v, copy: bool = True):
+    """Host data as a bp value: numbers, lists and arrays become float64 tensors.
+
+    A value bound to a name is copied (the host may change its array later);
+    the arguments of one call need not be (bp never writes into an array).
+    """
     if isinstance(v, (Function, Record)):
         return v
     if isinstance(v, tuple):
-        return tuple(from_python(x) for x in v)
+        return tuple(from_python(x, copy) for x in v)
     if isinstance(v, dict):
-        return Record({str(k): from_python(x) for k, x in v.items()})
+        return Record({str(k): from_python(x, copy) for k, x in v.items()})
     try:
-        arr = np.array(v, dtype=np.float64)
+        arr = np.array(v, dtype=np.float64) if copy else np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
         raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value") from None
     return arr

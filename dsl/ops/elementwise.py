@@ -242,7 +242,15 @@ def _pow_jvp(ts, out, ins, attrs):
     return None if ta is None and tb is None else _bt(add(ta, tb), out)
 
 
-_binary("pow", np.power, "a ^ b: NumPy power; (-8)^(1/3) is nan", Infix("^", 10, "right"),
+def _power(a, b):
+    # A scalar exponent through ndarray.__pow__, which NumPy turns into square,
+    # sqrt or reciprocal for 2, 0.5 and -1.
+    if np.ndim(b) == 0 and np.ndim(a) > 0:
+        return np.asarray(a) ** float(b)
+    return np.power(a, b)
+
+
+_binary("pow", _power, "a ^ b: NumPy power; (-8)^(1/3) is nan", Infix("^", 10, "right"),
         fold=_fold_pow, vjp=_pow_vjp, jvp=_pow_jvp)
 
 

@@ -170,6 +170,9 @@ def _fold_broadcast_like(ins, attrs, shape):
     g, like = ins
     if g.shape == shape:
         return g
+    if g.op == "const" and isinstance(shape, tuple) and shapes.size(shape) <= 1 << 16:
+        from . import const                      # a constant spread over a known shape
+        return const(np.broadcast_to(g.value, shape).copy())
     if g.op == "broadcast_like":
         return apply("broadcast_like", [g.inputs[0], like])
     return None
