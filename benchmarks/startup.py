@@ -6,9 +6,12 @@ is the median wall-clock time of each.  bp imports numpy anyway, so the
 ratio measures what bp adds on top of it (target: at most 1.8x).
 
 Also reports whether `bp -c` imports prompt_toolkit or rich, which only
-the REPL and coloured errors on a terminal should need.
+the REPL and coloured errors on a terminal should need, and the REPL's
+time to first prompt: `bp` started on a pseudo-terminal, timed until
+`bp> ` appears on its screen (median of --prompt-runs, target 0.5 s;
+skipped where there are no pseudo-terminals).
 
-    .venv/bin/python benchmarks/startup.py [--runs N] [--warmup N]
+    .venv/bin/python benchmarks/startup.py [--runs N] [--warmup N] [--prompt-runs N]
 
 A benchmark, not a test: it prints figures and always exits 0.
 """
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 TARGET = 1.8
+PROMPT_TARGET = 0.5          # seconds from typing `bp` to a usable prompt (the REPL issue)
 
 
 def bp_command() -> list[str]:
@@ -53,10 +57,71 @@ def probe() -> tuple[bool, bool, bool]:
     return out[0] == "True", out[1] == "True", out[2] == "True"
 
 
+def first_prompt_once(cmd: list[str], env: dict, timeout: float = 10.0) -> float:
+    """Seconds from starting `cmd` on a fresh pseudo-terminal until `bp> ` shows."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+    start = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:                                       # the child: become bp
+        try:
+            os.execve(cmd[0], cmd, env)
+        finally:
+            os._exit(127)                              # only if exec failed
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        screen = b""
+        while b"bp> " not in screen:
+            ready, _, _ = select.select([fd], [], [], max(0.0, start + timeout - time.perf_counter()))
+            if not ready:
+                raise TimeoutError(f"no prompt after {timeout} s: {screen[-200:]!r}")
+            data = os.read(fd, 65536)
+            if b"\x1b[6n" in data:                     # answer "where is the cursor?"
+                os.write(fd, b"\x1b[1;1R")
+            screen += data
+        elapsed = time.perf_counter() - start
+        os.write(fd, b"\x04")                          # Ctrl-D: leave
+        deadline = time.monotonic() + timeout
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            try:                                       # drain, so bp never blocks writing
+                if select.select([fd], [], [], 0.05)[0]:
+                    os.read(fd, 65536)
+            except OSError:
+                pass
+        return elapsed
+    finally:
+        os.close(fd)
+
+
+def time_to_first_prompt(runs: int, warmup: int) -> float | None:
+    """Median seconds to the first prompt, or None where pseudo-terminals are missing."""
+    import tempfile
+    cmd = bp_command()
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, XDG_DATA_HOME=data, TERM="xterm-256color")
+        try:
+            for _ in range(warmup):
+                first_prompt_once(cmd, env)
+            return statistics.median(first_prompt_once(cmd, env) for _ in range(runs))
+        except (ImportError, OSError, TimeoutError) as err:
+            print(f"time to first prompt: not measured ({err})")
+            return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="timed runs of each (at least 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs of each first")
+    parser.add_argument("--prompt-runs", type=int, default=11,
+                        help="timed starts of the REPL (at least 10)")
     opts = parser.parse_args(argv)
     runs = max(opts.runs, 15)
 
@@ -81,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio:   {ratio:.2f}x (target <= {TARGET}x: {verdict})")
     pt, rich, cached = probe()
     print(f"bp -c imports prompt_toolkit: {pt}, rich: {rich}")
+    prompt_runs = max(opts.prompt_runs, 10)
+    first = time_to_first_prompt(prompt_runs, opts.warmup)
+    if first is not None:
+        verdict = "ok" if first <= PROMPT_TARGET else "OVER TARGET"
+        print(f"bp (REPL) to first prompt: median {first * 1000:7.1f} ms over {prompt_runs} runs "
+              f"(target <= {PROMPT_TARGET * 1000:.0f} ms: {verdict})")
     if not cached:
         # An editable install under PYTHONDONTWRITEBYTECODE=1 compiles every dsl
         # module on every run; `pip install .` precompiles them.

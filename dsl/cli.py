@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
         elif sys.stdin is not None and not sys.stdin.isatty():
             interp.exec(sys.stdin.read(), filename="<stdin>", echo=True)
         else:
-            return _line_loop(interp, stdout, stderr)
+            return _repl(interp, quiet=opts.quiet)
     except BpError as err:
         stdout.flush()
         _report(err, stderr)
@@ -85,31 +85,11 @@ def _report(err: BpError, stderr) -> None:
         stderr.write(str(err) + "\n")
 
 
-def _line_loop(interp: Interpreter, stdout, stderr) -> int:
-    """A minimal read-eval-print loop (the full REPL is its own milestone)."""
-    buffer = ""
-    while True:
-        try:
-            line = input("... " if buffer else "bp> ")
-        except EOFError:
-            stdout.write("\n")
-            return 0
-        except KeyboardInterrupt:
-            stdout.write("\n")
-            buffer = ""
-            continue
-        if not buffer and line.strip() in (":quit", ":q"):
-            return 0
-        buffer += line + "\n"
-        if not interp.is_complete(buffer):
-            continue
-        try:
-            interp.exec(buffer, filename="<repl>", echo=True)
-        except BpError as err:
-            _report(err, stderr)
-        except KeyboardInterrupt:
-            stderr.write("interrupted\n")
-        buffer = ""
+def _repl(interp: Interpreter, quiet: bool) -> int:
+    """The REPL (dsl/repl), imported only here: `bp -c` and `bp FILE` stay free of
+    prompt_toolkit and rich."""
+    from .repl.app import run_repl
+    return run_repl(interp, progress=not quiet)
 
 
 class LoopProgress:

@@ -1,11 +1,10 @@
 """What the REPL reads off the engine: keywords, builtins, transforms, and
 short descriptions of session values (kind, shape, signature, fields).
 
-The one module of dsl/repl that looks past the Interpreter's methods.
-tests/test_layering.py lets repl import only interpreter, errors and dsl,
-so the op registry, the value classes and `param_names` are reached
-through the interpreter module, which imports them.  Nothing here decides
-what a program means: it reads names, signatures and shapes.
+The one module of dsl/repl that looks past the Interpreter's methods: it
+reads the op registry, the value classes and `param_names` directly.
+Nothing here decides what a program means: it reads names, signatures and
+shapes.
 """
 from __future__ import annotations
 
@@ -14,9 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BpError, BpTypeError
-from ..interpreter import CONSTANTS, KEYWORDS, SPECIAL, Closure, Function, Record, Transform
-from ..interpreter import ast as bp_ast
-from ..interpreter import autodiff, ops, parse
+from .. import ast as bp_ast
+from .. import autodiff, ops
+from ..interpreter import CONSTANTS, KEYWORDS
+from ..lower import SPECIAL
+from ..parser import parse
+from ..values import Closure, Function, Record, Transform
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,16 @@ def builtins() -> dict[str, BuiltinInfo]:
 
 def is_function(value) -> bool:
     return isinstance(value, Function)
+
+
+def is_closure(value) -> bool:
+    """A def or a lambda (not a builtin or a transform)."""
+    return isinstance(value, Closure)
+
+
+def param_names(fn) -> tuple[str, ...]:
+    """The parameter names, as `wrt=` refers to them."""
+    return tuple(autodiff.param_names(fn))
 
 
 def is_builtin_constant(name: str, value) -> bool:

@@ -19,7 +19,10 @@ _NAME = r"[^\W\d]\w*"
 
 class BpLexer(RegexLexer):
     name = "bp"
-    aliases = ["bp"]
+    # Pygments ≥ 2.18 has a builtin lexer (Soong, for Android.bp files) with the
+    # alias "bp", and builtins win an alias lookup: `pygmentize -l bp-lang`, or
+    # no -l at all (`*.bp` files find this plugin by name), picks this one.
+    aliases = ["bp-lang", "bplang", "bp"]
     filenames = ["*.bp"]
     mimetypes = ["text/x-bp"]
 
