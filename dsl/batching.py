@@ -167,8 +167,8 @@ def _matmul(node, ins, m):
 
 def _solve(node, ins, m):
     (a, ab), (b, bb) = ins
-    if ab:
-        return None
+    if ab or len(a.shape) > 2:
+        return None                   # batched or stacked matrices: one solve per direction
     col = apply("expand_dims", [b], {"axis": (-1,)}) if len(node.inputs[1].shape) == 1 else b
     return apply("reshape", [apply("solve", [a, col])], {"shape": (m,) + node.shape})
 

@@ -112,12 +112,14 @@ class BpInternalError(BpError):
 
 
 def caret_block(line_text: str, span: Span) -> str:
-    """The source line indented by four spaces and carets under the span."""
-    shown = line_text.rstrip("\n").expandtabs(4)
-    start = len(line_text[: span.col - 1].expandtabs(4))
+    """The source line, dedented and indented by four spaces, and carets under the span."""
+    full = line_text.rstrip("\n").expandtabs(4)
+    lead = len(full) - len(full.lstrip())
+    shown = full[lead:]
+    start = len(line_text[: span.col - 1].expandtabs(4)) - lead
     if span.end_line == span.line:
-        width = len(line_text[: span.end_col - 1].expandtabs(4)) - start
+        width = len(line_text[: span.end_col - 1].expandtabs(4)) - lead - start
     else:
         width = len(shown.rstrip()) - start          # a multi-line span: to the end of the line
     width = max(1, width)
-    return f"    {shown}\n    {' ' * start}{'^' * width}"
+    return f"    {shown}\n    {' ' * max(start, 0)}{'^' * width}"

@@ -166,6 +166,8 @@ class Interpreter:
 
     def format(self, value) -> str:
         """A value as `print` shows it; a function as its simplified formula."""
+        if not isinstance(value, (np.ndarray, tuple, Record, Function, str)):
+            value = from_python(value, copy=False)
         if isinstance(value, Function):
             return self._format_function(value)
         if isinstance(value, tuple):
@@ -508,10 +510,12 @@ class Interpreter:
             return self.to_python(result)
         call.__name__ = getattr(fn, "name", None) or "bp_function"
         call.__doc__ = render.format_value(fn)
+        call.bp_function = fn                  # so bp[name] = bp.eval("grad(f)") binds it back
         return call
 
     def to_python(self, v):
         if isinstance(v, np.ndarray):
+            v.flags.writeable = False          # the session's own array: read it, don't change it
             return v
         if isinstance(v, tuple):
             return tuple(self.to_python(x) for x in v)
@@ -582,14 +586,23 @@ def from_python(v, copy: bool = True):
     """
     if isinstance(v, (Function, Record)):
         return v
+    if callable(v) and isinstance(getattr(v, "bp_function", None), Function):
+        return v.bp_function
     if isinstance(v, tuple):
         return tuple(from_python(x, copy) for x in v)
     if isinstance(v, dict):
-        return Record({str(k): from_python(x, copy) for k, x in v.items()})
+        for k in v:
+            if not isinstance(k, str) or not k.isidentifier() or k in KEYWORDS:
+                raise BpValueError(f"a record field must be a bp name, not {k!r}")
+        return Record({k: from_python(x, copy) for k, x in v.items()})
+    if v is None or isinstance(v, (str, bytes)):
+        raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value")
     try:
         arr = np.array(v, dtype=np.float64) if copy else np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BpTypeError(f"cannot use a Python {type(v).__name__} as a bp value") from None
+    if arr.dtype == object:
+        raise BpTypeError("cannot use a ragged or mixed Python list as a bp value")
     return arr
 
 

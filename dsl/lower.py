@@ -218,6 +218,9 @@ class Lowerer:
                     if result is not None:
                         return result
                 return self.inline(fn, args, kwargs, span)
+            case Builtin(name) if name in SPECIAL:
+                raise BpTypeError(f"{name} takes a function, as in {name}(f); it cannot be used "
+                                  f"as a function of tensors itself", span)
             case Builtin(name):
                 entry = ops.BUILTINS[name]
                 if isinstance(entry, ops.Macro):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -16,6 +17,7 @@ EXTRA = "pip install 'bp-lang[plot]'"
 WIDTH, HEIGHT = 78, 20
 
 Series = tuple[str, np.ndarray, np.ndarray]      # label, xs, ys
+_PLOTEXT = threading.Lock()
 
 
 def terminal(series: list[Series], colour: bool, span: Span | None) -> str:
@@ -24,6 +26,11 @@ def terminal(series: list[Series], colour: bool, span: Span | None) -> str:
         import plotext as plt
     except ImportError:
         raise BpImportError(f"plot in the terminal needs plotext: {EXTRA}", span) from None
+    with _PLOTEXT:                     # plotext draws on one module-level figure
+        return _draw(plt, series, colour)
+
+
+def _draw(plt, series, colour) -> str:
     plt.clear_figure()
     plt.plotsize(WIDTH, HEIGHT)
     plt.theme("pro" if colour else "clear")

@@ -89,8 +89,8 @@ def test_repl_error_in_a_function_points_at_the_input_that_defined_it():
     lines = out.splitlines()
     error = next(i for i, line in enumerate(lines) if "shape error" in line)
     assert lines[error].startswith("<repl[1]>:2:9: shape error: matmul of [2] and [3]")
-    assert lines[error + 1] == "        y = x @ [1, 2, 3]"      # auto-indented inside { }
-    assert lines[error + 2] == "            ^^^^^^^^^^^^^"
+    assert lines[error + 1] == "    y = x @ [1, 2, 3]"          # dedented, as SPEC §8 shows a body line
+    assert lines[error + 2] == "        ^^^^^^^^^^^^^"
 
 
 def test_repl_ctrl_c_abandons_the_input():

@@ -139,6 +139,7 @@ class _Active(threading.local):
         self.limits = Limits()
         self.nodes = 0
         self.interrupt: threading.Event | None = None
+        self.building: list[tuple[str, Span | None]] = [("f", None)]   # origin, span
 
 
 ACTIVE = _Active()
@@ -179,16 +180,15 @@ def const(value, span: Span | None = None) -> Node:
 
 # Nodes that a derivative rule builds take the forward node's span (so errors
 # point at user code) and origin "d" (so displays can mark them).
-_BUILDING: list[tuple[str, Span | None]] = [("f", None)]
 
 
 @contextmanager
 def building(origin: str, span: Span | None):
-    _BUILDING.append((origin, span))
+    ACTIVE.building.append((origin, span))
     try:
         yield
     finally:
-        _BUILDING.pop()
+        ACTIVE.building.pop()
 
 
 def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None,
@@ -202,7 +202,7 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
     opdef = REGISTRY[name]
     attrs = attrs or {}
     inputs = tuple(inputs)
-    default_origin, default_span = _BUILDING[-1]
+    default_origin, default_span = ACTIVE.building[-1]
     origin = origin or default_origin
     span = span or default_span
     shape = opdef.shape([i.shape for i in inputs], attrs, span)
@@ -264,7 +264,7 @@ def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):
     if ACTIVE.limits.check_nan and not np.all(np.isfinite(out)) \
             and all(np.all(np.isfinite(a)) for a in arrays):
         bad = "nan" if np.any(np.isnan(out)) else "inf"
-        what = "a derivative of this expression" if _BUILDING[-1][0] == "d" else "this expression"
+        what = "a derivative of this expression" if ACTIVE.building[-1][0] == "d" else "this expression"
         raise BpValueError(f"{opdef.name} gave {bad} from finite inputs in {what} (--check-nan)",
                            span)
     return out

@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from ..graph import Node, intern
-from . import REGISTRY, const, run_kernel
+from . import ACTIVE, REGISTRY, building, const, run_kernel
 
 Monomial = tuple            # ((atom, exponent), …), atoms in a fixed order
 Poly = dict                 # Monomial -> coefficient
@@ -31,7 +31,6 @@ MAX_FACTORS = 6             # atoms in one monomial: a longer product stays as w
 
 _POLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # node -> (poly, size)
 _ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> order key
-_WHERE: list = [("f", None)]       # origin and span of the nodes being built
 
 
 def _key(atom: Node) -> tuple:
@@ -194,11 +193,8 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     # A tie is rebuilt canonically only when small (so short formulas print in one
     # canonical order) or when something collected; big ties stay as written.
     if c < size or (c == size and (collected or (len(p) <= 3 and _factors(p) <= 4))):
-        _WHERE.append((origin, span))
-        try:
+        with building(origin, span):
             node = _build(p, shape)
-        finally:
-            _WHERE.pop()
         if node is not None and node.shape == shape:
             return node
     node = build_naive()
@@ -213,7 +209,7 @@ def _raw(op: str, a: Node, b: Node | None = None) -> Node:
     ins = (a,) if b is None else (a, b)
     if all(i.op == "const" for i in ins):
         return const(run_kernel(REGISTRY[op], [i.value for i in ins], {}, None))
-    origin, span = _WHERE[-1]
+    origin, span = ACTIVE.building[-1]
     shape = REGISTRY[op].shape([i.shape for i in ins], {}, span)
     return intern(op, ins, (), shape, span, origin=origin)
 
