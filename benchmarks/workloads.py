@@ -1,0 +1,835 @@
+"""The workloads of /work/shared/BENCHMARKS.md, for bp, the hand-written
+NumPy floor and (when installed) autograd, PyTorch, JAX, SymPy, CasADi.
+
+Each workload function takes the options and returns (markdown lines,
+targets).  bp programs are bp source, called through the embedding API
+(`Interpreter.function`), so the timed call is what a user's Python code
+pays.  Every candidate's result is checked against the reference before
+it is timed (timing.measure); a wrong or failing one gets no figure.
+
+Imports NumPy: import this module only after the process is pinned.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+import dsl
+from timing import (TOLERANCE, TOLERANCE_F32, Candidate, flatten, fmt_ratio, fmt_time, measure,
+                    once, rel_error)
+
+LAMBDA = 1e-4
+
+
+@dataclass
+class Target:
+    workload: str
+    what: str
+    measured: str
+    target: str
+    met: bool | None          # None: could not be decided (a failing candidate)
+    cpu: str = "–"            # the same figure from process CPU time (robust to a busy machine)
+    cpu_met: bool | None = None
+
+
+@dataclass
+class Options:
+    quick: bool
+    rounds: int               # 15 (7 for workload 3)
+    rounds3: int
+    target_s: float           # 0.1 s (0.05 s for workload 3)
+    target_s3: float
+    builds: int               # fresh builds for "first result" medians
+    log: Callable[[str], None]
+
+
+# ── peers ────────────────────────────────────────────────────────────────
+
+class Peers:
+    """The optional peers, imported once (after pinning); None when not installed."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.versions: dict[str, str] = {}
+        self.autograd = self._load("autograd", log)
+        self.torch = self._load("torch", log)
+        self.jax = self._load("jax", log)
+        if self.jax is not None:
+            self.jax.config.update("jax_enable_x64", True)
+        self.sympy = self._load("sympy", log)
+        self.casadi = self._load("casadi", log)
+
+    def only(self, name: str) -> "Peers":
+        """A view with one peer left (the others None)."""
+        view = object.__new__(Peers)
+        view.versions = self.versions
+        for other in ("autograd", "torch", "jax", "sympy", "casadi"):
+            setattr(view, other, getattr(self, other) if other == name else None)
+        return view
+
+    def each(self, log, build: Callable[["Peers"], Any], names=("autograd", "torch", "jax", "casadi")):
+        """build(view) for each installed peer alone; a peer whose set-up fails is skipped
+        with a printed line, never the run."""
+        results = []
+        for name in names:
+            if getattr(self, name) is None:
+                continue
+            try:
+                results.append(build(self.only(name)))
+            except Exception as err:
+                log(f"{name}: could not set up this workload ({type(err).__name__}: {err}); skipped")
+        return results
+
+    def _load(self, name: str, log) -> Any:
+        try:
+            mod = importlib.import_module(name)
+        except Exception as err:                 # ImportError, or a broken install
+            self.versions[name] = "not installed"
+            log(f"{name}: not installed ({type(err).__name__}), skipped")
+            return None
+        self.versions[name] = getattr(mod, "__version__", "?")
+        return mod
+
+
+def _bp_plan_steps(bp: dsl.Interpreter) -> int | None:
+    """Steps of the largest compiled plan of a session (a private detail, for the report)."""
+    try:
+        return max(len(entry[0]) for entry in bp._plans.values())
+    except Exception:
+        return None
+
+
+def _met(measured: float | None, limit: float | None) -> bool | None:
+    if measured is None or limit is None or not math.isfinite(measured):
+        return None
+    return measured <= limit
+
+
+def _yes(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "?"}[met]
+
+
+def _find(cands: list[Candidate], peer: str, unit: str) -> Candidate | None:
+    for c in cands:
+        if c.peer == peer and c.unit == unit:
+            return c
+    return None
+
+
+def _median(c: Candidate | None) -> float | None:
+    return c.median if c is not None and c.ok and c.wall else None
+
+
+def _cpu_ratio(a: Candidate | None, b: Candidate | None) -> float | None:
+    if _median(a) is None or _median(b) is None or b.cpu_median <= 0:
+        return None
+    return a.cpu_median / b.cpu_median
+
+
+def _cpu_time(c: Candidate | None) -> float | None:
+    return c.cpu_median if _median(c) is not None else None
+
+
+def _cpu_pair(ratio: float | None, limit: float) -> tuple[str, bool | None]:
+    return fmt_ratio(ratio), _met(ratio, limit)
+
+
+def _status_cell(c: Candidate) -> str:
+    if c.ok:
+        return f"{c.error:.1e}" if c.error is not None else "–"
+    return c.status + (f" ({c.error:.1e})" if c.error is not None else "")
+
+
+def _timing_table(cands: list[Candidate], floor_of: Callable[[Candidate], Candidate | None],
+                  targets: dict[str, str] | None = None) -> list[str]:
+    """One row per candidate: median, min, quartiles, CPU, ratio to its floor, check."""
+    targets = targets or {}
+    lines = ["| candidate | median | min | q1–q3 | CPU (median) | calls/sample | ratio to floor "
+             "| target | rel. error |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for c in cands:
+        if not c.ok or not c.wall:
+            lines.append(f"| {c.label} | – | – | – | – | – | – | {targets.get(c.label, '')} "
+                         f"| {_status_cell(c)} |")
+            continue
+        floor = floor_of(c)
+        ratio = c.median / floor.median if floor is not None and _median(floor) else None
+        q1, q3 = c.quartiles
+        lines.append(f"| {c.label} | {fmt_time(c.median)} | {fmt_time(c.minimum)} "
+                     f"| {fmt_time(q1)}–{fmt_time(q3)} | {fmt_time(c.cpu_median)} | {c.number} "
+                     f"| {fmt_ratio(ratio)} | {targets.get(c.label, '')} | {_status_cell(c)} |")
+    return lines
+
+
+# ── 1. MLP gradient step ─────────────────────────────────────────────────
+
+BP_MLP = """
+def loss(W1, b1, W2, b2, W3, b3) {
+    H1 = tanh(X @ W1 + b1)
+    H2 = tanh(H1 @ W2 + b2)
+    Z = H2 @ W3 + b3
+    return mean(logsumexp(Z, axis=1) - sum(Y * Z, axis=1)) +
+           λ * (sum(W1^2) + sum(W2^2) + sum(W3^2))
+}
+"""
+
+
+def mlp_inputs(B: int, sizes: tuple[int, int, int, int]):
+    rng = np.random.default_rng(0)
+    n0, n1, n2, n3 = sizes
+    X = rng.standard_normal((B, n0))
+    labels = rng.integers(0, n3, size=B)
+    Y = np.eye(n3)[labels]
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        params.append(rng.standard_normal((n_in, n_out)) / np.sqrt(n_in))
+        params.append(0.1 * rng.standard_normal(n_out))
+    return X, Y, params
+
+
+def mlp_numpy_backprop(X, Y, W1, b1, W2, b2, W3, b3, lam=LAMBDA):
+    """Forward, then Algorithm 6.4 by hand: the practical floor for NumPy."""
+    B = X.shape[0]
+    H1 = np.tanh(X @ W1 + b1)
+    H2 = np.tanh(H1 @ W2 + b2)
+    Z = H2 @ W3 + b3
+    m = Z.max(axis=1, keepdims=True)
+    E = np.exp(Z - m)
+    s = E.sum(axis=1, keepdims=True)
+    L = (np.mean(np.log(s[:, 0]) + m[:, 0] - np.sum(Y * Z, axis=1))
+         + lam * (np.sum(W1 * W1) + np.sum(W2 * W2) + np.sum(W3 * W3)))
+    G = (E / s - Y) / B
+    dW3 = H2.T @ G + 2 * lam * W3
+    db3 = G.sum(axis=0)
+    G = (G @ W3.T) * (1 - H2 * H2)
+    dW2 = H1.T @ G + 2 * lam * W2
+    db2 = G.sum(axis=0)
+    G = (G @ W2.T) * (1 - H1 * H1)
+    dW1 = X.T @ G + 2 * lam * W1
+    db1 = G.sum(axis=0)
+    return L, (dW1, db1, dW2, db2, dW3, db3)
+
+
+def _mlp_peers(peers: Peers, X, Y, P, dtype, ref, tol) -> list[Candidate]:
+    tag = np.dtype(dtype).name
+    out: list[Candidate] = []
+    lam = LAMBDA
+    if peers.autograd is not None:
+        import autograd
+        import autograd.numpy as anp
+        try:
+            from autograd.scipy.special import logsumexp as a_lse
+        except ImportError:                        # autograd.scipy needs SciPy
+            def a_lse(Z, axis):
+                m = anp.max(Z, axis=axis, keepdims=True)
+                return anp.log(anp.sum(anp.exp(Z - m), axis=axis)) + anp.squeeze(m, axis)
+
+        def a_loss(params):
+            W1, b1, W2, b2, W3, b3 = params
+            H1 = anp.tanh(anp.dot(X, W1) + b1)
+            H2 = anp.tanh(anp.dot(H1, W2) + b2)
+            Z = anp.dot(H2, W3) + b3
+            return (anp.mean(a_lse(Z, axis=1) - anp.sum(Y * Z, axis=1))
+                    + lam * (anp.sum(W1 ** 2) + anp.sum(W2 ** 2) + anp.sum(W3 ** 2)))
+        a_vg = autograd.value_and_grad(a_loss)
+        a_params = list(P)
+        out.append(Candidate("autograd", tag, lambda: a_vg(a_params), ref, tolerance=tol))
+    if peers.torch is not None:
+        torch = peers.torch
+        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        Pt = [torch.tensor(p, requires_grad=True) for p in P]
+
+        def t_step():
+            W1, b1, W2, b2, W3, b3 = Pt
+            H1 = torch.tanh(Xt @ W1 + b1)
+            H2 = torch.tanh(H1 @ W2 + b2)
+            Z = H2 @ W3 + b3
+            L = (torch.mean(torch.logsumexp(Z, dim=1) - torch.sum(Yt * Z, dim=1))
+                 + lam * (torch.sum(W1 ** 2) + torch.sum(W2 ** 2) + torch.sum(W3 ** 2)))
+            return L, torch.autograd.grad(L, Pt)
+        out.append(Candidate("torch eager", tag, t_step, ref, tolerance=tol,
+                             convert=lambda r: (r[0].detach().numpy(), [g.numpy() for g in r[1]])))
+    if peers.jax is not None:
+        jax = peers.jax
+        jnp = jax.numpy
+
+        def j_loss(params, X, Y):
+            W1, b1, W2, b2, W3, b3 = params
+            H1 = jnp.tanh(X @ W1 + b1)
+            H2 = jnp.tanh(H1 @ W2 + b2)
+            Z = H2 @ W3 + b3
+            return (jnp.mean(jax.nn.logsumexp(Z, axis=1) - jnp.sum(Y * Z, axis=1))
+                    + lam * (jnp.sum(W1 ** 2) + jnp.sum(W2 ** 2) + jnp.sum(W3 ** 2)))
+        Pj = [jnp.asarray(p) for p in P]
+        Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+        jit_vg = jax.jit(jax.value_and_grad(j_loss))
+        vg = jax.value_and_grad(j_loss)
+        conv = lambda r: (np.asarray(r[0]), [np.asarray(g) for g in r[1]])
+        out.append(Candidate("JAX jit", tag, lambda: jax.block_until_ready(jit_vg(Pj, Xj, Yj)),
+                             ref, tolerance=tol, convert=conv))
+        out.append(Candidate("JAX no-jit", tag, lambda: jax.block_until_ready(vg(Pj, Xj, Yj)),
+                             ref, tolerance=tol, convert=conv))
+    return out
+
+
+def workload_mlp(opts: Options, peers: Peers):
+    lines = ["## 1. MLP gradient step (loss and all six gradients)", ""]
+    targets: list[Target] = []
+    shapes = [("large", 128, (784, 256, 256, 10), 1.05), ("small", 16, (16, 32, 32, 4), 1.5)]
+    for name, B, sizes, limit in shapes:
+        opts.log(f"MLP {name}: B={B} {'-'.join(map(str, sizes))}")
+        X, Y, P = mlp_inputs(B, sizes)
+        ref = flatten(mlp_numpy_backprop(X, Y, *P))
+        bp = dsl.Interpreter()
+        bp["X"], bp["Y"], bp["λ"] = X, Y, LAMBDA
+        bp.exec(BP_MLP)
+        f = bp.function("value_and_grad(loss, wrt=(W1, b1, W2, b2, W3, b3))")
+        cands = [Candidate("numpy", "float64", lambda X=X, Y=Y, P=P: mlp_numpy_backprop(X, Y, *P), ref),
+                 Candidate("bp", "float64", lambda P=P: f(*P), ref)]
+        for more in peers.each(opts.log, lambda pv: _mlp_peers(pv, X, Y, P, np.float64, ref, TOLERANCE)):
+            cands += more
+        # float32: everything cast; λ stays a Python float.
+        X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+        P32 = [p.astype(np.float32) for p in P]
+        cands.append(Candidate("numpy", "float32",
+                               lambda: mlp_numpy_backprop(X32, Y32, *P32), ref, tolerance=TOLERANCE_F32))
+        for more in peers.each(opts.log, lambda pv: _mlp_peers(pv, X32, Y32, P32, np.float32, ref,
+                                                              TOLERANCE_F32)):
+            cands += more
+        measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+        plan = _bp_plan_steps(bp)
+
+        def floor_of(c, cands=cands):
+            return _find(cands, "numpy", c.unit)
+        bp_c = _find(cands, "bp", "float64")
+        np_c = _find(cands, "numpy", "float64")
+        ratio = _median(bp_c) / _median(np_c) if _median(bp_c) and _median(np_c) else None
+        lines += [f"### {name}: B = {B}, layers {'-'.join(map(str, sizes))}, λ = {LAMBDA}", ""]
+        lines += _timing_table(cands, floor_of,
+                               {"bp float64": f"≤ {limit}× numpy: met? {_yes(_met(ratio, limit))}"})
+        lines += ["| bp float32 | – | – | – | – | – | – | | not run: bp is float64-only "
+                  "(`from_python` casts every input to float64) |", ""]
+        lines += [f"bp's compiled plan: {plan} steps. float32 rows are checked against the "
+                  f"float64 reference with tolerance {TOLERANCE_F32:g}.", ""]
+        targets.append(Target("1. MLP", f"B={B} {'-'.join(map(str, sizes))} loss+grads, bp / numpy",
+                              fmt_ratio(ratio), f"≤ {limit}×", _met(ratio, limit),
+                              fmt_ratio(_cpu_ratio(bp_c, np_c)), _met(_cpu_ratio(bp_c, np_c), limit)))
+    return lines, targets
+
+
+# ── 2. Rosenbrock with scalar indexing in a loop ─────────────────────────
+
+BP_ROSEN_LOOP = """
+def rosenbrock_loop(x) {
+    s = 0
+    for i in range(size(x) - 1) {
+        s = s + 100 * (x[i + 1] - x[i]^2)^2 + (1 - x[i])^2
+    }
+    return s
+}
+"""
+TORCH_EAGER_ROSEN = 14.5e-3       # BENCHMARKS.md: torch eager 14–15 ms
+JAX_FIRST_ROSEN = 1.7             # BENCHMARKS.md: JAX jit first call 1.7–2.5 s (the lower figure)
+
+
+def rosenbrock_loop(x):
+    s = 0.0
+    for i in range(len(x) - 1):
+        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+def rosen_grad_numpy(x):
+    t = x[1:] - x[:-1] ** 2
+    g = np.zeros_like(x)
+    g[:-1] = -400 * x[:-1] * t - 2 * (1 - x[:-1])
+    g[1:] += 200 * t
+    return g
+
+
+def rosen_grad_floats(x: list[float]) -> list[float]:
+    n = len(x)
+    g = [0.0] * n
+    for i in range(n - 1):
+        xi = x[i]
+        t = x[i + 1] - xi * xi
+        g[i] += -400.0 * xi * t - 2.0 * (1.0 - xi)
+        g[i + 1] += 200.0 * t
+    return g
+
+
+def _bp_rosen_first(x):
+    bp = dsl.Interpreter()
+    bp.exec(BP_ROSEN_LOOP)
+    return bp.function("grad(rosenbrock_loop)")(x)
+
+
+def _rosen_loop_peers(peers: Peers, x, ref, opts: Options, found: dict) -> list[Candidate]:
+    out: list[Candidate] = []
+    if peers.autograd is not None:
+        import autograd
+        a_g = autograd.grad(rosenbrock_loop)
+        out.append(Candidate("autograd", "loop", lambda: a_g(x), ref))
+    if peers.torch is not None:
+        torch = peers.torch
+        xt = torch.tensor(x, requires_grad=True)
+
+        def t_grad():
+            return torch.autograd.grad(rosenbrock_loop(xt), xt)[0]
+        out.append(Candidate("torch eager", "loop", t_grad, ref, convert=lambda r: r.numpy()))
+    if peers.jax is not None:
+        jax = peers.jax
+        xj = jax.numpy.asarray(x)
+
+        def fresh_jit():
+            def f(x):                         # a new function object: no cache can help
+                return rosenbrock_loop(x)
+            return jax.block_until_ready(jax.jit(jax.grad(f))(xj))
+        try:
+            found["jax_first"] = once(fresh_jit, opts.builds)[0]
+        except Exception as err:
+            opts.log(f"JAX first call failed: {err}")
+        j_jit = jax.jit(jax.grad(rosenbrock_loop))
+        j_nojit = jax.grad(rosenbrock_loop)
+        out.append(Candidate("JAX jit", "loop", lambda: jax.block_until_ready(j_jit(xj)), ref,
+                             convert=np.asarray))
+        out.append(Candidate("JAX no-jit", "loop", lambda: jax.block_until_ready(j_nojit(xj)), ref,
+                             convert=np.asarray))
+    return out
+
+
+def workload_rosen_loop(opts: Options, peers: Peers):
+    n = 100
+    opts.log(f"Rosenbrock scalar loop, n={n}")
+    x = np.linspace(-1.2, 1.3, n)
+    ref = [rosen_grad_numpy(x)]
+    lines = [f"## 2. Rosenbrock n = {n}, scalar indexing in a loop: gradient", ""]
+    targets: list[Target] = []
+
+    # time to first result, fresh sessions, before anything else is built
+    first, result, first_cpu = once(lambda: _bp_rosen_first(x), opts.builds)
+    first_err = rel_error(flatten(result), ref)
+    first_ok = first_err <= TOLERANCE
+
+    bp = dsl.Interpreter()
+    bp.exec(BP_ROSEN_LOOP)
+    g = bp.function("grad(rosenbrock_loop)")
+    xl = x.tolist()
+    cands = [Candidate("numpy", "vectorized", lambda: rosen_grad_numpy(x), ref),
+             Candidate("Python floats", "loop", lambda: rosen_grad_floats(xl), ref, convert=np.asarray),
+             Candidate("bp", "loop in a function", lambda: g(x), ref)]
+    found: dict = {}
+    for more in peers.each(opts.log, lambda pv: _rosen_loop_peers(pv, x, ref, opts, found)):
+        cands += more
+    jax_first = found.get("jax_first")
+    measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+
+    def floor_of(c):
+        return cands[0]
+    torch_c = _find(cands, "torch eager", "loop")
+    torch_t = _median(torch_c)
+    grad_limit = 0.1 * (torch_t if torch_t else TORCH_EAGER_ROSEN)
+    grad_source = "measured torch eager" if torch_t else "torch eager 14.5 ms in BENCHMARKS.md"
+    first_limit = 0.05 * (jax_first if jax_first else JAX_FIRST_ROSEN)
+    first_source = "measured JAX jit first call" if jax_first else "JAX jit 1.7 s in BENCHMARKS.md"
+    bp_c = _find(cands, "bp", "loop in a function")
+    bp_t = _median(bp_c)
+    lines += _timing_table(cands, floor_of, {"bp loop in a function": f"≤ {fmt_time(grad_limit)}: "
+                                             f"met? {_yes(_met(bp_t, grad_limit))}"})
+    lines += ["", "| | bp | JAX jit |", "| --- | ---: | ---: |",
+              f"| time to first result (build + first evaluation), median of {opts.builds} "
+              f"fresh builds | {fmt_time(first) if first_ok else 'WRONG'} | "
+              f"{fmt_time(jax_first) if jax_first else 'not run (BENCHMARKS.md: 1.7–2.5 s)'} |",
+              f"| time per scalar op (gradient / 1089) | {fmt_time(bp_t / 1089 if bp_t else None)} "
+              f"| {fmt_time(_median(_find(cands, 'JAX jit', 'loop')) / 1089) if _median(_find(cands, 'JAX jit', 'loop')) else '–'} |",
+              "", f"bp's compiled plan of the gradient: {_bp_plan_steps(bp)} steps.", ""]
+    targets.append(Target("2. Rosenbrock loop", "gradient, bp", fmt_time(bp_t),
+                          f"≤ 0.1 × torch eager = {fmt_time(grad_limit)} ({grad_source})",
+                          _met(bp_t, grad_limit), fmt_time(_cpu_time(bp_c)),
+                          _met(_cpu_time(bp_c), grad_limit)))
+    targets.append(Target("2. Rosenbrock loop", "time to first result, bp",
+                          fmt_time(first) if first_ok else "WRONG",
+                          f"≤ 5% of JAX jit first call = {fmt_time(first_limit)} ({first_source})",
+                          _met(first, first_limit) if first_ok else False, fmt_time(first_cpu),
+                          _met(first_cpu, first_limit) if first_ok else False))
+    return lines, targets
+
+
+# ── 3. higher derivatives by nested grad ─────────────────────────────────
+
+FUNCTIONS3 = {
+    "tanh": dict(bp="tanh", sympy=lambda sp, x: sp.tanh(x),
+                 jax=lambda jnp: jnp.tanh, anp=lambda anp: anp.tanh, torch=lambda t: t.tanh),
+    "sin(x)·exp(−x²/2)": dict(
+        bp="x -> sin(x)*exp(-x^2/2)", sympy=lambda sp, x: sp.sin(x) * sp.exp(-x ** 2 / 2),
+        jax=lambda jnp: (lambda x: jnp.sin(x) * jnp.exp(-x ** 2 / 2)),
+        anp=lambda anp: (lambda x: anp.sin(x) * anp.exp(-x ** 2 / 2)),
+        torch=lambda t: (lambda x: t.sin(x) * t.exp(-x ** 2 / 2))),
+}
+EXACT = {("tanh", 8): 322.8593181, ("sin(x)·exp(−x²/2)", 8): 699.4218504}
+
+
+def _bp_nodes(bp: dsl.Interpreter, src: str) -> int:
+    return sum(1 for n in bp.graph(src).nodes if n.op not in ("input", "const"))
+
+
+def _bp_diff_first(src: str, k: int, x0):
+    bp = dsl.Interpreter()
+    return bp.function(f"diff({src}, {k})")(x0)
+
+
+def _jaxpr_size(jaxpr) -> int:
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += 1
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (list, tuple)) else (p,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    n += _jaxpr_size(inner)
+    return n
+
+
+def _exact_derivatives(peers: Peers, name: str, kmax: int) -> dict[int, float] | None:
+    sp = peers.sympy
+    if sp is None:
+        return None
+    x = sp.Symbol("x")
+    f = FUNCTIONS3[name]["sympy"](sp, x)
+    return {k: float(sp.diff(f, x, k).subs(x, sp.Rational(1, 2)).evalf(30)) for k in range(1, kmax + 1)}
+
+
+def workload_higher(opts: Options, peers: Peers):
+    lines = ["## 3. k-th derivative by nested reverse-mode differentiation, x0 = 0.5", ""]
+    targets: list[Target] = []
+    x0 = np.asarray(0.5)
+    kmax = 8
+    for name, spec in FUNCTIONS3.items():
+        opts.log(f"k-th derivative of {name}")
+        exact = _exact_derivatives(peers, name, kmax)
+        size_rows, time_groups = [], []
+        bp = dsl.Interpreter()
+        for k in range(1, kmax + 1):
+            reference = exact[k] if exact else None
+            if reference is None and (name, k) in EXACT:
+                reference = EXACT[(name, k)]
+            ref = [np.asarray(reference)] if reference is not None else None
+            # bp: size, first result (fresh sessions), per evaluation
+            nodes = _bp_nodes(bp, f"diff({spec['bp']}, {k})")
+            first, value, first_cpu = once(lambda: _bp_diff_first(spec["bp"], k, x0), opts.builds)
+            first_ok = ref is None or rel_error(flatten(value), ref) <= TOLERANCE
+            d = bp.function(f"diff({spec['bp']}, {k})")
+            cands = [Candidate("bp", f"k={k}", lambda d=d: d(x0), ref)]
+            row = {"k": k, "bp nodes": nodes, "bp first": fmt_time(first) if first_ok else "WRONG",
+                   "first_s": first if first_ok else None, "first_cpu": first_cpu}
+            for extra in peers.each(opts.log, lambda pv: _higher_peers(pv, spec, k, cands, ref, opts),
+                                    names=("sympy", "jax", "autograd", "torch")):
+                row.update(extra)
+            measure(cands, opts.rounds3, opts.target_s3, progress=opts.log)
+            size_rows.append(row)
+            time_groups.append(cands)
+            if name == "tanh" and k == kmax:
+                bp_c = cands[0]
+                targets.append(Target("3. tanh k=8", "first result, bp", row["bp first"],
+                                      "≤ 50 ms", _met(row["first_s"], 0.050), fmt_time(first_cpu),
+                                      _met(first_cpu, 0.050)))
+                targets.append(Target("3. tanh k=8", "per evaluation, bp", fmt_time(_median(bp_c)),
+                                      "≤ 10 µs", _met(_median(bp_c), 10e-6), fmt_time(_cpu_time(bp_c)),
+                                      _met(_cpu_time(bp_c), 10e-6)))
+        # tables: sizes and first results; per evaluation
+        lines += [f"### {name}", "",
+                  "| k | bp nodes | SymPy count_ops (raw / cse) | JAX jaxpr eqns (grad / jet) "
+                  "| bp first result | SymPy diff cold / fresh | SymPy cse | JAX jit first call (grad / jet) |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in size_rows:
+            lines.append(f"| {r['k']} | {r['bp nodes']} | {r.get('sympy ops', '–')} "
+                         f"| {r.get('jax eqns', '–')} | {r['bp first']} | {r.get('sympy diff', '–')} "
+                         f"| {r.get('sympy cse', '–')} | {r.get('jax first', '–')} |")
+        peers_seen = []
+        for cands in time_groups:
+            for c in cands:
+                if c.peer not in peers_seen:
+                    peers_seen.append(c.peer)
+        lines += ["", f"Per evaluation (median; {opts.rounds3} interleaved rounds; every value "
+                  "checked against SymPy's exact derivative):", "",
+                  "| k | " + " | ".join(peers_seen) + " |",
+                  "| ---: | " + " | ".join("---:" for _ in peers_seen) + " |"]
+        for k, cands in enumerate(time_groups, start=1):
+            cells = []
+            for p in peers_seen:
+                c = next((c for c in cands if c.peer == p), None)
+                cells.append("–" if c is None else fmt_time(c.median) if c.ok and c.wall else c.status)
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines, targets
+
+
+def _higher_peers(peers: Peers, spec, k, cands, ref, opts) -> dict:
+    """The peers' candidates for the k-th derivative (appended to cands); table cells."""
+    if peers.sympy is not None:
+        return _sympy_rows(peers.sympy, spec, k, cands, ref)
+    if peers.jax is not None:
+        return _jax_rows(peers.jax, spec, k, cands, ref, opts)
+    if peers.autograd is not None:
+        import autograd
+        import autograd.numpy as anp
+        g = spec["anp"](anp)
+        for _ in range(k):
+            g = autograd.grad(g)
+        cands.append(Candidate("autograd", f"k={k}", lambda: g(0.5), ref))
+    if peers.torch is not None:
+        torch = peers.torch
+        tf = spec["torch"](torch)
+
+        def t_kth():
+            x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+            y = tf(x)
+            for j in range(k):
+                y, = torch.autograd.grad(y, x, create_graph=j < k - 1)
+            return y
+        cands.append(Candidate("torch", f"k={k}", t_kth, ref, convert=lambda r: r.detach().numpy()))
+    return {}
+
+
+def _sympy_rows(sp, spec, k, cands, ref) -> dict:
+    """SymPy: sizes, diff and cse times (cold and in a warm session), lambdify candidates."""
+    from sympy.core.cache import clear_cache
+    x = sp.Symbol("x")
+    f = spec["sympy"](sp, x)
+    clear_cache()
+    t0 = time.perf_counter()
+    d = sp.diff(f, x, k)
+    cold = time.perf_counter() - t0
+    fresh_sym = sp.Symbol(f"x_fresh_{k}_{time.perf_counter_ns()}")
+    f2 = spec["sympy"](sp, fresh_sym)
+    t0 = time.perf_counter()
+    sp.diff(f2, fresh_sym, k)
+    fresh = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    replacements, reduced = sp.cse(d)
+    cse_t = time.perf_counter() - t0
+    after = sum(sp.count_ops(e) for _, e in replacements) + sp.count_ops(reduced[0])
+    plain = sp.lambdify(x, d, "math")
+    with_cse = sp.lambdify(x, d, "math", cse=True)
+    cands.append(Candidate("SymPy lambdify", f"k={k}", lambda: plain(0.5), ref))
+    cands.append(Candidate("SymPy lambdify cse", f"k={k}", lambda: with_cse(0.5), ref))
+    return {"sympy ops": f"{sp.count_ops(d)} / {after}",
+            "sympy diff": f"{fmt_time(cold)} / {fmt_time(fresh)}", "sympy cse": fmt_time(cse_t)}
+
+
+def _jax_rows(jax, spec, k, cands, ref, opts) -> dict:
+    jnp = jax.numpy
+    row: dict = {}
+    try:
+        from jax.experimental import jet
+    except Exception:
+        jet = None
+
+    def nested():
+        g = spec["jax"](jnp)
+        for _ in range(k):
+            g = jax.grad(g)
+        return g
+
+    def jetted():
+        f = spec["jax"](jnp)
+
+        def g(x):
+            series = (jnp.ones_like(x),) + tuple(jnp.zeros_like(x) for _ in range(k - 1))
+            return jet.jet(f, (x,), (series,))[1][k - 1]
+        return g
+    x0 = jnp.asarray(0.5)
+    try:
+        sizes = [str(_jaxpr_size(jax.make_jaxpr(nested())(0.5).jaxpr))]
+        firsts = [fmt_time(once(lambda: jax.block_until_ready(jax.jit(nested())(x0)), opts.builds)[0])]
+        if jet is not None:
+            sizes.append(str(_jaxpr_size(jax.make_jaxpr(jetted())(0.5).jaxpr)))
+            firsts.append(fmt_time(once(lambda: jax.block_until_ready(jax.jit(jetted())(x0)),
+                                        opts.builds)[0]))
+        row["jax eqns"] = " / ".join(sizes)
+        row["jax first"] = " / ".join(firsts)
+    except Exception as err:
+        opts.log(f"JAX sizes/first call failed: {err}")
+    g_jit, g_nojit = jax.jit(nested()), nested()
+    cands.append(Candidate("JAX jit", f"k={k}", lambda: jax.block_until_ready(g_jit(x0)), ref,
+                           convert=np.asarray))
+    cands.append(Candidate("JAX no-jit", f"k={k}", lambda: jax.block_until_ready(g_nojit(x0)), ref,
+                           convert=np.asarray))
+    if jet is not None:
+        j_jit = jax.jit(jetted())
+        cands.append(Candidate("JAX jet jit", f"k={k}", lambda: jax.block_until_ready(j_jit(x0)), ref,
+                               convert=np.asarray))
+    return row
+
+
+# ── 4. Hessian, HVP and gradient of the vectorized Rosenbrock ────────────
+
+BP_ROSEN = "def rosen(x) = sum(100 * (x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)"
+
+
+def rosen_hessian_numpy(x):
+    n = x.size
+    d = np.zeros(n)
+    d[:-1] = 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
+    d[1:] += 200
+    off = -400 * x[:-1]
+    H = np.zeros((n, n))
+    H.flat[:: n + 1] = d
+    H.flat[1:: n + 1] = off
+    H.flat[n:: n + 1] = off
+    return H
+
+
+def rosen_hvp_numpy(x, v):
+    d = np.zeros_like(x)
+    d[:-1] = 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
+    d[1:] += 200
+    off = -400 * x[:-1]
+    hv = d * v
+    hv[:-1] += off * v[1:]
+    hv[1:] += off * v[:-1]
+    return hv
+
+
+def _rosen_generic(x, sum_):
+    return sum_(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def _hessian_peers(peers: Peers, x, v, refs, opts) -> tuple[list[Candidate], dict[str, str]]:
+    out: list[Candidate] = []
+    setup: dict[str, str] = {}
+    if peers.jax is not None:
+        jax = peers.jax
+        jnp = jax.numpy
+        f = lambda x: _rosen_generic(x, jnp.sum)
+        xj, vj = jnp.asarray(x), jnp.asarray(v)
+        makers = {"gradient": lambda: jax.jit(jax.grad(f)),
+                  "Hessian": lambda: jax.jit(jax.hessian(f)),
+                  "HVP": lambda: jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])}
+        try:
+            firsts = [fmt_time(once(lambda: jax.block_until_ready(makers["gradient"]()(xj)), opts.builds)[0]),
+                      fmt_time(once(lambda: jax.block_until_ready(makers["Hessian"]()(xj)), opts.builds)[0]),
+                      fmt_time(once(lambda: jax.block_until_ready(makers["HVP"]()(xj, vj)), opts.builds)[0])]
+            setup["JAX jit"] = "first calls (trace + compile + run): " + " / ".join(firsts)
+        except Exception as err:
+            setup["JAX jit"] = f"first calls failed: {err}"
+        jg, jh, jv = makers["gradient"](), makers["Hessian"](), makers["HVP"]()
+        out += [Candidate("JAX jit", "gradient", lambda: jax.block_until_ready(jg(xj)), refs["gradient"],
+                          convert=np.asarray),
+                Candidate("JAX jit", "Hessian", lambda: jax.block_until_ready(jh(xj)), refs["Hessian"],
+                          convert=np.asarray),
+                Candidate("JAX jit", "HVP", lambda: jax.block_until_ready(jv(xj, vj)), refs["HVP"],
+                          convert=np.asarray)]
+    if peers.torch is not None:
+        torch = peers.torch
+        tfn = torch.func
+        f = lambda x: _rosen_generic(x, torch.sum)
+        xt, vt = torch.from_numpy(x), torch.from_numpy(v)
+        tg, th = tfn.grad(f), tfn.hessian(f)
+        conv = lambda r: r.detach().numpy()
+        out += [Candidate("torch.func", "gradient", lambda: tg(xt), refs["gradient"], convert=conv),
+                Candidate("torch.func", "Hessian", lambda: th(xt), refs["Hessian"], convert=conv),
+                Candidate("torch.func", "HVP", lambda: tfn.jvp(tg, (xt,), (vt,))[1], refs["HVP"],
+                          convert=conv)]
+    if peers.autograd is not None:
+        import autograd
+        import autograd.numpy as anp
+        f = lambda x: _rosen_generic(x, anp.sum)
+        ag, ah, av = autograd.grad(f), autograd.hessian(f), autograd.hessian_tensor_product(f)
+        out += [Candidate("autograd", "gradient", lambda: ag(x), refs["gradient"]),
+                Candidate("autograd", "Hessian", lambda: ah(x), refs["Hessian"]),
+                Candidate("autograd", "HVP", lambda: av(x, v), refs["HVP"])]
+    if peers.casadi is not None:
+        ca = peers.casadi
+        n = x.size
+        t0 = time.perf_counter()
+        xs, vs = ca.SX.sym("x", n), ca.SX.sym("v", n)
+        fs = _rosen_generic(xs, ca.sum1)
+        H, g = ca.hessian(fs, xs)
+        cg = ca.Function("g", [xs], [g])
+        ch = ca.Function("H", [xs], [H])
+        cv = ca.Function("hvp", [xs, vs], [ca.jtimes(g, xs, vs)])
+        setup["CasADi SX"] = f"symbolic set-up: {fmt_time(time.perf_counter() - t0)}"
+        out += [Candidate("CasADi SX", "gradient", lambda: cg(x), refs["gradient"],
+                          convert=lambda r: np.asarray(r.full()).ravel()),
+                Candidate("CasADi SX", "Hessian", lambda: ch(x).full(), refs["Hessian"]),
+                Candidate("CasADi SX", "HVP", lambda: cv(x, v), refs["HVP"],
+                          convert=lambda r: np.asarray(r.full()).ravel())]
+    return out, setup
+
+
+def workload_hessian(opts: Options, peers: Peers):
+    lines = ["## 4. Vectorized Rosenbrock: gradient, dense Hessian, Hessian-vector product", ""]
+    targets: list[Target] = []
+    units = ("gradient", "Hessian", "HVP")
+    for n in (10, 100, 300):
+        opts.log(f"Rosenbrock vectorized, n={n}")
+        x = np.linspace(-1.2, 1.3, n)
+        v = np.cos(np.arange(n, dtype=np.float64))
+        refs = {"gradient": [rosen_grad_numpy(x)], "Hessian": [rosen_hessian_numpy(x)],
+                "HVP": [rosen_hvp_numpy(x, v)]}
+        bp = dsl.Interpreter()
+        bp.exec(BP_ROSEN)
+        bg, bh, bv = (bp.function("grad(rosen)"), bp.function("hessian(rosen)"),
+                      bp.function("hvp(rosen)"))
+        cands = [Candidate("numpy", "gradient", lambda x=x: rosen_grad_numpy(x), refs["gradient"]),
+                 Candidate("numpy", "Hessian", lambda x=x: rosen_hessian_numpy(x), refs["Hessian"]),
+                 Candidate("numpy", "HVP", lambda x=x, v=v: rosen_hvp_numpy(x, v), refs["HVP"]),
+                 Candidate("bp", "gradient", lambda x=x: bg(x), refs["gradient"]),
+                 Candidate("bp", "Hessian", lambda x=x: bh(x), refs["Hessian"]),
+                 Candidate("bp", "HVP", lambda x=x, v=v: bv(x, v), refs["HVP"])]
+        setup: dict[str, str] = {}
+        for more, peer_setup in peers.each(opts.log, lambda pv: _hessian_peers(pv, x, v, refs, opts)):
+            cands += more
+            setup.update(peer_setup)
+        measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+        plans = {u: None for u in units}
+        try:
+            for entry in bp._plans.values():
+                kind = entry[-1].kind
+                plans[{"grad": "gradient", "hessian": "Hessian", "hvp": "HVP"}[kind]] = len(entry[0])
+        except Exception:
+            pass
+        lines += [f"### n = {n}", "",
+                  "| peer | gradient | Hessian | HVP | Hessian / gradient | HVP / gradient "
+                  "| Hessian / numpy Hessian | rel. error (max) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        peers_seen = list(dict.fromkeys(c.peer for c in cands))
+        np_h = _median(_find(cands, "numpy", "Hessian"))
+        for p in peers_seen:
+            m = {u: _median(_find(cands, p, u)) for u in units}
+            cs = [_find(cands, p, u) for u in units]
+            bad = [c for c in cs if c is not None and not c.ok]
+            errs = [c.error for c in cs if c is not None and c.error is not None]
+            err_cell = "; ".join(f"{c.unit}: {c.status}" for c in bad) or (f"{max(errs):.1e}" if errs else "–")
+            r = lambda a, b: a / b if a and b else None
+            lines.append(f"| {p} | {fmt_time(m['gradient'])} | {fmt_time(m['Hessian'])} "
+                         f"| {fmt_time(m['HVP'])} | {fmt_ratio(r(m['Hessian'], m['gradient']))} "
+                         f"| {fmt_ratio(r(m['HVP'], m['gradient']))} | {fmt_ratio(r(m['Hessian'], np_h))} "
+                         f"| {err_cell} |")
+        lines += [""]
+        lines += [f"- {k}: {s}" for k, s in setup.items()]
+        lines += [f"- bp plan steps: gradient {plans['gradient']}, Hessian {plans['Hessian']}, "
+                  f"HVP {plans['HVP']}", ""]
+        if n == 100:
+            bg_t, bh_t, bv_t = (_median(_find(cands, "bp", u)) for u in units)
+            hr = bh_t / np_h if bh_t and np_h else None
+            vr = bv_t / bg_t if bv_t and bg_t else None
+            targets.append(Target("4. Rosenbrock n=100", "dense Hessian, bp / numpy Hessian",
+                                  fmt_ratio(hr), "≤ 3×", _met(hr, 3.0),
+                                  *_cpu_pair(_cpu_ratio(_find(cands, "bp", "Hessian"),
+                                                        _find(cands, "numpy", "Hessian")), 3.0)))
+            targets.append(Target("4. Rosenbrock n=100", "HVP / gradient, bp", fmt_ratio(vr),
+                                  "≤ 1.5×", _met(vr, 1.5),
+                                  *_cpu_pair(_cpu_ratio(_find(cands, "bp", "HVP"),
+                                                        _find(cands, "bp", "gradient")), 1.5)))
+            lines += [f"Targets at n = 100: bp Hessian / numpy Hessian {fmt_ratio(hr)} (≤ 3×: "
+                      f"{_yes(_met(hr, 3.0))}); bp HVP / bp gradient {fmt_ratio(vr)} (≤ 1.5×: "
+                      f"{_yes(_met(vr, 1.5))}).", ""]
+    return lines, targets
