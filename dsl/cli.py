@@ -13,6 +13,10 @@ from .errors import BpError
 from .interpreter import Interpreter
 
 
+LIMITS = {"max_elements": 10**8, "max_nodes": 5_000_000, "max_unroll": 1_000_000,
+          "max_depth": 1000}      # the defaults of Interpreter(...) (dsl.ops.Limits)
+
+
 class _Usage(Exception):
     pass
 
@@ -30,6 +34,11 @@ def _arguments() -> _Parser:
     p.add_argument("--precision", type=int, default=8, metavar="N", help="significant digits printed")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the session's random numbers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--check-nan", action="store_true",
+                   help="stop at the first nan or inf made from finite inputs, and say where")
+    for name, default in LIMITS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=default, metavar="N",
+                       help=f"limit (default {default:,})")
     p.add_argument("--version", action="version", version=f"bp {__version__}")
     return p
 
@@ -47,7 +56,9 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
     if opts.precision < 1 or opts.precision > 17:
         stderr.write("bp: --precision takes a number from 1 to 17\n")
         return 2
-    interp = Interpreter(stdout=stdout, precision=opts.precision, seed=opts.seed)
+    limits = {name: getattr(opts, name) for name in LIMITS}
+    interp = Interpreter(stdout=stdout, precision=opts.precision, seed=opts.seed,
+                         check_nan=opts.check_nan, **limits)
     if not opts.quiet and getattr(stderr, "isatty", lambda: False)():
         interp.progress = lambda total, label: LoopProgress(total, label, stderr)
     try:
@@ -67,6 +78,7 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
         stdout.flush()
         stderr.write("bp: interrupted\n")
         return 130
+
     return 0
 
 
@@ -123,4 +135,11 @@ class LoopProgress:
 
 
 def main_entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:                 # `bp script.bp | head`: stop quietly
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
