@@ -9,26 +9,24 @@ terminal except through `self.stdout`.
 """
 from __future__ import annotations
 
-import difflib
-import threading
-from contextlib import contextmanager
-import inspect
 import io
 import math
 import os
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from . import ast, autodiff, codegen, ops, plot, render
-from .ops import Limits
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
 from .graph import Node, make_input, topo_order
 from .lower import SPECIAL, Lowerer, loop_count, unpack
+from .ops import Limits
 from .parser import is_complete as _is_complete
 from .parser import parse
 from .shapes import SymShape
@@ -71,6 +69,7 @@ class _Globals:
             return to_lowered(value)
         if name in ops.BUILTINS or name in SPECIAL:
             return Builtin(name)
+        import difflib                           # only on this error path: start-up stays quick
         known = list(self.interp.globals) + list(ops.BUILTINS) + list(SPECIAL)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -215,6 +214,7 @@ class Interpreter:
         """
         if not name.isidentifier() or name in KEYWORDS:
             raise BpValueError(f"{name!r} is not a bp name")
+        import inspect
         if isinstance(getattr(fn, "nin", None), int):          # a NumPy ufunc
             params = ("x",) if fn.nin == 1 else tuple(f"x{i}" for i in range(fn.nin))
         else:
