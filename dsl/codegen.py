@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import BpTypeError
 from .graph import Node, topo_order
 from .ops import REGISTRY
 from .values import Record, leaves
@@ -122,7 +123,10 @@ def _expr(node: Node, args: list[str]) -> str:
             return f"_cross_entropy({args[0]}, {args[1]}, {a.get('axis', -1)})"
         case "one_hot":
             return f"np.eye({a['n']})[np.asarray({args[0]}).astype(int)]"
-    raise NotImplementedError(f"no NumPy code for op {op!r}")
+    if op in ("host", "host_vjp"):
+        raise BpTypeError(f"export writes NumPy code, and {a['fn'].name} is a Python function "
+                          f"defined into the session: it cannot be exported")
+    raise BpTypeError(f"export has no NumPy code for the op {op!r}")
 
 
 def _array_literal(value: np.ndarray) -> str:
@@ -150,7 +154,7 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
             if node.op == "input":                       # a global the function reads
                 name = node.attr("name")
                 if name not in globals_:
-                    raise NotImplementedError(f"export: unbound input {name}")
+                    raise BpTypeError(f"export: {name} is not bound to a value")
                 value = np.asarray(globals_[name], dtype=float)
                 if f"{name} =" not in "\n".join(constant_lines):
                     constant_lines.append(f"{name} = {_array_literal(value)}")

@@ -140,10 +140,15 @@ class Interpreter:
         active = ops.ACTIVE
         saved = (active.limits, active.interrupt, active.nodes)
         active.limits, active.interrupt = self.limits, self._interrupt
+        depth = sys.getrecursionlimit()
+        # Lowering recurses over the source's nesting (bounded by max_depth), and inlined
+        # calls nest; Python-to-Python calls do not use the C stack, so this is safe.
+        sys.setrecursionlimit(max(depth, 20 * self.limits.max_depth + 5000))
         try:
             yield
         finally:
             active.limits, active.interrupt, active.nodes = saved
+            sys.setrecursionlimit(depth)
 
     def run_file(self, path: str | os.PathLike) -> Interpreter:
         path = Path(path)
@@ -372,8 +377,8 @@ class Interpreter:
             return self._value_of_running(src)
 
     def _value_of_running(self, src: str):
-        program = self._guard(lambda: parse(src, "<eval>", self.limits.max_depth))
         self.sources["<eval>"] = src.splitlines()
+        program = self._guard(lambda: parse(src, "<eval>", self.limits.max_depth))
         if len(program.stmts) != 1 or not isinstance(program.stmts[0], ast.ExprStmt):
             raise BpTypeError("expected a single expression", program.stmts[0].span if program.stmts else None)
         e = program.stmts[0].value

@@ -26,7 +26,7 @@ TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
                ">=": "greater_equal", "==": "equal", "!=": "not_equal", "and": "and", "or": "or"}
 TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp")
 SPECIAL = TRANSFORMS + ("gradcheck",)
-MAX_CALL_DEPTH = 200
+MAX_CALL_DEPTH = 1000
 
 
 class Context(Protocol):
@@ -271,9 +271,11 @@ class Lowerer:
     def inline(self, fn: Closure, args: list, kwargs: dict, span: Span):
         """Lower a call by building the function's body into the caller's graph."""
         bound = self.bind_args(fn, args, kwargs, span)
-        if fn in self._active or len(self._active) >= MAX_CALL_DEPTH:
+        if fn in self._active:
             raise BpTypeError(f"{fn.name or 'a lambda'} calls itself: recursion is not supported "
                               f"(write a loop with for, or if … then … else)", span)
+        if len(self._active) >= MAX_CALL_DEPTH:
+            raise BpValueError(f"calls are nested more than {MAX_CALL_DEPTH} deep", span)
         self._active.append(fn)
         try:
             return self.body(fn.body, Scope(fn.env, bound))

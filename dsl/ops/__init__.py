@@ -106,17 +106,23 @@ def signature(entry: OpDef | Macro) -> str:
     if isinstance(entry, Macro):
         return entry.signature
     parts = [f"{entry.params[0]}…" if entry.variadic else p for p in entry.params]
+    after_shape = False
     for a in entry.attrs:
         if a.kind == "shape":
             parts.append("shape…")
-        elif a.required:
+            after_shape = True
+        elif a.required and not after_shape:
             parts.append(a.name)
+        elif a.required:
+            parts.append(f"{a.name}=…")               # after shape… only as a keyword
         else:
             parts.append(f"{a.name}={_fmt_default(a.default)}")
     return f"{entry.name}({', '.join(parts)})"
 
 
 def _fmt_default(v) -> str:
+    if isinstance(v, bool):
+        return str(int(v))
     return "None" if v is None else str(v)
 
 
