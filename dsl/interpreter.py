@@ -121,6 +121,7 @@ class Interpreter:
         """Run statements.  With `echo`, expression statements give their values:
         printed to stdout (echo=True) or passed to a callback; returned either way."""
         self.sources[filename] = src.splitlines()
+        self._interrupt.clear()                  # an interrupt while idle does not carry over
         with self._running():
             program = self._guard(lambda: parse(src, filename, self.limits.max_depth))
             shown: list = []
@@ -139,16 +140,17 @@ class Interpreter:
         """Make this session's limits and interrupt flag the ones the builder sees."""
         active = ops.ACTIVE
         saved = (active.limits, active.interrupt, active.nodes)
-        active.limits, active.interrupt = self.limits, self._interrupt
-        depth = sys.getrecursionlimit()
+        active.limits, active.interrupt, active.nodes = self.limits, self._interrupt, 0
         # Lowering recurses over the source's nesting (bounded by max_depth), and inlined
-        # calls nest; Python-to-Python calls do not use the C stack, so this is safe.
-        sys.setrecursionlimit(max(depth, 20 * self.limits.max_depth + 5000))
+        # calls nest; Python-to-Python calls do not use the C stack.  The limit is only
+        # ever raised, never put back: another thread's session may be deep in it.
+        needed = 20 * self.limits.max_depth + 5000
+        if sys.getrecursionlimit() < needed:
+            sys.setrecursionlimit(needed)
         try:
             yield
         finally:
             active.limits, active.interrupt, active.nodes = saved
-            sys.setrecursionlimit(depth)
 
     def run_file(self, path: str | os.PathLike) -> Interpreter:
         path = Path(path)
@@ -356,6 +358,8 @@ class Interpreter:
 
     def _import(self, path: str, span: Span) -> None:
         self._need_files(span)
+        if not path.endswith(".bp"):
+            raise BpImportError(f"cannot import {path!r}: bp imports bp source files (.bp)", span)
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         target = (base / path).resolve()
         if str(target) in self._imported:

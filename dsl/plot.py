@@ -58,6 +58,7 @@ def image(series: list[Series], path: str, span: Span | None) -> None:
     except ImportError:
         raise BpImportError(f"plot to a file needs matplotlib: {EXTRA}", span) from None
     fig, ax = pyplot.subplots(figsize=(7, 4.2), dpi=110)
+    tmp = path + ".tmp"
     try:
         for label, xs, ys in series:
             ax.plot(xs, ys, label=label)
@@ -68,6 +69,11 @@ def image(series: list[Series], path: str, span: Span | None) -> None:
         fig.savefig(tmp, format=ext[1:])
         os.replace(tmp, path)
     except OSError as err:
-        raise BpIOError(f"cannot write {path!r}: {err.strerror or err}", span) from None
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        reason = "it is a directory" if isinstance(err, IsADirectoryError) else err.strerror or err
+        raise BpIOError(f"cannot write {path!r}: {reason}", span) from None
     finally:
         pyplot.close(fig)

@@ -219,7 +219,7 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
                           active.limits.max_nodes, span)
     if not active.nodes & 1023:
         check_interrupt(span)
-    if isinstance(shape, tuple) and len(shape) > 1:
+    if isinstance(shape, tuple) and shape:
         check_size(shape, span)
     if all(i.op == "const" for i in inputs):
         return const(run_kernel(opdef, [i.value for i in inputs], attrs, span), span)
