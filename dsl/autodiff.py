@@ -20,7 +20,8 @@ from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
 from .ops.elementwise import broadcast_shape, same_shape
-from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
+from .values import (Builtin, Closure, Function, HostFunction, Record, Transform, bind_arguments,
+                     leaves, rebuild)
 
 
 # ── the two modes ────────────────────────────────────────────────────────
@@ -273,21 +274,7 @@ def _seed(out: Node) -> Node:
 
 
 def _bind(t: Transform, names: tuple[str, ...], args: list, kwargs: dict, span: Span) -> list:
-    if len(args) > len(names):
-        raise BpTypeError(f"{t.kind}(…) takes {len(names)} argument{'s' * (len(names) != 1)} "
-                          f"({', '.join(names)}), got {len(args) + len(kwargs)}", span)
-    bound = dict(zip(names, args))
-    for k, v in kwargs.items():
-        if k not in names:
-            raise BpTypeError(f"{t.kind}(…) has no parameter '{k}' (its parameters: "
-                              f"{', '.join(names)})", span)
-        if k in bound:
-            raise BpTypeError(f"{t.kind}(…) got two values for '{k}'", span)
-        bound[k] = v
-    missing = [n for n in names if n not in bound]
-    if missing:
-        raise BpTypeError(f"{t.kind}(…) takes {len(names)} argument{'s' * (len(names) != 1)} "
-                          f"({', '.join(names)}); missing {', '.join(missing)}", span)
+    bound = bind_arguments(f"{t.kind}(…)", names, args, kwargs, span)
     return [bound[n] for n in names]
 
 

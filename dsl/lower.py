@@ -19,7 +19,8 @@ from . import ast, autodiff, ops, shapes
 from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node
 from .ops import apply, const, describe
-from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
+from .values import (Builtin, Closure, Function, HostFunction, Record, Transform, bind_arguments,
+                     leaves, rebuild)
 
 ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
 TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
@@ -246,23 +247,8 @@ class Lowerer:
 
     def bind_args(self, fn: Closure, args: list, kwargs: dict, span: Span) -> dict:
         """Parameters → arguments, checking count, keywords and shape annotations."""
-        names = fn.param_names
         label = fn.name or "the lambda"
-        if len(args) > len(names):
-            raise BpTypeError(f"{label} takes {len(names)} argument{'s' * (len(names) != 1)}, "
-                              f"got {len(args) + len(kwargs)}", span)
-        bound = dict(zip(names, args))
-        for key, value in kwargs.items():
-            if key not in names:
-                raise BpTypeError(f"{label} has no parameter '{key}' (its parameters: "
-                                  f"{', '.join(names)})", span)
-            if key in bound:
-                raise BpTypeError(f"{label} got two values for '{key}'", span)
-            bound[key] = value
-        missing = [n for n in names if n not in bound]
-        if missing:
-            raise BpTypeError(f"{label} takes {len(names)} argument{'s' * (len(names) != 1)}, "
-                              f"got {len(bound)} (missing {', '.join(missing)})", span)
+        bound = bind_arguments(label, fn.param_names, args, kwargs, span)
         for p in fn.params:
             if p.shape is not None:
                 check_annotation(p, bound[p.name], label, span)

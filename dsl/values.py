@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import ast
-from .errors import Span
+from .errors import BpTypeError, Span
 
 
 class Record:
@@ -115,3 +115,26 @@ class HostFunction(Function):
     params: tuple[str, ...]
     vjp: Any = None
     shape: Any = None
+
+
+def bind_arguments(label: str, names: tuple[str, ...], args: list, kwargs: dict,
+                   span: Span | None) -> dict:
+    """Parameter name → argument, from positional then keyword arguments; every
+    mistake (too many, unknown or repeated keyword, missing) a located type error."""
+    plural = "s" * (len(names) != 1)
+    if len(args) > len(names):
+        raise BpTypeError(f"{label} takes {len(names)} argument{plural}, "
+                          f"got {len(args) + len(kwargs)}", span)
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise BpTypeError(f"{label} has no parameter '{key}' (its parameters: "
+                              f"{', '.join(names)})", span)
+        if key in bound:
+            raise BpTypeError(f"{label} got two values for '{key}'", span)
+        bound[key] = value
+    missing = [n for n in names if n not in bound]
+    if missing:
+        raise BpTypeError(f"{label} takes {len(names)} argument{plural}, got {len(bound)} "
+                          f"(missing {', '.join(missing)})", span)
+    return bound
