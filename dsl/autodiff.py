@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import batching, ops, shapes
+from . import ops, shapes
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
@@ -333,6 +333,7 @@ def _jacobian(out: Node, x: Node, span: Span) -> Node:
 
 
 def _jacobian_built(out: Node, x: Node, so: tuple, sx: tuple, m: int, n: int, span: Span) -> Node:
+    from . import batching
     # One graph for all directions: the derivative with a placeholder seed, batched.
     if n < m:
         t = make_input("∂t", sx, span)

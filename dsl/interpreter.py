@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import ast, autodiff, codegen, ops, plot, render
+from . import ast, autodiff, ops, render
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, Span)
 from .evaluate import Plan
@@ -321,10 +321,12 @@ class Interpreter:
                     raise BpTypeError(f"export writes a function, got {ops.describe(to_lowered(fn))}",
                                       value.span)
                 names, inputs, out = self._function_graph(fn, value.span)
+                from . import codegen           # only export needs it: start-up stays quick
                 source = codegen.module({_export_name(value): (names, inputs, out)},
                                         {n: v for n, v in self.globals.items()})
                 write_file(self._path(path, stmt.span), source, stmt.span)
             case ast.Plot(values, on, path):
+                from . import plot
                 series = [self._series(v, on) for v in values]
                 if path is None:
                     colour = getattr(self.stdout, "isatty", lambda: False)()
