@@ -413,7 +413,9 @@ class Interpreter:
                 return None
             if len(self._plans) >= MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = entry + (fn,)     # the function too: its ids are in the key
+            # The function and any function arguments too: their ids are in the key.
+            self._plans[key] = entry + (fn, [v for v in leaves(tuple(arg_values) + tuple(kw_values.values()))
+                                             if isinstance(v, Function)])
         plan, template = entry[0], entry[1]
         flat = [leaf for v in list(arg_values) + [kw_values[k] for k in sorted(kw_values)]
                 for leaf in leaves(v) if isinstance(leaf, np.ndarray)]
@@ -684,7 +686,9 @@ def _signature(v):
         return ("(",) + tuple(map(_signature, v))
     if isinstance(v, Record):
         return ("{",) + tuple((k, _signature(x)) for k, x in v.items())
-    return ("fn", id(v))
+    # A function argument is inlined into the plan: key it by what it is (a builtin by
+    # name, a closure by its body or identity), never by a bare id that could be reused.
+    return ("fn", _function_key(v))
 
 
 def _reason(err: Exception) -> str:

@@ -875,3 +875,14 @@ def test_a_transform_of_a_transform_builtin_prints_but_has_no_graph():
             interp.graph(src)
     with pytest.raises(dsl.BpTypeError):
         interp.eval("grad(grad)(1.0)")
+
+def test_compiled_plans_are_keyed_by_function_arguments_not_by_reusable_ids():
+    """A function passed as an argument is inlined into the plan; builtins made afresh
+    at each call must not share a plan through a recycled id (a CI-only flake found
+    this: apply(abs, -3) ran the plan of apply(sqrt, 16))."""
+    bp = dsl.Interpreter()
+    bp.exec("def apply(g, x) = g(x)")
+    for _ in range(50):
+        assert float(bp.eval("apply(sqrt, 16)")) == 4
+        assert float(bp.eval("apply(abs, -3)")) == 3
+        assert float(bp.eval("apply(x -> 2 * x, 5)")) == 10
