@@ -76,8 +76,9 @@ _unary("atan", np.arctan, "inverse tangent", d=lambda x, out: div(c(1), add(c(1)
 _unary("sinh", np.sinh, "hyperbolic sine", d=lambda x, out: op("cosh", x))
 _unary("cosh", np.cosh, "hyperbolic cosine", d=lambda x, out: op("sinh", x))
 _unary("tanh", np.tanh, "hyperbolic tangent; tanh' = 1 - tanh²", d=lambda x, out: _one_minus_square(out))
+# σ' = σ(x)·σ(-x): the same as σ(1 - σ), but 1 - σ by subtraction loses digits for large x.
 _unary("sigmoid", _sigmoid, "1 / (1 + exp(-x)), computed stably",
-       d=lambda x, out: mul(out, sub(c(1), out)))
+       d=lambda x, out: mul(out, op("sigmoid", neg(x))))
 # relu'(0) = 0: the comparison is strict.
 _unary("relu", lambda x: np.maximum(x, 0.0), "max(x, 0); relu'(0) = 0",
        d=lambda x, out: op("greater", x, c(0)))
