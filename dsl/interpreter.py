@@ -304,11 +304,7 @@ class Interpreter:
             case ast.Import(path):
                 self._import(path, stmt.span)
             case ast.GraphStmt(value, path):
-                fn = self._eval(value)
-                if not isinstance(fn, Function):
-                    raise BpTypeError(f"graph shows a function, got {ops.describe(to_lowered(fn))}",
-                                      value.span)
-                names, inputs, out = self._function_graph(fn, value.span)
+                fn, (names, inputs, out) = self._graph_of(value, "graph shows")
                 g = render.FunctionGraph(names, inputs, [o for o in leaves(out) if isinstance(o, Node)],
                                          _transform_word(fn))
                 if path is None:
@@ -316,11 +312,7 @@ class Interpreter:
                 else:
                     write_file(self._path(path, stmt.span), g.to_dot(), stmt.span)
             case ast.Export(value, path):
-                fn = self._eval(value)
-                if not isinstance(fn, Function):
-                    raise BpTypeError(f"export writes a function, got {ops.describe(to_lowered(fn))}",
-                                      value.span)
-                names, inputs, out = self._function_graph(fn, value.span)
+                _, (names, inputs, out) = self._graph_of(value, "export writes")
                 from . import codegen           # only export needs it: start-up stays quick
                 source = codegen.module({_export_name(value): (names, inputs, out)},
                                         {n: v for n, v in self.globals.items()})
@@ -343,6 +335,13 @@ class Interpreter:
                         self.stdout.write(self.format(v) + "\n")
             case _:
                 raise BpTypeError(f"'{type(stmt).__name__.lower()}' is not allowed here", stmt.span)
+
+    def _graph_of(self, value: ast.Expr, what: str):
+        """The function an expression names, and its graph (for graph and export)."""
+        fn = self._eval(value)
+        if not isinstance(fn, Function):
+            raise BpTypeError(f"{what} a function, got {ops.describe(to_lowered(fn))}", value.span)
+        return fn, self._function_graph(fn, value.span)
 
     def _exec_block(self, block: ast.Block, echo, shown: list) -> None:
         for stmt in block.stmts:

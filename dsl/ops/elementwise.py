@@ -103,6 +103,14 @@ def _strip_broadcast(x, other, shape):
     return x
 
 
+def _without_broadcast(op, a, b, shape):
+    """op(a, b) with a broadcast_like dropped from one side (never both: the other
+    side must keep the full shape), or None when there is none to drop."""
+    a2 = _strip_broadcast(a, b, shape)
+    b2 = _strip_broadcast(b, a2, shape)
+    return apply(op, [a2, b2]) if a2 is not a or b2 is not b else None
+
+
 def _fold_add(ins, attrs, shape):
     a, b = ins
     if is_const_value(b, 0) and _same(a, shape):
@@ -113,10 +121,9 @@ def _fold_add(ins, attrs, shape):
         return apply("sub", [a, b.inputs[0]])
     if a.op == "neg":                                   # -a + b → b - a
         return apply("sub", [b, a.inputs[0]])
-    a2 = _strip_broadcast(a, b, shape)
-    b2 = _strip_broadcast(b, a2, shape)
-    if a2 is not a or b2 is not b:
-        return apply("add", [a2, b2])
+    stripped = _without_broadcast("add", a, b, shape)
+    if stripped is not None:
+        return stripped
     return None
 
 
@@ -130,10 +137,9 @@ def _fold_sub(ins, attrs, shape):
         return zeros(shape, a)
     if b.op == "neg":                                   # a - -b → a + b
         return apply("add", [a, b.inputs[0]])
-    a2 = _strip_broadcast(a, b, shape)
-    b2 = _strip_broadcast(b, a2, shape)
-    if a2 is not a or b2 is not b:
-        return apply("sub", [a2, b2])
+    stripped = _without_broadcast("sub", a, b, shape)
+    if stripped is not None:
+        return stripped
     return None
 
 
@@ -154,10 +160,9 @@ def _fold_mul(ins, attrs, shape):
         return neg(apply("mul", [a.inputs[0], b]))
     if b.op == "neg":
         return neg(apply("mul", [a, b.inputs[0]]))
-    a2 = _strip_broadcast(a, b, shape)
-    b2 = _strip_broadcast(b, a2, shape)
-    if a2 is not a or b2 is not b:
-        return apply("mul", [a2, b2])
+    stripped = _without_broadcast("mul", a, b, shape)
+    if stripped is not None:
+        return stripped
     return None
 
 
@@ -169,10 +174,9 @@ def _fold_div(ins, attrs, shape):
         return zeros(shape)
     if a.op == "neg":
         return neg(apply("div", [a.inputs[0], b]))
-    a2 = _strip_broadcast(a, b, shape)
-    b2 = _strip_broadcast(b, a2, shape)
-    if a2 is not a or b2 is not b:
-        return apply("div", [a2, b2])
+    stripped = _without_broadcast("div", a, b, shape)
+    if stripped is not None:
+        return stripped
     return None
 
 
