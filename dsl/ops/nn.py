@@ -6,25 +6,57 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, OpDef, apply, const, register
-from .sym import broadcast_like, div, mul, neg, op, sub, sum_
+from .sym import broadcast_like, div, mul, neg, op, sub, sum_, where
+
+
+# Where one entry of a softmax is within ~1e-13 of 1, `1 - p` computed by subtraction
+# keeps 2-3 digits.  The rules below never form it: an entry above 1/2 (at most one per
+# slice: the *dominant* one) is handled through the sum of the others.
+
+def _along(x, ax):
+    """Σ x along ax, spread back over x's shape."""
+    return broadcast_like(sum_(x, (ax,), True), x)
+
+
+def _dominant(s):
+    return op("greater", s, const(0.5))
+
+
+def _centred(v, s, ax):
+    """v - Σ v·s along ax, stably.  It does not change when v shifts by a constant
+    along ax (Σ s = 1); shifted by its value at the dominant entry, that entry's term
+    drops out exactly and 1 - s appears only as the sum of the other entries."""
+    v = sub(v, _along(mul(v, _dominant(s)), ax))
+    return sub(v, _along(mul(v, s), ax))
+
+
+def _zero_sum(g, s, ax):
+    """g, whose entries sum to 0 along ax, with its dominant entry recomputed as minus
+    the sum of the others (where computing it directly would cancel)."""
+    dom = _dominant(s)
+    rest = where(dom, const(0.0), g)
+    return where(dom, neg(_along(rest, ax)), rest)
 
 
 def _softmax_vjp(ct, out, ins, attrs):
     # s' = s·(ct - Σ ct·s)
-    ax = attrs.get("axis", -1)
-    return (mul(out, sub(ct, broadcast_like(sum_(mul(ct, out), (ax,), True), out))),)
+    return (mul(out, _centred(ct, out, attrs.get("axis", -1))),)
+
+
+def _softmax_jvp(ts, out, ins, attrs):
+    return mul(out, _centred(ts[0], out, attrs.get("axis", -1)))
 
 
 def _log_softmax_vjp(ct, out, ins, attrs):
     # (x - lse)' : ct - softmax·Σct
     ax = attrs.get("axis", -1)
-    return (sub(ct, mul(op("exp", out), broadcast_like(sum_(ct, (ax,), True), out))),)
+    s = op("softmax", ins[0], axis=ax)
+    return (_zero_sum(sub(ct, mul(s, _along(ct, ax))), s, ax),)
 
 
 def _log_softmax_jvp(ts, out, ins, attrs):
     ax = attrs.get("axis", -1)
-    t = ts[0]
-    return sub(t, broadcast_like(sum_(mul(op("exp", out), t), (ax,), True), out))
+    return _centred(ts[0], op("softmax", ins[0], axis=ax), ax)
 
 
 def _batch_size(z, attrs):
@@ -41,8 +73,8 @@ def _cross_entropy_vjp(ct, out, ins, attrs):
     z, y = ins
     ax = attrs.get("axis", -1)
     scale = div(ct, _batch_size(z, attrs))
-    sy = broadcast_like(sum_(y, (ax,), True), z)
-    gz = mul(scale, sub(mul(op("softmax", z, axis=ax), sy), y))
+    s = op("softmax", z, axis=ax)
+    gz = mul(scale, _zero_sum(sub(mul(s, _along(y, ax)), y), s, ax))
     gy = neg(mul(scale, op("log_softmax", z, axis=ax)))
     return gz, gy
 
@@ -67,15 +99,32 @@ def _axis_shape(shs, attrs, span):
     return s
 
 
-def _log_softmax(x, axis=-1):
+def _shifted_exp(x, axis):
+    """x - max(x) and its exp, the max taken as 0 where it is not finite."""
     m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    z = x - m
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    z = x - np.where(np.isfinite(m), m, 0.0)
+    return z, np.exp(z)
+
+
+def _log_softmax(x, axis=-1):
+    # x - max - log(1 + r), r the sum of exp over the other entries: log1p keeps the
+    # largest entry's value (-r, for small r) to full precision.
+    if x.shape[axis] == 0:
+        return np.array(x, dtype=np.float64)
+    z, e = _shifted_exp(x, axis)
+    top = np.argmax(x, axis=axis, keepdims=True)
+    e_top = np.take_along_axis(e, top, axis)
+    np.put_along_axis(e, top, 0.0, axis)
+    r = np.sum(e, axis=axis, keepdims=True)
+    # e_top is 1 unless the max is not finite (all -inf, or an inf or nan entry).
+    return z - np.where(e_top == 1.0, np.log1p(r), np.log(e_top + r))
 
 
 def _softmax(x, axis=-1):
-    return np.exp(_log_softmax(x, axis))
+    if x.shape[axis] == 0:
+        return np.array(x, dtype=np.float64)
+    _, e = _shifted_exp(x, axis)
+    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _cross_entropy_shape(shs, attrs, span):
@@ -114,8 +163,7 @@ def _one_hot(labels, n):
 
 AXIS = (Attr("axis", "int", -1),)
 register(OpDef(name="softmax", kernel=_softmax, shape=_axis_shape, attrs=AXIS,
-               vjp=_softmax_vjp,
-               jvp=lambda ts, out, ins, a: _softmax_vjp(ts[0], out, ins, a)[0],
+               vjp=_softmax_vjp, jvp=_softmax_jvp,
                doc="exp(x) / sum(exp(x)) along axis=, computed stably"))
 register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs=AXIS,
                vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, doc="x - logsumexp(x) along axis=, computed stably"))

@@ -89,6 +89,18 @@ _reduction("min", np.min, "smallest element (over axis=); tied elements share th
 
 
 def _softmax_weights(x, out, attrs):
+    """exp(x - logsumexp(x)).  Over one axis (or a whole tensor) it is a softmax node,
+    which a softmax the program computes shares and whose derivatives are stable
+    where an entry is near 1; over some of several axes, exp(x - out)."""
+    axis = attrs.get("axis")
+    if isinstance(x.shape, tuple) and x.shape:
+        rank = len(x.shape)
+        axes = set(range(rank)) if axis is None else {a % rank for a in axis}
+        if len(axes) == 1:
+            return op("softmax", x, axis=axes.pop())
+        if len(axes) == rank:
+            flat = op("softmax", apply("reshape", [x], {"shape": (-1,)}), axis=0)
+            return apply("reshape", [flat], {"shape": x.shape})
     return op("exp", sub(x, broadcast_like(keep_axes(out, attrs), x)))
 
 
