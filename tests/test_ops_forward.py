@@ -247,6 +247,32 @@ ROUNDING = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 0.49, -1.51, 3.0])
 FLOORING = np.array([-1.5, -1.0, -0.2, 0.0, 0.7, 2.0, 2.999])
 SIGNS = np.array([-2.0, -0.0, 0.0, 0.3, 5.0])
 
+def ref_mpmath(fn):
+    """An elementwise reference from mpmath (an optional oracle: skip without it)."""
+    def ref(x, **attrs):
+        mp = pytest.importorskip("mpmath")
+        return np.vectorize(lambda v: float(fn(mp, v, **attrs)), otypes=[np.float64])(x)
+    return ref
+
+
+def ref_triu_unpack(v, n, k):
+    """v's last axis laid row by row into the places with j − i ≥ k."""
+    out = np.zeros(v.shape[:-1] + (n, n))
+    for lead in np.ndindex(v.shape[:-1]):
+        entries = iter(v[lead])
+        for i, j in itertools.product(range(n), range(n)):
+            if j - i >= k:
+                out[lead + (i, j)] = next(entries)
+    return out
+
+
+def ref_triu_pack(a, k):
+    n = a.shape[-1]
+    rows = [[a[lead + (i, j)] for i, j in itertools.product(range(n), range(n)) if j - i >= k]
+            for lead in np.ndindex(a.shape[:-2])]
+    return np.array(rows).reshape(a.shape[:-2] + (len(rows[0]),))
+
+
 SAMPLES: dict[str, Spec] = {
     # ── elementwise, unary ──
     "neg": unary(each(lambda x: -x)),
@@ -396,6 +422,23 @@ SAMPLES: dict[str, Spec] = {
                            s(U(2, 3), Probs(2, 3, axis=0), axis=0, label="axis0"),
                            s(U(2, 3) + 1000.0, Probs(2, 3), axis=-1, label="large")],
                           ref=ref_cross_entropy, symbolic=()),
+    # ── special functions ──
+    "lgamma": unary(ref_mpmath(lambda mp, v: mp.log(abs(mp.gamma(v)))), draw=P,
+                    extra=[s([-1.5, -2.7, 0.25, 30.5, 170.5], label="negative-and-large"),
+                           s([0.0, -3.0], label="poles", ref=lambda x: np.full(2, np.inf))]),
+    "digamma": Spec([s(P(3), n=0, label="psi"), s(P(2, 3), n=1, label="trigamma"),
+                     s(P(3), n=3, label="order3"), s(U(), n=2, label="scalar"),
+                     s([-1.5, -0.3, -7.25], n=0, label="negative"),
+                     s([-1.5, -0.3, -7.25], n=2, label="negative-order2"),
+                     s([25.0, 0.01, 1e5], n=1, label="wide"),
+                     s([0.0, -2.0], n=0, label="poles", ref=lambda x, n: np.full(2, np.nan))],
+                    ref=ref_mpmath(lambda mp, v, n: mp.psi(n, v)), symbolic="same"),
+    # ── packed triangles ──
+    "triu_unpack": Spec([s(U(6), n=3, k=0, label="upper"), s(U(2, 3), n=3, k=1, label="strict-stack"),
+                         s(U(4), n=2, k=-1, label="whole"), s(U(1), n=1, k=0, label="1x1")],
+                        ref=ref_triu_unpack),
+    "triu_pack": Spec([s(U(3, 3), k=0, label="upper"), s(U(2, 4, 4), k=1, label="strict-stack"),
+                       s(U(2, 2), k=-1, label="whole")], ref=ref_triu_pack),
     "one_hot": Spec([s([0.0, 2.0, 1.0], n=3, label="vector"), s([[1.0, 0.0], [3.0, 3.0]], n=4,
                                                                 label="matrix"),
                      s(2.0, n=3, label="scalar")], ref=ref_one_hot),
@@ -690,6 +733,9 @@ SHAPE_ERRORS = [
     ("index", [(3,)], {"items": (("i", 0), ("i", 0))}, "too many"),
     ("expand_dims", [(3,)], {"axis": (3,)}, "out of range"),
     ("broadcast_like", [(3,), (2, 4)], {}, "broadcast"),
+    ("triu_unpack", [(5,)], {"n": 3, "k": 0}, "entries"),
+    ("triu_unpack", [()], {"n": 3, "k": 1}, "entries"),
+    ("triu_pack", [(2, 3)], {"k": 0}, "square"),
 ]
 
 
