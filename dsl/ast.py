@@ -1,133 +1,132 @@
-"""The bp abstract syntax tree: frozen dataclasses, each with a Span.
+"""The bp abstract syntax tree: immutable records (dsl/struct.py), each with a Span.
 
 Spans are left out of equality, so two parses of the same text compare
 equal wherever they came from.  Later passes use `match`, not visitors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .errors import Span
+from .struct import struct
 
-_span = dict(compare=False, repr=False)
+node = struct(uncompared=("span",))
 
 
 # ── expressions ──────────────────────────────────────────────────────────
 
-@dataclass(frozen=True, slots=True)
+@node
 class Num:
     value: float
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Str:
     value: str
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Name:
     id: str
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class BinOp:
     op: str            # bp spelling: "+", "@", "^", "<", "and", …
     left: Expr
     right: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Unary:
     op: str            # "-", "+", "not"
     operand: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class IfExpr:
     cond: Expr
     then: Expr
     orelse: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Param:
     name: str
     shape: tuple[int, ...] | None     # an annotation `x: [3, 2]`, or None
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Lambda:
     params: tuple[Param, ...]
     body: Expr | Block
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Keyword:
     name: str
     value: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Call:
     func: Expr
     args: tuple[Expr, ...]
     kwargs: tuple[Keyword, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Slice:
     start: Expr | None
     stop: Expr | None
     step: Expr | None
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Index:
     value: Expr
     items: tuple[Expr | Slice, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Transpose:
     value: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Field:
     value: Expr
     name: str
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TupleLit:
     items: tuple[Expr, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class ListLit:
     items: tuple[Expr, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class RecordLit:
     fields: tuple[Keyword, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
 Expr = (Num | Str | Name | BinOp | Unary | IfExpr | Lambda | Call | Index
@@ -136,106 +135,106 @@ Expr = (Num | Str | Name | BinOp | Unary | IfExpr | Lambda | Call | Index
 
 # ── statements ───────────────────────────────────────────────────────────
 
-@dataclass(frozen=True, slots=True)
+@node
 class Block:
     stmts: tuple[Stmt, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Assign:
     targets: tuple[str, ...]    # one name, or several for destructuring
     value: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Def:
     name: str
     params: tuple[Param, ...]
     body: Expr | Block
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Return:
     value: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Print:
     values: tuple[Expr, ...]
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Assert:
     test: Expr
     text: str                   # the source of the test, for the message
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class For:
     var: str
     iter: Expr
     body: Block
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class If:
     test: Expr
     then: Block
     orelse: Block | If | None
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Break:
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Import:
     path: str
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Export:
     value: Expr
     path: str
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class GraphStmt:
     value: Expr
     path: str | None
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Plot:
     values: tuple[Expr, ...]
     on: Expr | None
     path: str | None
-    span: Span = field(**_span)
+    span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class ExprStmt:
     value: Expr
-    span: Span = field(**_span)
+    span: Span
 
 
 Stmt = (Assign | Def | Return | Print | Assert | For | If | Break | Import | Export
         | GraphStmt | Plot | ExprStmt)
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Program:
     stmts: tuple[Stmt, ...]
-    span: Span = field(**_span)
+    span: Span

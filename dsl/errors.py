@@ -2,14 +2,14 @@
 
 Everything a user can get wrong surfaces as one BpError carrying a Span.
 Deep code raises with a span and never formats source; the Interpreter
-attaches the source line at the boundary.  Imports nothing of dsl.
+attaches the source line at the boundary.  Imports only dsl.struct.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .struct import struct
 
 
-@dataclass(frozen=True, slots=True)
+@struct
 class Span:
     file: str
     line: int          # 1-based

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import Span
+from .struct import struct
 
 _uid = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+@struct(compare=False, weakref=True)
 class Node:
     op: str
     inputs: tuple[Node, ...]
     attrs: tuple[tuple[str, Any], ...]      # sorted (name, value) pairs, hashable
     shape: Any                               # tuple[int, ...] or shapes.SymShape
-    span: Span | None = field(default=None, repr=False)
-    value: Any = field(default=None, repr=False)      # the array of a `const` node
-    origin: str = field(default="f", repr=False)      # "f": written by the user; "d": built by a derivative
+    span: Span | None = None
+    value: Any = None                                 # the array of a `const` node
+    origin: str = "f"                                 # "f": written by the user; "d": built by a derivative
 
     def attr(self, name: str, default=None):
         for key, value in self.attrs:

@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -82,7 +81,10 @@ class _Globals:
         return self.interp._gradcheck(fn, args, span)
 
     def next_seed(self) -> int:
-        return int(self.interp.rng.integers(2**63 - 1))
+        interp = self.interp
+        if interp._rng is None:
+            interp._rng = np.random.default_rng(interp.seed)
+        return int(interp._rng.integers(2**63 - 1))
 
 
 class Interpreter:
@@ -105,7 +107,7 @@ class Interpreter:
         self._interrupt = threading.Event()
         self.precision = precision
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self._rng = None                  # made on first use: numpy.random costs start-up time
         self.globals: dict[str, Any] = {k: np.asarray(v) for k, v in CONSTANTS.items()}
         self.sources: dict[str, list[str]] = {}
         self._imported: set[str] = set()
@@ -153,13 +155,14 @@ class Interpreter:
             active.limits, active.interrupt, active.nodes = saved
 
     def run_file(self, path: str | os.PathLike) -> Interpreter:
-        path = Path(path)
+        path = os.fspath(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         except (OSError, UnicodeDecodeError) as err:
-            raise BpImportError(f"cannot read {str(path)!r}: {_reason(err)}") from None
-        self._imported.add(str(path.resolve()))
-        self.exec(text, filename=str(path))
+            raise BpImportError(f"cannot read {path!r}: {_reason(err)}") from None
+        self._imported.add(os.path.realpath(path))
+        self.exec(text, filename=path)
         return self
 
     def eval(self, src: str):
@@ -348,6 +351,7 @@ class Interpreter:
             self._exec_stmt(stmt, echo, shown)
 
     def _path(self, path: str, span: Span) -> Path:
+        from pathlib import Path          # here, not at the top: pathlib costs start-up time
         self._need_files(span)
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         return base / path
@@ -361,6 +365,7 @@ class Interpreter:
         self._need_files(span)
         if not path.endswith(".bp"):
             raise BpImportError(f"cannot import {path!r}: bp imports bp source files (.bp)", span)
+        from pathlib import Path
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         target = (base / path).resolve()
         if str(target) in self._imported:

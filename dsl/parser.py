@@ -1,25 +1,54 @@
-"""Text → AST.  The only module that imports lark.
+"""Text → AST, with bp's own LALR(1) driver.
 
-The grammar (grammar/bp.lark, shipped inside the package) is parsed with
-LALR(1) and the contextual lexer; the analysed parser is cached on disk so
-start-up does not pay for it.  A postlexer decides which newlines end a
-statement.  Lark's errors become BpSyntaxError with a human sentence.  The
-parse tree is turned into the AST by an explicit-stack walk, so deeply
-nested source never meets Python's recursion limit here.
+The grammar (grammar/bp.lark) is analysed by Lark — LALR(1) with the
+contextual lexer — ahead of time: `python -m dsl.lalr` writes the parse
+table, the rules' tree shapes and each state's lexer to
+dsl/_grammar_tables.py, which is the cache, compiled to bytecode when the
+package is installed.  So parsing never imports Lark.  This module drives
+those tables: a lexer that matches only the terminals the current state
+accepts, a filter that decides which newlines end a statement, and a
+shift-reduce loop whose reductions build the AST directly.  The loop keeps
+its own stacks, so deeply nested source never meets Python's recursion
+limit.  Errors become BpSyntaxError with a human sentence.
 """
 from __future__ import annotations
 
-import os
 import re
-import threading
-from dataclasses import fields, is_dataclass
-from pathlib import Path
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
+from . import _grammar_tables as T
 from . import ast
 from .errors import BpSyntaxError, Span
+
+
+class Token:
+    """A terminal: its type (a grammar terminal name), text and position
+    (1-based lines and columns; the end is just past the last character)."""
+    __slots__ = ("type", "value", "start_pos", "line", "column", "end_line", "end_column")
+
+    def __init__(self, type_, value, start_pos, line, column, end_line, end_column):
+        self.type = type_
+        self.value = value
+        self.start_pos = start_pos
+        self.line = line
+        self.column = column
+        self.end_line = end_line
+        self.end_column = end_column
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Token({self.type!r}, {self.value!r})"
+
+
+class _BadCharacter(Exception):
+    def __init__(self, pos: int, line: int, column: int):
+        self.pos, self.line, self.column = pos, line, column
+
+
+class _Unexpected(Exception):
+    def __init__(self, token: Token, expected):
+        self.token, self.expected = token, expected
 
 
 # A newline after one of these continues the statement (SPEC §2).
@@ -29,88 +58,206 @@ _OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
 _CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
 _BINARY = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "ARROW", "EQUAL"}
 
-
-class _PostLexer:
-    """Drops the newlines that do not end a statement.
-
-    Inside ( ) and [ ] and a record's { } newlines are ignored; a block's
-    { } keeps them.  A `{` opens a record when `NAME :` follows, and a
-    newline before `else` is dropped.  Both need lookahead, which the
-    contextual lexer cannot give (it lexes in the parser's current state),
-    so they look at the raw text instead: `text` is set before each parse.
-    """
-    always_accept = ("_NL",)
-    text = ""
-
-    def process(self, stream):
-        text = self.text
-        stack: list[str] = []           # "(", "[", "rec", "blk"
-        prev = None
-        for tok in stream:
-            kind = tok.type
-            if kind == "_NL":
-                if (stack and stack[-1] != "blk") or (prev is not None and prev.type in _CONTINUES):
-                    continue
-                if _ELSE_AHEAD.match(text, tok.end_pos):
-                    continue
-            elif kind in ("LPAR", "LSQB"):
-                stack.append(kind)
-            elif kind == "LBRACE":
-                stack.append("rec" if _FIELD_AHEAD.match(text, tok.end_pos) else "blk")
-            elif kind in _CLOSERS and stack:
-                stack.pop()
-            prev = tok
-            yield tok
-
-
 _SKIP = r"(?:\s|#[^\n]*+)*+"     # possessive: no backtracking into a comment
 _ELSE_AHEAD = re.compile(_SKIP + r"else\b")
 _FIELD_AHEAD = re.compile(_SKIP + r"[^\W\d]\w*[\t ]*:")
 
-
-def _grammar_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammar" / "bp.lark", here.parent / "grammar" / "bp.lark"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("bp.lark not found beside the dsl package")
+_SCANNERS: dict[int, tuple] = {}
 
 
-_POSTLEX = _PostLexer()
-_parser: Lark | None = None
-_LOCK = threading.RLock()
+def _scanner(index: int):
+    """The compiled lexer of LEXERS[index], built the first time a state needs it."""
+    found = _SCANNERS.get(index)
+    if found is None:
+        order, flags, unless = T.LEXERS[index]
+        regex = re.compile("|".join(f"(?P<{n}>{T.TERMINALS[n]})" for n in order), flags)
+        found = _SCANNERS[index] = (regex.match, unless)
+    return found
 
 
-def _lark() -> Lark:
-    global _parser
-    if _parser is None:
-        text = _grammar_path().read_text(encoding="utf-8")
-        options = dict(parser="lalr", lexer="contextual", postlex=_POSTLEX,
-                       propagate_positions=True, maybe_placeholders=True)
-        cache = _cache_file(text)
-        try:
-            _parser = Lark(text, cache=cache, **options) if cache else Lark(text, **options)
-        except OSError:
-            _parser = Lark(text, **options)
-    return _parser
+class _Lexer:
+    """Tokens of `text`, one at a time, each lexed with the lexer of the
+    parser state that asks for it (the contextual lexer)."""
 
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.line_start = 0
 
-def _cache_file(grammar: str) -> str | None:
-    """A per-user, private place for Lark's analysed parser (a pickle: it must not
-    be somewhere another user could write), or None to build it every time."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "bp")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        info = os.stat(folder)
-        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
-            return None
-    except OSError:
+    def next(self, lexer: int) -> Token | None:
+        """The next token, None at the end; _BadCharacter where no terminal matches."""
+        text, n = self.text, len(self.text)
+        match, unless = _scanner(lexer)
+        while self.pos < n:
+            m = match(text, self.pos)
+            if m is None:
+                raise _BadCharacter(self.pos, self.line, self.pos - self.line_start + 1)
+            kind, value = m.lastgroup, m.group()
+            start, line, column = self.pos, self.line, self.pos - self.line_start + 1
+            self.pos += len(value)
+            if kind in T.NEWLINE_TYPES:
+                newlines = value.count("\n")
+                if newlines:
+                    self.line += newlines
+                    self.line_start = start + value.rindex("\n") + 1
+            if kind in T.IGNORE:
+                continue
+            if kind in unless:
+                kind = unless[kind].get(value, kind)
+            return Token(kind, value, start, line, column, self.line, self.pos - self.line_start + 1)
         return None
-    import hashlib
-    from lark import __version__ as lark_version
-    key = hashlib.sha256((lark_version + grammar).encode()).hexdigest()[:16]
-    return os.path.join(folder, f"grammar-{key}.lark-cache")
+
+
+class _Newlines:
+    """Decides which newlines end a statement.
+
+    Inside ( ) and [ ] and a record's { } newlines are ignored; a block's
+    { } keeps them, and so does the top level, except after an operator or
+    `,` (SPEC §2).  A `{` opens a record when `NAME :` follows, and a
+    newline before `else` is dropped: both look ahead in the raw text.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.stack: list[str] = []          # "LPAR", "LSQB", "rec", "blk"
+        self.prev: Token | None = None
+
+    def keep(self, tok: Token) -> bool:
+        kind, stack = tok.type, self.stack
+        if kind == "_NL":
+            if (stack and stack[-1] != "blk") or (self.prev is not None and self.prev.type in _CONTINUES):
+                return False
+            if _ELSE_AHEAD.match(self.text, tok.start_pos + len(tok.value)):
+                return False
+        elif kind in ("LPAR", "LSQB"):
+            stack.append(kind)
+        elif kind == "LBRACE":
+            stack.append("rec" if _FIELD_AHEAD.match(self.text, tok.start_pos + 1) else "blk")
+        elif kind in _CLOSERS and stack:
+            stack.pop()
+        self.prev = tok
+        return True
+
+
+def _tokens(text: str, upto: int) -> list[Token]:
+    """The statement-level tokens before position `upto` (every terminal
+    allowed, as if no parser state restricted them), for error messages."""
+    lexer, newlines, out = _Lexer(text), _Newlines(text), []
+    try:
+        while (tok := lexer.next(T.ROOT_LEXER)) is not None and tok.start_pos < upto:
+            if newlines.keep(tok):
+                out.append(tok)
+    except _BadCharacter:
+        pass
+    return out
+
+
+def _expected(state: int) -> set[str]:
+    return {symbol for symbol in T.STATES[state] if symbol.isupper()}
+
+
+def _run(text: str, build, max_depth: int | None = None):
+    """Parse `text`: shift tokens, and at each reduction call
+    build(rule name, children, extent) for the rule's value.  An extent is
+    (line, column, end line, end column) or None for a rule that matched
+    nothing.  Raises _BadCharacter or _Unexpected."""
+    states, rules, state_lexer = T.STATES, T.RULES, T.STATE_LEXER
+    state_stack = [T.START]
+    values: list = []
+    extents: list = []
+    depths: list[int] = []
+    lexer, newlines = _Lexer(text), _Newlines(text)
+    last: Token | None = None
+    while True:
+        state = state_stack[-1]
+        try:
+            tok = lexer.next(state_lexer[state])
+        except _BadCharacter as err:
+            try:                       # a terminal this state does not accept: say which
+                probe = _Lexer(text)
+                probe.pos, probe.line, probe.line_start = err.pos, err.line, err.pos - err.column + 1
+                tok = probe.next(T.ROOT_LEXER)
+            except _BadCharacter:
+                raise err from None
+            raise _Unexpected(tok, _expected(state)) from None
+        is_end = tok is None
+        if is_end:
+            if last is None:
+                tok = Token("$END", "", 0, 1, 1, 1, 1)
+            else:
+                tok = Token("$END", "", last.start_pos, last.line, last.column,
+                            last.end_line, last.end_column)
+        elif not newlines.keep(tok):
+            continue
+        last = tok
+        kind = tok.type
+        while True:                    # reduce as long as the table says, then shift
+            state = state_stack[-1]
+            action = states[state].get(kind)
+            if action is None:
+                raise _Unexpected(tok, _expected(state))
+            if action >= 0:
+                state_stack.append(action)
+                values.append(tok)
+                extents.append((tok.line, tok.column, tok.end_line, tok.end_column))
+                depths.append(0)
+                break
+            name, size, include, append_none, inline_one, builder = rules[~action]
+            if size:
+                children, spans, levels = values[-size:], extents[-size:], depths[-size:]
+                del state_stack[-size:], values[-size:], extents[-size:], depths[-size:]
+            else:
+                children, spans, levels = [], [], []
+            first = next((e for e in spans if e is not None), None)
+            if first is None:
+                extent = None
+            else:
+                end = next(e for e in reversed(spans) if e is not None)
+                extent = (first[0], first[1], end[2], end[3])
+            if include is not None:
+                kept: list = []
+                for i, splice, nones in include:
+                    if nones:
+                        kept += [None] * nones
+                    if splice:
+                        kept += children[i]
+                    else:
+                        kept.append(children[i])
+                if append_none:
+                    kept += [None] * append_none
+                children = kept
+            depth = max(levels, default=0)
+            if inline_one and len(children) == 1:
+                value = children[0]
+            elif name[0] == "_":
+                value = children       # spliced into the rule that uses it
+            else:
+                depth += 1
+                if max_depth is not None and depth > max_depth:
+                    raise _TooDeep(extent)
+                value = build(builder, children, extent)
+            state_stack.append(states[state_stack[-1]][name])
+            values.append(value)
+            extents.append(extent)
+            depths.append(depth)
+            if is_end and state_stack[-1] == T.END:
+                return value
+
+
+class _TooDeep(Exception):
+    def __init__(self, extent):
+        self.extent = extent
+
+
+def _open_brackets(tokens: list[Token]) -> list[Token]:
+    stack: list[Token] = []
+    for tok in tokens:
+        if tok.type in _OPENERS:
+            stack.append(tok)
+        elif tok.type in _CLOSERS and stack and stack[-1].type == _CLOSERS[tok.type]:
+            stack.pop()
+    return stack
 
 
 # ── errors ───────────────────────────────────────────────────────────────
@@ -129,50 +276,25 @@ def _describe(tok: Token) -> str:
         return "the end of the line"
     if tok.type == "STRING":
         return f"the string {tok.value}"
-    if tok.type in ("NAME", "NUMBER"):
-        return f"'{tok.value}'"
     return f"'{tok.value}'"
 
 
-def _relex(text: str, upto: int) -> list[Token]:
-    """Tokens before position `upto`, for error messages (best effort)."""
-    out: list[Token] = []
-    _POSTLEX.text = text
-    try:
-        for tok in _lark().lex(text, dont_ignore=False):
-            if tok.start_pos is not None and tok.start_pos >= upto:
-                break
-            out.append(tok)
-    except UnexpectedInput:
-        pass
-    return out
-
-
-def _open_brackets(tokens: list[Token]) -> list[Token]:
-    stack: list[Token] = []
-    for tok in tokens:
-        if tok.type in _OPENERS:
-            stack.append(tok)
-        elif tok.type in _CLOSERS and stack and stack[-1].type == _CLOSERS[tok.type]:
-            stack.pop()
-    return stack
-
-
-def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> BpSyntaxError:
+def _syntax_error(err: Exception, text: str, filename: str) -> BpSyntaxError:
     lines = text.splitlines() or [""]
 
     def span_at(line: int, col: int, width: int = 1) -> Span:
         return Span(filename, line, col, line, col + width)
 
-    if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+    if isinstance(err, _BadCharacter):
+        ch = text[err.pos] if err.pos < len(text) else ""
         what = "unterminated string" if ch == '"' else f"unexpected character {ch!r}"
         return BpSyntaxError(what, span_at(err.line, err.column))
 
-    tok = getattr(err, "token", None)
-    at_end = isinstance(err, UnexpectedEOF) or (tok is not None and tok.type == "$END")
-    pos = len(text) if at_end or tok is None or tok.start_pos is None else tok.start_pos
-    before = [t for t in _relex(text, pos) if t.type != "_NL"]
+    assert isinstance(err, _Unexpected)
+    tok = err.token
+    at_end = tok.type == "$END"
+    pos = len(text) if at_end else tok.start_pos
+    before = [t for t in _tokens(text, pos) if t.type != "_NL"]
     prev = before[-1] if before else None
     unclosed = _open_brackets(before)
 
@@ -190,8 +312,7 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> BpSyntaxErr
                                  span_at(prev.line, prev.column, len(prev.value)))
         return BpSyntaxError("unexpected end of input", span_at(line, col))
 
-    assert tok is not None
-    where = span_at(tok.line, tok.column, max(1, len(str(tok.value).rstrip("\n")) if tok.type != "_NL" else 1))
+    where = span_at(tok.line, tok.column, max(1, len(tok.value.rstrip("\n")) if tok.type != "_NL" else 1))
     if tok.type in _CLOSERS:
         if not unclosed or unclosed[-1].type != _CLOSERS[tok.type]:
             if unclosed:
@@ -205,9 +326,7 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> BpSyntaxErr
         o = unclosed[-1]
         return BpSyntaxError(f"unexpected {_describe(tok)}: the '{o.value}' opened at "
                              f"{o.line}:{o.column} is not closed", where)
-    if tok.type == "_NL" and unclosed and unclosed[-1].type == "LBRACE":
-        pass
-    expected = sorted(getattr(err, "expected", ()) or ())
+    expected = sorted(err.expected)
     hint = ""
     open_types = {o.type for o in unclosed}
     expected = [e for e in expected if e not in _CLOSERS or _CLOSERS[e] in open_types]
@@ -217,37 +336,38 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> BpSyntaxErr
     return BpSyntaxError(f"unexpected {_describe(tok)}{hint}", where)
 
 
+def _recognise(builder, children, extent):
+    return None
+
+
 def is_complete(text: str) -> bool:
     """False when `text` could become valid by typing more (open brackets, a
     trailing operator): the REPL's continuation test."""
     try:
-        with _LOCK:
-            parser = _lark()
-            _POSTLEX.text = text + "\n"
-            parser.parse(text + "\n")
-    except (UnexpectedEOF,) as err:
-        return False
-    except UnexpectedToken as err:
+        _run(text + "\n", _recognise)
+    except _Unexpected as err:
         return err.token.type != "$END"
-    except UnexpectedInput:
+    except _BadCharacter:
         return True
     return True
 
 
-# ── tree → AST ───────────────────────────────────────────────────────────
+# ── tokens → AST ─────────────────────────────────────────────────────────
 
 def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.Program:
     """Parse a whole program; raise BpSyntaxError on the first mistake."""
     if not text.endswith("\n"):
         text += "\n"
-    with _LOCK:
-        try:
-            parser = _lark()
-            _POSTLEX.text = text
-            tree = parser.parse(text)
-        except UnexpectedInput as err:
-            raise _syntax_error(err, text, filename) from None
-    program = _Builder(text, filename, max_depth).build(tree)
+    builder = _Builder(text, filename, max_depth)
+    try:
+        # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
+        program = _run(text, builder.build, 2 * max_depth)
+    except (_BadCharacter, _Unexpected) as err:
+        raise _syntax_error(err, text, filename) from None
+    except _TooDeep as err:
+        raise BpSyntaxError(f"the source is nested too deeply (more than {max_depth} levels: the "
+                            f"max_depth limit; raise it with Interpreter(max_depth=…) or "
+                            f"--max-depth)", builder.span(err.extent)) from None
     _check_placement(program)
     return program
 
@@ -291,18 +411,18 @@ def _check_placement(program: ast.Program) -> None:
                 elif orelse is not None:
                     stack.append((orelse, where, in_loop))
                 continue
-        for f in fields(node) if is_dataclass(node) else ():
-            child = getattr(node, f.name)
+        for name in getattr(node, "_fields", ()):
+            child = getattr(node, name)
             for c in (child if isinstance(child, tuple) else (child,)):
-                if is_dataclass(c) and not isinstance(c, Span):
+                if hasattr(c, "_fields") and not isinstance(c, Span):
                     stack.append((c, "expr" if where != "body" or not isinstance(c, ast.Block) else where,
                                   in_loop))
 
 
 class _Builder:
+    """The reductions that make AST nodes: r_<rule>(span, children)."""
+
     def __init__(self, text: str, filename: str, max_depth: int = 1000):
-        # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
-        self.max_tree_depth = 2 * max_depth
         self.max_depth = max_depth
         self.text = text
         self.filename = filename
@@ -311,58 +431,42 @@ class _Builder:
             if ch == "\n":
                 self._line_starts.append(i + 1)
 
-    def span(self, item) -> Span:
-        if isinstance(item, Token):
-            return Span(self.filename, item.line, item.column, item.end_line, item.end_column)
-        meta = item.meta
-        if getattr(meta, "empty", True):
+    def build(self, rule: str, kids: list, extent):
+        return getattr(self, "r_" + rule)(self.span(extent), kids)
+
+    def span(self, extent) -> Span:
+        """The span of an extent (see _run), of None (an empty rule) or of a token."""
+        if isinstance(extent, tuple):
+            return Span(self.filename, *extent)
+        if extent is None:
             return Span(self.filename, 1, 1, 1, 1)
-        return Span(self.filename, meta.line, meta.column, meta.end_line, meta.end_column)
+        return Span(self.filename, extent.line, extent.column, extent.end_line, extent.end_column)
 
     def source(self, span: Span) -> str:
         start = self._line_starts[span.line - 1] + span.col - 1
         end = self._line_starts[span.end_line - 1] + span.end_col - 1
         return self.text[start:end]
 
-    def build(self, tree: Tree) -> ast.Program:
-        """Post-order walk with an explicit stack: children first, then the rule."""
-        done: dict[int, object] = {}
-        stack: list[tuple[Tree, int]] = [(tree, 0)]
-        while stack:
-            node, depth = stack[-1]
-            pending = [c for c in node.children if isinstance(c, Tree) and id(c) not in done]
-            if pending:
-                if depth >= self.max_tree_depth:
-                    raise BpSyntaxError(f"the source is nested too deeply (more than {self.max_depth} "
-                                        f"levels: the max_depth limit; raise it with "
-                                        f"Interpreter(max_depth=…) or --max-depth)", self.span(node))
-                stack.extend((c, depth + 1) for c in reversed(pending))
-                continue
-            stack.pop()
-            kids = [done.pop(id(c)) if isinstance(c, Tree) else c for c in node.children]
-            done[id(node)] = getattr(self, "r_" + node.data)(node, kids)
-        return done[id(tree)]
-
     # ── statements ──
     @staticmethod
     def _stmts(kids) -> tuple:
         return tuple(k for k in kids if k is not None and not isinstance(k, Token))
 
-    def r_start(self, node, kids):
-        return ast.Program(self._stmts(kids), self.span(node))
+    def r_start(self, span, kids):
+        return ast.Program(self._stmts(kids), span)
 
-    def r_block(self, node, kids):
-        return ast.Block(self._stmts(kids), self.span(node))
+    def r_block(self, span, kids):
+        return ast.Block(self._stmts(kids), span)
 
-    def r_assign(self, node, kids):
+    def r_assign(self, span, kids):
         names = tuple(str(k) for k in kids[:-1] if isinstance(k, Token) and k.type == "NAME")
-        return ast.Assign(names, kids[-1], self.span(node))
+        return ast.Assign(names, kids[-1], span)
 
-    def r_def_stmt(self, node, kids):
+    def r_def_stmt(self, span, kids):
         params = kids[3] or ()
-        return ast.Def(str(kids[1]), tuple(params), kids[-1], self.span(node))
+        return ast.Def(str(kids[1]), tuple(params), kids[-1], span)
 
-    def r_params(self, node, kids):
+    def r_params(self, span, kids):
         params = [k for k in kids if isinstance(k, ast.Param)]
         seen = set()
         for p in params:
@@ -371,50 +475,50 @@ class _Builder:
             seen.add(p.name)
         return tuple(params)
 
-    def r_param(self, node, kids):
+    def r_param(self, span, kids):
         shape = kids[2] if len(kids) > 2 else None
-        return ast.Param(str(kids[0]), shape, self.span(node))
+        return ast.Param(str(kids[0]), shape, span)
 
-    def r_shape_ann(self, node, kids):
+    def r_shape_ann(self, span, kids):
         return tuple(k for k in kids if isinstance(k, int))
 
-    def r_dim(self, node, kids):
-        value = float(kids[0])
+    def r_dim(self, span, kids):
+        value = float(kids[0].value)
         if value != int(value):
-            raise BpSyntaxError("a shape dimension must be a whole number", self.span(node))
+            raise BpSyntaxError("a shape dimension must be a whole number", span)
         return int(value)
 
-    def r_return_stmt(self, node, kids):
-        return ast.Return(kids[1], self.span(node))
+    def r_return_stmt(self, span, kids):
+        return ast.Return(kids[1], span)
 
-    def r_print_stmt(self, node, kids):
+    def r_print_stmt(self, span, kids):
         return ast.Print(tuple(k for k in kids[1:] if k is not None and not isinstance(k, Token)),
-                         self.span(node))
+                         span)
 
-    def r_assert_stmt(self, node, kids):
-        return ast.Assert(kids[1], self.source(kids[1].span), self.span(node))
+    def r_assert_stmt(self, span, kids):
+        return ast.Assert(kids[1], self.source(kids[1].span), span)
 
-    def r_for_stmt(self, node, kids):
-        return ast.For(str(kids[1]), kids[3], kids[4], self.span(node))
+    def r_for_stmt(self, span, kids):
+        return ast.For(str(kids[1]), kids[3], kids[4], span)
 
-    def r_if_stmt(self, node, kids):
+    def r_if_stmt(self, span, kids):
         orelse = kids[4] if len(kids) > 4 else None
-        return ast.If(kids[1], kids[2], orelse, self.span(node))
+        return ast.If(kids[1], kids[2], orelse, span)
 
-    def r_break_stmt(self, node, kids):
-        return ast.Break(self.span(node))
+    def r_break_stmt(self, span, kids):
+        return ast.Break(span)
 
-    def r_import_stmt(self, node, kids):
-        return ast.Import(_unquote(kids[1]), self.span(node))
+    def r_import_stmt(self, span, kids):
+        return ast.Import(_unquote(kids[1]), span)
 
-    def r_export_stmt(self, node, kids):
-        return ast.Export(kids[1], _unquote(kids[3]), self.span(node))
+    def r_export_stmt(self, span, kids):
+        return ast.Export(kids[1], _unquote(kids[3]), span)
 
-    def r_graph_stmt(self, node, kids):
+    def r_graph_stmt(self, span, kids):
         path = _unquote(kids[3]) if len(kids) > 3 else None
-        return ast.GraphStmt(kids[1], path, self.span(node))
+        return ast.GraphStmt(kids[1], path, span)
 
-    def r_plot_stmt(self, node, kids):
+    def r_plot_stmt(self, span, kids):
         values, on, path, mode = [], None, None, "values"
         for k in kids[1:]:
             if isinstance(k, Token):
@@ -425,13 +529,13 @@ class _Builder:
                 values.append(k)
             elif mode == "on":
                 on = k
-        return ast.Plot(tuple(values), on, path, self.span(node))
+        return ast.Plot(tuple(values), on, path, span)
 
-    def r_expr_stmt(self, node, kids):
-        return ast.ExprStmt(kids[0], self.span(node))
+    def r_expr_stmt(self, span, kids):
+        return ast.ExprStmt(kids[0], span)
 
     # ── expressions ──
-    def r_lambda(self, node, kids):
+    def r_lambda(self, span, kids):
         head, body = kids[0], kids[2]
         items = head.items if isinstance(head, ast.TupleLit) else (head,)
         params = []
@@ -440,19 +544,19 @@ class _Builder:
                 raise BpSyntaxError("a lambda's parameters must be names, as in (x, y) -> e",
                                     item.span)
             params.append(ast.Param(item.id, None, item.span))
-        return ast.Lambda(tuple(params), body, self.span(node))
+        return ast.Lambda(tuple(params), body, span)
 
-    def r_ifexpr(self, node, kids):
-        return ast.IfExpr(kids[1], kids[3], kids[5], self.span(node))
+    def r_ifexpr(self, span, kids):
+        return ast.IfExpr(kids[1], kids[3], kids[5], span)
 
-    def r_binop(self, node, kids):
+    def r_binop(self, span, kids):
         op = str(kids[1])
-        return ast.BinOp("^" if op == "**" else op, kids[0], kids[2], self.span(node))
+        return ast.BinOp("^" if op == "**" else op, kids[0], kids[2], span)
 
-    def r_unary(self, node, kids):
-        return ast.Unary(str(kids[0]), kids[1], self.span(node))
+    def r_unary(self, span, kids):
+        return ast.Unary(str(kids[0]), kids[1], span)
 
-    def r_call(self, node, kids):
+    def r_call(self, span, kids):
         args, kwargs = [], []
         for a in (kids[2] or ()):
             if isinstance(a, ast.Keyword):
@@ -463,21 +567,21 @@ class _Builder:
                 raise BpSyntaxError("a positional argument follows a keyword argument", a.span)
             else:
                 args.append(a)
-        return ast.Call(kids[0], tuple(args), tuple(kwargs), self.span(node))
+        return ast.Call(kids[0], tuple(args), tuple(kwargs), span)
 
-    def r_args(self, node, kids):
+    def r_args(self, span, kids):
         return tuple(k for k in kids if not isinstance(k, Token))
 
-    def r_keyword(self, node, kids):
-        return ast.Keyword(str(kids[0]), kids[2], self.span(node))
+    def r_keyword(self, span, kids):
+        return ast.Keyword(str(kids[0]), kids[2], span)
 
-    def r_index(self, node, kids):
-        return ast.Index(kids[0], kids[2], self.span(node))
+    def r_index(self, span, kids):
+        return ast.Index(kids[0], kids[2], span)
 
-    def r_indices(self, node, kids):
+    def r_indices(self, span, kids):
         return tuple(k for k in kids if not isinstance(k, Token))
 
-    def r_slice(self, node, kids):
+    def r_slice(self, span, kids):
         parts, current = [], None
         for k in kids:
             if isinstance(k, Token) and k.type == "COLON":
@@ -487,44 +591,44 @@ class _Builder:
                 current = k
         parts.append(current)
         parts += [None] * (3 - len(parts))
-        return ast.Slice(parts[0], parts[1], parts[2], self.span(node))
+        return ast.Slice(parts[0], parts[1], parts[2], span)
 
-    def r_transpose(self, node, kids):
-        return ast.Transpose(kids[0], self.span(node))
+    def r_transpose(self, span, kids):
+        return ast.Transpose(kids[0], span)
 
-    def r_field(self, node, kids):
-        return ast.Field(kids[0], str(kids[2]), self.span(node))
+    def r_field(self, span, kids):
+        return ast.Field(kids[0], str(kids[2]), span)
 
-    def r_number(self, node, kids):
-        return ast.Num(float(kids[0]), self.span(kids[0]))
+    def r_number(self, span, kids):
+        return ast.Num(float(kids[0].value), self.span(kids[0]))
 
-    def r_name(self, node, kids):
+    def r_name(self, span, kids):
         return ast.Name(str(kids[0]), self.span(kids[0]))
 
-    def r_string(self, node, kids):
+    def r_string(self, span, kids):
         return ast.Str(_unquote(kids[0]), self.span(kids[0]))
 
-    def r_paren(self, node, kids):
+    def r_paren(self, span, kids):
         return kids[1]
 
-    def r_tuple(self, node, kids):
-        return ast.TupleLit(tuple(k for k in kids if not isinstance(k, Token)), self.span(node))
+    def r_tuple(self, span, kids):
+        return ast.TupleLit(tuple(k for k in kids if not isinstance(k, Token)), span)
 
-    def r_list(self, node, kids):
+    def r_list(self, span, kids):
         return ast.ListLit(tuple(k for k in kids if k is not None and not isinstance(k, Token)),
-                           self.span(node))
+                           span)
 
-    def r_record(self, node, kids):
+    def r_record(self, span, kids):
         fields = [k for k in kids if isinstance(k, ast.Keyword)]
         seen = set()
         for f in fields:
             if f.name in seen:
                 raise BpSyntaxError(f"field '{f.name}' appears twice in the record", f.span)
             seen.add(f.name)
-        return ast.RecordLit(tuple(fields), self.span(node))
+        return ast.RecordLit(tuple(fields), span)
 
-    def r_field_def(self, node, kids):
-        return ast.Keyword(str(kids[0]), kids[2], self.span(node))
+    def r_field_def(self, span, kids):
+        return ast.Keyword(str(kids[0]), kids[2], span)
 
 
 def _unquote(tok: Token) -> str:

@@ -6,11 +6,11 @@ instead of arrays ("lowered values"); the classes here serve both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import ast
 from .errors import BpTypeError, Span
+from .struct import struct
 
 
 class Record:
@@ -48,7 +48,7 @@ class Function:
     kind_name = "a function"
 
 
-@dataclass(eq=False)
+@struct(frozen=False, compare=False, slots=False)
 class Closure(Function):
     """A `def` or a lambda: parameters, a body, and the scope it was made in
     (None for top-level functions, which see globals late-bound)."""
@@ -63,13 +63,13 @@ class Closure(Function):
         return tuple(p.name for p in self.params)
 
 
-@dataclass(eq=False)
+@struct(frozen=False, compare=False, slots=False)
 class Builtin(Function):
     """A builtin used as a value: `f = exp`, `diff(tanh, 2)`."""
     name: str
 
 
-@dataclass(eq=False)
+@struct(frozen=False, compare=False, slots=False)
 class Transform(Function):
     """A transform of a function (SPEC §5): grad(f), jacobian(f, wrt=…), …"""
     kind: str                             # "grad", "jacobian", …
@@ -101,7 +101,7 @@ def rebuild(template, it):
     return next(it)
 
 
-@dataclass(eq=False)
+@struct(frozen=False, compare=False, slots=False)
 class HostFunction(Function):
     """A Python function made callable from bp by `Interpreter.define`.
 

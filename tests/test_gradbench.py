@@ -351,6 +351,8 @@ def test_gradbench_runs_and_timings(tool):
     response = tool.evaluate("lse", "primal", {"x": [0.0, 1.0]}, min_seconds=0.02)
     runs = [t["nanoseconds"] for t in response["timings"] if t["name"] == "evaluate"]
     assert sum(runs) >= 0.02e9 and len(runs) >= 1
+    response = tool.evaluate("lse", "primal", {"x": [0.0, 1.0]}, min_runs=0)
+    assert [t["name"] for t in response["timings"]].count("evaluate") == 1     # still one run
 
 
 def test_gradbench_analysis_and_unknown_kinds_get_only_the_id(tool):

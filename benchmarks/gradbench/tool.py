@@ -187,7 +187,7 @@ def run_timed(call: Callable, args: tuple, inp, timings: list) -> Any:
     runs = inp if isinstance(inp, dict) else {}
     min_runs, min_seconds = int(runs.get("min_runs", 1)), float(runs.get("min_seconds", 0))
     elapsed, count, result = 0, 0, None
-    while count < min_runs or elapsed < min_seconds * 1e9:
+    while count < max(min_runs, 1) or elapsed < min_seconds * 1e9:     # at least one run
         t0 = time.perf_counter_ns()
         result = call(*args)
         t1 = time.perf_counter_ns()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -21,29 +20,30 @@ import numpy as np
 from .. import shapes
 from ..errors import BpError, BpInterrupted, BpShapeError, BpTypeError, BpValueError, Span
 from ..graph import Node, intern
+from ..struct import struct
 
 # ── how an op prints (SPEC §3 precedence levels) ─────────────────────────
 
 
-@dataclass(frozen=True)
+@struct
 class Infix:
     symbol: str
     prec: int
     assoc: str = "left"          # "left", "right" or "none"
 
 
-@dataclass(frozen=True)
+@struct
 class Prefix:
     symbol: str
     prec: int
 
 
-@dataclass(frozen=True)
+@struct
 class CallForm:
     name: str
 
 
-@dataclass(frozen=True)
+@struct
 class Attr:
     """A static argument: must be a constant when the call is built."""
     name: str
@@ -52,7 +52,7 @@ class Attr:
     required: bool = False
 
 
-@dataclass(frozen=True)
+@struct
 class OpDef:
     name: str
     kernel: Callable                       # (*arrays, **attrs) -> ndarray
@@ -73,7 +73,7 @@ class OpDef:
         return self.fmt or CallForm(self.name)
 
 
-@dataclass(frozen=True)
+@struct
 class Macro:
     """A builtin written as graph-building code over registered ops."""
     name: str
@@ -128,7 +128,7 @@ def _fmt_default(v) -> str:
 
 # ── the builder ──────────────────────────────────────────────────────────
 
-@dataclass(frozen=True)
+@struct(slots=False)             # the defaults stay readable as Limits.max_depth, …
 class Limits:
     """What one statement may build: defaults that protect a laptop."""
     max_elements: int = 10**8          # elements of one tensor (800 MB of float64)
