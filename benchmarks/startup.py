@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-TARGET = 1.8
+TARGET = 1.8                 # issue 2; issue 6 asks for 1.5
+TARGET_SPEED = 1.5
 PROMPT_TARGET = 0.5          # seconds from typing `bp` to a usable prompt (the REPL issue)
 
 
@@ -37,11 +38,16 @@ def bp_command() -> list[str]:
     return [sys.executable, "-m", "dsl"]
 
 
-def run_once(cmd: list[str]) -> float:
+def run_once(cmd: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one whole process."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def probe() -> tuple[bool, bool, bool]:
@@ -135,15 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         bp_times.append(run_once(bp))
         numpy_times.append(run_once(numpy))
 
-    bp_ms = statistics.median(bp_times) * 1000
-    numpy_ms = statistics.median(numpy_times) * 1000
+    bp_ms = statistics.median(t[0] for t in bp_times) * 1000
+    numpy_ms = statistics.median(t[0] for t in numpy_times) * 1000
+    bp_cpu = statistics.median(t[1] for t in bp_times) * 1000
+    numpy_cpu = statistics.median(t[1] for t in numpy_times) * 1000
     ratio = bp_ms / numpy_ms
     print(f"python:  {sys.executable} ({sys.version.split()[0]})")
     print(f"runs:    {runs} each, interleaved, after {opts.warmup} warm-ups")
-    print(f"bp -c \"print 1\":          median {bp_ms:7.1f} ms")
-    print(f"python -c \"import numpy\": median {numpy_ms:7.1f} ms")
+    print(f"bp -c \"print 1\":          median {bp_ms:7.1f} ms  (CPU {bp_cpu:6.1f} ms)")
+    print(f"python -c \"import numpy\": median {numpy_ms:7.1f} ms  (CPU {numpy_cpu:6.1f} ms)")
     verdict = "ok" if ratio <= TARGET else "OVER TARGET"
-    print(f"ratio:   {ratio:.2f}x (target <= {TARGET}x: {verdict})")
+    speed = "ok" if ratio <= TARGET_SPEED else "over"
+    print(f"ratio:   {ratio:.2f}x (target <= {TARGET}x: {verdict}; issue 6's <= {TARGET_SPEED}x: {speed})"
+          f"; by CPU time {bp_cpu / numpy_cpu:.2f}x")
     pt, rich, cached = probe()
     print(f"bp -c imports prompt_toolkit: {pt}, rich: {rich}")
     prompt_runs = max(opts.prompt_runs, 10)

@@ -375,6 +375,19 @@ def test_bp_c_imports_no_terminal_libraries():
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("how", ["-c", "file"])
+def test_bp_imports_nothing_it_does_not_need_to_start(how, tmp_path):
+    """What made start-up slow (docs/design.md): Lark (parsing uses generated tables),
+    dataclasses (and inspect), numpy.random (made on the first random draw)."""
+    script = tmp_path / "one.bp"
+    script.write_text("print 1\n")
+    argv = ["-c", "print 1"] if how == "-c" else [str(script)]
+    code = (f"import io, sys, dsl.cli; dsl.cli.main({argv!r}, stdout=io.StringIO()); "
+            "print(sorted(m for m in ('lark', 'dataclasses', 'numpy.random') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
 def test_repl_modules_stay_small():
     for path in (ROOT / "dsl" / "repl").glob("*.py"):
         limit = 150 if path.name == "app.py" else 200
