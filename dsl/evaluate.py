@@ -4,17 +4,45 @@ A plan is compiled once per graph: a list of steps in topological order,
 each a kernel, its operand slots and its result slot, and the slots to
 free after it (each intermediate is dropped after its last use).  It is
 cached by the caller per (function, argument shapes) and run many times.
+
+Three ways to run a plan, with the same kernels and bit-for-bit the same
+results (tests/test_engine.py):
+
+- the step loop (`Plan.run_loop`): the reference, and what runs with
+  --check-nan, for a plan's first call, and for plans too large to compile;
+- generated straight-line Python (`_generate`): one line per step with the
+  kernels bound as names of the generated code, compiled once per plan on
+  its second call; a long plan is cut into chunks of CHUNK steps, with an
+  interrupt check between chunks;
+- the same with a scalar fast path: a step whose operands and result are all
+  0-d runs on Python floats (`+ - * /` are IEEE operations, exactly NumPy's;
+  transcendental functions still call the NumPy ufunc, on a float, because
+  `math`'s differ from NumPy's SIMD ones in the last bit).  A float
+  operation that raises where NumPy gives inf or nan (x / 0, sqrt(-1)) makes
+  the plan run again without the fast path.
+
+ENGINE selects among them ("plain", "generated", "scalar"); it is a module
+setting for tests and measurements, not an option of the language.
 """
 from __future__ import annotations
 
 import functools
+import math
+import re
 import warnings
 
 import numpy as np
 
-from .errors import BpError, BpValueError
+from .errors import BpError, BpInternalError, BpInterrupted, BpValueError
 from .graph import Node, topo_order
-from .ops import ACTIVE, REGISTRY, check_interrupt
+from .ops import ACTIVE, REGISTRY
+
+ENGINE = "scalar"        # "plain": the step loop only; "generated": no scalar fast path
+COMPILE_AFTER = 1        # calls of a plan run by the loop before it is compiled
+CHUNK = 1000             # steps per generated function (interrupt checks between them)
+MAX_GENERATED = 200_000  # longer plans are always run by the loop
+
+_F64 = np.float64
 
 
 def _check_finite(value, args, node) -> None:
@@ -28,15 +56,119 @@ def _check_finite(value, args, node) -> None:
                            node.span)
 
 
+def _interrupted(flag, span):
+    flag.clear()
+    raise BpInterrupted("the statement was interrupted", span)
+
+
+# ── kernels chosen when the plan is built (shapes and constants known) ──────
+
+def _square(a, b, out=None):
+    return np.multiply(a, a, out=out)
+
+
+def _cube(a, b, out=None):
+    return np.multiply(np.multiply(a, a), a, out=out)
+
+
+def _quiet(fn):
+    """Mark a kernel that cannot warn through Python's warnings and whose result is
+    a new array, never an operand or a view of one."""
+    fn.bp_quiet = fn.bp_fresh = True
+    return fn
+
+
+def _base(kernel):
+    return kernel.func if isinstance(kernel, functools.partial) else kernel
+
+
+def _reduce_to(lead: tuple, keep: tuple):
+    """unbroadcast with its axes worked out: the same two sums as the generic kernel."""
+    add_reduce = np.add.reduce
+    if lead and keep:
+        return _quiet(lambda g, like: add_reduce(add_reduce(g, axis=lead), axis=keep, keepdims=True))
+    if lead:
+        return _quiet(lambda g, like: add_reduce(g, axis=lead))
+    return _quiet(lambda g, like: add_reduce(g, axis=keep, keepdims=True))
+
+
+def _reshape_to(shape):
+    return lambda x: np.asarray(x).reshape(shape)
+
+
+def _transpose_to(axes):
+    return lambda x: np.asarray(x).transpose(axes)
+
+
+def _identity(g, like):
+    return g
+
+
+_identity.bp_quiet = True           # but its result is its operand
+
+
+_quiet(_square)
+_quiet(_cube)
+
+
+def _kernel(node: Node):
+    """The kernel of one step, and its name in the scalar fast path (or None)."""
+    op = node.op
+    if op == "pow":
+        b = node.inputs[1]
+        if b.op == "const" and b.value.shape == () and node.inputs[0].shape == node.shape:
+            e = float(b.value)
+            if e == 2.0:
+                return _square, "square"
+            if e == 3.0:
+                return _cube, "cube"
+    if op == "unbroadcast":
+        g, like = node.inputs[0].shape, node.inputs[1].shape
+        if isinstance(g, tuple) and isinstance(like, tuple) and len(g) >= len(like):
+            extra = len(g) - len(like)
+            rest = g[extra:]
+            keep = tuple(i for i, d in enumerate(like) if d == 1 and rest[i] != 1)
+            if not extra and not keep:
+                return _identity, None
+            return _reduce_to(tuple(range(extra)), keep), None
+    if op in ("expand_dims", "reshape") and isinstance(node.shape, tuple):
+        return _reshape_to(node.shape), None       # a view of the operand, as before
+    if op == "transpose":
+        return _transpose_to(node.attr("axes")), None
+    opdef = REGISTRY[node.op]
+    kernel = functools.partial(opdef.kernel, **dict(node.attrs)) if node.attrs else opdef.kernel
+    return kernel, op
+
+
+# The scalar fast path: an expression per op over Python floats, exactly what
+# NumPy computes for 0-d operands.  Any other op whose kernel is a ufunc runs
+# that ufunc on the floats.
+# a + b and a * b are written b + a and b * a: the same number, and when both are nan,
+# the same nan as NumPy's (CPython's compiled float_add returns the other operand's).
+_FLOAT = {
+    "add": "{1} + {0}", "sub": "{0} - {1}", "mul": "{1} * {0}", "div": "{0} / {1}",
+    "neg": "-{0}", "abs": "abs({0})", "sqrt": "_sqrt({0})",
+    "square": "{0} * {0}", "cube": "{0} * {0} * {0}", "pow": "_float(_power({0}, {1}))",
+    "less": "(1.0 if {0} < {1} else 0.0)", "less_equal": "(1.0 if {0} <= {1} else 0.0)",
+    "greater": "(1.0 if {0} > {1} else 0.0)", "greater_equal": "(1.0 if {0} >= {1} else 0.0)",
+    "equal": "(1.0 if {0} == {1} else 0.0)", "not_equal": "(1.0 if {0} != {1} else 0.0)",
+    "and": "(1.0 if {0} != 0 and {1} != 0 else 0.0)", "or": "(1.0 if {0} != 0 or {1} != 0 else 0.0)",
+    "not": "(1.0 if {0} == 0 else 0.0)", "where": "({1} if {0} != 0 else {2})",
+}
+_SIMPLE = {"square", "cube"}     # operands appear twice: give them a name first
+
+
 class Plan:
     def __init__(self, inputs: list[Node], outputs: list[Node]):
         order = topo_order(outputs)
         slot: dict[int, int] = {}
         self.n_inputs = len(inputs)
+        self.input_shapes = [node.shape for node in inputs]
         for i, node in enumerate(inputs):
             slot[id(node)] = i
         self.consts: list[tuple[int, np.ndarray]] = []
         steps = []
+        self._fast: list = []            # per step: the scalar fast path's name, or None
         nslots = len(inputs)
         for node in order:
             if id(node) in slot:
@@ -47,10 +179,9 @@ class Plan:
             if node.op == "const":
                 self.consts.append((nslots, node.value))
             else:
-                opdef = REGISTRY[node.op]
-                kernel = functools.partial(opdef.kernel, **dict(node.attrs)) if node.attrs \
-                    else opdef.kernel
+                kernel, fast = _kernel(node)
                 steps.append([kernel, tuple(slot[id(i)] for i in node.inputs), nslots, (), node])
+                self._fast.append(fast)
             nslots += 1
         self.nslots = nslots
         self.out_slots = [slot[id(o)] for o in outputs]
@@ -67,19 +198,51 @@ class Plan:
         for k, step in enumerate(steps):
             step[3] = tuple(frees.get(k, ()))
         self.steps = [tuple(s) for s in steps]
+        self.shared = set(range(self.n_inputs)) | {s for s, _ in self.consts}
+        self._calls = 0
+        self._compiled: dict = {}        # scalar fast path (bool) → _Generated, or None: too long
 
     def __len__(self) -> int:
         return len(self.steps)
 
-    def run(self, arrays) -> list[np.ndarray]:
+    def run(self, arrays, check_nan: bool | None = None, flag=None) -> list[np.ndarray]:
+        """The outputs for these input arrays (float64, the shapes the plan was built for).
+
+        check_nan and flag (the interrupt event) default to the running session's."""
+        if check_nan is None:
+            active = ACTIVE
+            check_nan, flag = active.limits.check_nan, active.interrupt
+        engine = ENGINE
+        if check_nan or engine == "plain" or not self.steps:
+            return self.run_loop(arrays, check_nan, flag)
+        if self._calls < COMPILE_AFTER:
+            self._calls += 1
+            return self.run_loop(arrays, check_nan, flag)
+        scalar = engine == "scalar"
+        gen = self._compiled.get(scalar, 0)
+        if gen == 0:
+            gen = self._compiled[scalar] = _generate(self, scalar)
+        if gen is None:
+            return self.run_loop(arrays, check_nan, flag)
+        if gen.floats:
+            try:
+                return gen.run(self, arrays, flag)
+            except (ZeroDivisionError, OverflowError, ValueError):
+                # A float operation refused (x / 0, sqrt(-1)): NumPy gives inf or nan.
+                gen = self._compiled.get(False, 0)
+                if gen == 0:
+                    gen = self._compiled[False] = _generate(self, False)
+                if gen is None:
+                    return self.run_loop(arrays, check_nan, flag)
+        return gen.run(self, arrays, flag)
+
+    def run_loop(self, arrays, check_nan: bool = False, flag=None) -> list[np.ndarray]:
+        """The reference: one Python loop over the steps."""
         env: list = [None] * self.nslots
         env[: self.n_inputs] = arrays
         for s, value in self.consts:
             env[s] = value
         step = None
-        active = ACTIVE
-        flag = active.interrupt
-        check_nan = active.limits.check_nan
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -92,11 +255,362 @@ class Plan:
                     for s in free:
                         env[s] = None
                     if flag is not None and flag.is_set():
-                        check_interrupt(node.span)
-        except BpError as err:
-            raise err.located(step[4].span if step else None)
-        except np.linalg.LinAlgError as err:
-            raise BpValueError(f"{step[4].op}: {str(err).lower()}", step[4].span) from None
-        except (ValueError, IndexError, TypeError, MemoryError, OverflowError) as err:
-            raise BpValueError(f"{step[4].op}: {err}", step[4].span) from None
-        return [np.asarray(env[s], dtype=np.float64) for s in self.out_slots]
+                        _interrupted(flag, node.span)
+        except Exception as err:
+            raise _located(err, step[4] if step else None) from None
+        return _outputs(env, self, arrays)
+
+
+def _outputs(env, plan, arrays, bufs=()) -> list[np.ndarray]:
+    """The results, each an array of its own: never an argument, a constant or a
+    buffer of the plan, or a view (the caller may write to what it gets, or keep it
+    while the plan runs again)."""
+    out = []
+    shared = None
+    for s in plan.out_slots:
+        v = env[s]
+        if type(v) is not np.ndarray or v.dtype != _F64:
+            out.append(np.asarray(v, dtype=_F64))
+            continue
+        if v.base is None and s not in plan.shared:
+            if shared is None:
+                shared = {id(a) for a in arrays} | {id(b) for b in bufs}
+            if id(v) not in shared:
+                out.append(v)
+                continue
+        out.append(v.copy())
+    return out
+
+
+def _located(err: Exception, node: Node | None) -> Exception:
+    """A kernel's failure as a BpError at the step's node (others unchanged)."""
+    span = node.span if node is not None else None
+    if isinstance(err, BpError):
+        return err.located(span)
+    if isinstance(err, np.linalg.LinAlgError):
+        return BpValueError(f"{node.op}: {str(err).lower()}", span)
+    if isinstance(err, (ValueError, IndexError, TypeError, MemoryError, OverflowError,
+                        ZeroDivisionError)) and node is not None:
+        return BpValueError(f"{node.op}: {err}", span)
+    return err
+
+
+# ── generated code ──────────────────────────────────────────────────────────
+
+class _Generated:
+    """A plan as straight-line Python: chunk functions over a shared slot list."""
+
+    def __init__(self, chunks, lines, out_slots, floats, quiet, n_inputs, buffer_shapes=()):
+        self.chunks = chunks            # [(function, span of the chunk's last step)]
+        self.lines = lines              # code object → {line number: step}
+        self.out_slots = out_slots
+        self.floats = floats            # uses the scalar fast path
+        self.quiet = quiet              # only ufuncs: no Python warnings possible
+        self.n_inputs = n_inputs
+        self.buffer_shapes = list(buffer_shapes)
+        self.arenas: list[list[np.ndarray]] = []    # sets of buffers not in use by a run
+
+    def run(self, plan: Plan, arrays, flag):
+        env: list = [None] * plan.nslots
+        env[: self.n_inputs] = arrays
+        # One set of buffers per run in progress (another thread, or a host function
+        # calling back into bp, gets a set of its own).
+        arenas = self.arenas
+        bufs = arenas.pop() if arenas else [np.empty(sh) for sh in self.buffer_shapes]
+        try:
+            return self._run(plan, env, flag, bufs, arrays)
+        finally:
+            arenas.append(bufs)
+
+    def _run(self, plan: Plan, env, flag, bufs, arrays):
+        try:
+            with np.errstate(all="ignore"):
+                if self.quiet:
+                    for chunk, span in self.chunks:
+                        chunk(env, flag, bufs)
+                        if flag is not None and flag.is_set():
+                            _interrupted(flag, span)
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        for chunk, span in self.chunks:
+                            chunk(env, flag, bufs)
+                            if flag is not None and flag.is_set():
+                                _interrupted(flag, span)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            if self.floats:
+                raise                   # Plan.run runs it again without floats
+            raise self._locate(plan) from None
+        except Exception:
+            raise self._locate(plan) from None
+        return _outputs(env, plan, arrays, bufs)
+
+    def _locate(self, plan: Plan) -> Exception:
+        import sys
+        err = sys.exc_info()[1]
+        if isinstance(err, BpInterrupted):
+            return err
+        node = None
+        tb = err.__traceback__
+        while tb is not None:
+            where = self.lines.get(tb.tb_frame.f_code)
+            if where is not None:
+                k = where.get(tb.tb_lineno)
+                if k is not None:
+                    node = plan.steps[k][4]
+            tb = tb.tb_next
+        return _located(err, node)
+
+
+def _generate(plan: Plan, scalar: bool) -> _Generated | None:
+    """Straight-line Python for the plan; None when it is too long to be worth it."""
+    steps = plan.steps
+    n = len(steps)
+    if n > MAX_GENERATED:
+        return None
+    const_slots = {s: v for s, v in plan.consts}
+    shape = {}
+    for i, sh in enumerate(plan.input_shapes):
+        shape[i] = sh
+    for s, v in plan.consts:
+        shape[s] = v.shape
+    for step in steps:
+        shape[step[2]] = step[4].shape
+    has_host = any(step[4].op in ("host", "host_vjp") for step in steps)
+    scalar = scalar and not has_host    # a Python host function must not run twice
+    # Which steps run on floats: a 0-d result from 0-d operands, with a float form.
+    is_float = [False] * n
+    if scalar:
+        for k, (kernel, ins, out, free, node) in enumerate(steps):
+            fast = plan._fast[k]
+            if shape[out] != () or any(shape[i] != () for i in ins) or fast is None:
+                continue
+            if fast in _FLOAT or isinstance(kernel, np.ufunc):
+                is_float[k] = True
+        # an index to a 0-d from a tensor reads one element
+        for k, (kernel, ins, out, free, node) in enumerate(steps):
+            items = node.attr("items") if plan._fast[k] == "index" else None
+            if items and shape[out] == () and len(shape[ins[0]]) == len(items) \
+                    and all(item[0] == "i" for item in items):
+                is_float[k] = True
+    float_slot = {steps[k][2] for k in range(n) if is_float[k]}
+    floats = bool(float_slot)
+    # Element reads: of a tensor read often enough, read its elements as a Python list.
+    reads: dict[int, int] = {}
+    for k in range(n):
+        if is_float[k] and plan._fast[k] == "index":
+            reads[steps[k][1][0]] = reads.get(steps[k][1][0], 0) + 1
+    as_list = {s for s, count in reads.items()
+               if count * 64 >= int(np.prod(shape[s], dtype=np.int64))}
+    last_use: dict[int, int] = {}
+    for k, step in enumerate(steps):
+        for s in step[1]:
+            last_use[s] = k
+    defined_at = {step[2]: k for k, step in enumerate(steps)}
+    outs = set(plan.out_slots)
+
+    buffer_of, buffer_shapes = _assign_buffers(plan, shape, is_float, last_use, outs)
+
+    ns: dict = {"_sqrt": math.sqrt, "_float": float, "_asarray": np.asarray,
+                "_power": np.power, "_interrupted": _interrupted}
+    for s, v in plan.consts:
+        ns[f"c{s}"] = v
+        if v.shape == ():
+            ns[f"f{s}"] = float(v)
+
+    def operand(s: int, want_float: bool, kernel) -> str:
+        if s in const_slots:
+            if want_float and shape[s] == ():
+                return f"f{s}"
+            return f"c{s}"
+        name = f"v{s}"
+        if want_float:
+            return name if s in float_slot else f"_float({name})"
+        if s in float_slot and not isinstance(kernel, np.ufunc):
+            return f"_asarray({name})"
+        return name
+
+    chunks = []
+    lines_of: dict = {}
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        body: list[str] = []
+        line_step: dict[int, int] = {}
+        live_in = []
+        seen = set()
+        for k in range(start, stop):
+            for s in steps[k][1]:
+                if s in const_slots or s in seen:
+                    continue
+                if s < plan.n_inputs or defined_at[s] < start:
+                    seen.add(s)
+                    live_in.append(s)
+        for s in live_in:
+            body.append(f"v{s} = env[{s}]")
+            if last_use.get(s, -1) < stop and s not in outs:
+                body.append(f"env[{s}] = None")
+        listed = set()
+        for k in range(start, stop):
+            kernel, ins, out, free, node = steps[k]
+            fast = plan._fast[k]
+            if is_float[k] and fast == "index":
+                src = ins[0]
+                idx = "".join(f"[{item[1]}]" for item in node.attr("items"))
+                if src in as_list:
+                    if src not in listed:
+                        body.append(f"l{src} = {operand(src, False, kernel)}.tolist()")
+                        listed.add(src)
+                    expr = f"l{src}{idx}"
+                else:
+                    expr = f"_float({operand(src, False, kernel)}[{', '.join(str(i[1]) for i in node.attr('items'))}])"
+            elif is_float[k]:
+                args = [operand(s, True, kernel) for s in ins]
+                if fast in _FLOAT:
+                    if fast in _SIMPLE and not args[0].isidentifier():
+                        body.append(f"t_ = {args[0]}")
+                        args[0] = "t_"
+                    expr = _FLOAT[fast].format(*args)
+                else:
+                    ns[f"k{k}"] = kernel
+                    expr = f"_float(k{k}({', '.join(args)}))"
+            else:
+                ns[f"k{k}"] = kernel
+                args = [operand(s, False, kernel) for s in ins]
+                if k in buffer_of:
+                    args.append(f"out=bufs[{buffer_of[k]}]")
+                expr = f"k{k}({', '.join(args)})"
+            body.append(f"v{out} = {expr}")
+            line_step[len(body) + 1] = k          # +1: the def line
+            if _heavy(ins, out, shape):
+                ns[f"s{k}"] = node.span
+                body.append(f"if flag is not None and flag.is_set(): _interrupted(flag, s{k})")
+            for s in free:
+                if s not in const_slots:
+                    body.append(f"del v{s}")
+        # what later chunks (or the caller) read
+        for k in range(start, stop):
+            out = steps[k][2]
+            if out in outs or last_use.get(out, -1) >= stop:
+                body.append(f"env[{out}] = v{out}")
+        if stop == n:
+            for s in plan.out_slots:
+                if s in const_slots:
+                    body.append(f"env[{s}] = c{s}")
+        src = "def chunk(env, flag, bufs):\n" + "\n".join("    " + line for line in body) + "\n"
+        _check_source(src)
+        # The one place bp compiles Python: the text above, made of slot numbers and
+        # this module's templates only (checked), never of anything a program wrote.
+        code = compile(src, f"<bp plan {id(plan):x}:{start}>", "exec")
+        scope = dict(ns)
+        exec(code, scope)
+        fn = scope["chunk"]
+        chunks.append((fn, steps[stop - 1][4].span))
+        lines_of[fn.__code__] = line_step
+    quiet = all(is_float[k] or _is_quiet(steps[k][0]) for k in range(n))
+    return _Generated(chunks, lines_of, plan.out_slots, floats, quiet, plan.n_inputs,
+                      buffer_shapes)
+
+
+BUFFER_MIN = 8192    # elements: a result this large is computed into a buffer of the plan
+
+
+def _writes_out(kernel) -> bool:
+    """A kernel that can compute into a given array (out=), elementwise or matmul."""
+    return (isinstance(kernel, np.ufunc) and kernel.nout == 1) or kernel in (_square, _cube)
+
+
+def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
+    """Buffers the plan owns, reused across calls and between steps: {step: buffer}
+    and the buffers' shapes.
+
+    A large result of an elementwise ufunc or matmul is computed (out=) into a
+    buffer: the operand's own when an operand of the same shape dies at that step
+    (in place; never for matmul), else one freed by an earlier step, else a new
+    one.  A buffer is free again once no live slot can see it: a step that may
+    return a view (transpose, reshape, an index…) keeps its operands' buffers
+    alive as long as its result lives.  Outputs never go into buffers (the caller
+    keeps them), and a result that is a view of a buffer is copied (_outputs).
+    """
+    steps = plan.steps
+    buffer_of: dict[int, int] = {}
+    shapes: list[tuple] = []
+    if BUFFER_MIN is None:
+        return buffer_of, shapes
+    roots: dict[int, frozenset] = {}          # slot → buffers it may be a view of
+    users: dict[int, set] = {}                # buffer → live slots that may see it
+    free: dict[tuple, list[int]] = {}         # shape → free buffers
+    owner: dict[int, int] = {}                # slot → the buffer it was computed into
+    dying: dict[int, list[int]] = {}          # step → slots whose last use it is
+    for s, k in last_use.items():
+        dying.setdefault(k, []).append(s)
+    for k, (kernel, ins, out, _free, node) in enumerate(steps):
+        sh = shape[out]
+        chosen = None
+        if not is_float[k] and out not in outs and _writes_out(kernel) \
+                and isinstance(sh, tuple) and math.prod(sh) >= BUFFER_MIN:
+            if kernel is not np.matmul:
+                for s in ins:
+                    b = owner.get(s)
+                    if b is not None and last_use.get(s) == k and s not in outs \
+                            and shape[s] == sh and users.get(b) == {s}:
+                        chosen = b                # in place: the operand dies here
+                        break
+            if chosen is None:
+                pool = free.get(sh)
+                if pool:
+                    chosen = pool.pop()
+                else:
+                    chosen = len(shapes)
+                    shapes.append(sh)
+                    users[chosen] = set()
+            buffer_of[k] = chosen
+            owner[out] = chosen
+            roots[out] = frozenset((chosen,))
+        elif isinstance(kernel, np.ufunc) or getattr(_base(kernel), "bp_fresh", False):
+            roots[out] = frozenset()
+        else:
+            roots[out] = frozenset().union(*(roots.get(s, frozenset()) for s in ins))
+        for b in roots[out]:
+            users.setdefault(b, set()).add(out)
+        # the slots read for the last time here (and a result nobody reads) die
+        for s in dying.get(k, []) + ([out] if out not in last_use and out not in outs else []):
+            if s in outs:
+                continue
+            for b in roots.get(s, ()):
+                users[b].discard(s)
+                if not users[b] and b != chosen:
+                    free.setdefault(shapes[b], []).append(b)
+        if chosen is not None and not users[chosen]:
+            free.setdefault(sh, []).append(chosen)
+    return buffer_of, shapes
+
+
+_WORDS = {"def", "chunk", "env", "flag", "bufs", "out", "del", "if", "else", "and", "or", "is", "not", "None",
+          "tolist", "is_set", "t_", "abs", "_float", "_power", "_sqrt", "_asarray", "_interrupted"}
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_SLOT_NAME = re.compile(r"[vlcfks]\d+")
+
+
+def _check_source(src: str) -> None:
+    """Generated code holds only this module's words and slot names: no string, no
+    attribute but tolist, nothing from a program's text."""
+    for word in _NAME.findall(src):
+        if word not in _WORDS and not _SLOT_NAME.fullmatch(word):
+            raise BpInternalError(f"generated plan code has an unexpected name {word!r}")
+    if any(ch in src for ch in "'\"#\\;@{}"):
+        raise BpInternalError("generated plan code has an unexpected character")
+
+
+HEAVY = 4096   # elements: a step this large checks for an interrupt after it
+
+
+def _heavy(ins, out, shape) -> bool:
+    """A step that may take long: the interrupt is checked after it, not only
+    between chunks (a chunk of light steps takes a few milliseconds at most)."""
+    return any(math.prod(shape[s]) >= HEAVY for s in (out, *ins))
+
+
+def _is_quiet(kernel) -> bool:
+    """A kernel that cannot warn through Python's warnings (NumPy's floating-point
+    complaints are silenced by errstate): a ufunc, or one of this module's."""
+    return isinstance(kernel, np.ufunc) or getattr(_base(kernel), "bp_quiet", False)

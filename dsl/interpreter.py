@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -81,10 +82,7 @@ class _Globals:
         return self.interp._gradcheck(fn, args, span)
 
     def next_seed(self) -> int:
-        interp = self.interp
-        if interp._rng is None:
-            interp._rng = np.random.default_rng(interp.seed)
-        return int(interp._rng.integers(2**63 - 1))
+        return int(self.interp.rng.integers(2**63 - 1))
 
 
 class Interpreter:
@@ -107,7 +105,7 @@ class Interpreter:
         self._interrupt = threading.Event()
         self.precision = precision
         self.seed = seed
-        self._rng = None                  # made on first use: numpy.random costs start-up time
+        self.rng = np.random.default_rng(seed)
         self.globals: dict[str, Any] = {k: np.asarray(v) for k, v in CONSTANTS.items()}
         self.sources: dict[str, list[str]] = {}
         self._imported: set[str] = set()
@@ -155,14 +153,13 @@ class Interpreter:
             active.limits, active.interrupt, active.nodes = saved
 
     def run_file(self, path: str | os.PathLike) -> Interpreter:
-        path = os.fspath(path)
+        path = Path(path)
         try:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise BpImportError(f"cannot read {path!r}: {_reason(err)}") from None
-        self._imported.add(os.path.realpath(path))
-        self.exec(text, filename=path)
+            raise BpImportError(f"cannot read {str(path)!r}: {_reason(err)}") from None
+        self._imported.add(str(path.resolve()))
+        self.exec(text, filename=str(path))
         return self
 
     def eval(self, src: str):
@@ -351,7 +348,6 @@ class Interpreter:
             self._exec_stmt(stmt, echo, shown)
 
     def _path(self, path: str, span: Span) -> Path:
-        from pathlib import Path          # here, not at the top: pathlib costs start-up time
         self._need_files(span)
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         return base / path
@@ -365,7 +361,6 @@ class Interpreter:
         self._need_files(span)
         if not path.endswith(".bp"):
             raise BpImportError(f"cannot import {path!r}: bp imports bp source files (.bp)", span)
-        from pathlib import Path
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         target = (base / path).resolve()
         if str(target) in self._imported:
@@ -518,7 +513,35 @@ class Interpreter:
         return names, inputs, out
 
     def _callable(self, fn: Function) -> Callable:
+        # The direct path: a plan built by an earlier call for these argument shapes
+        # (and still valid for the globals it read) runs straight on the arrays.
+        fkey = _function_key(fn) if isinstance(fn, (Closure, Transform)) else None
+        plans, session_globals = self._plans, self.globals
+
         def call(*args, **kwargs):
+            if fkey is not None:
+                values = [_argument(a) for a in args]
+                if kwargs:
+                    kw_values = {k: _argument(v) for k, v in kwargs.items()}
+                    names = sorted(kw_values)
+                    key = (fkey, tuple(map(_signature, values)),
+                           tuple((k, _signature(kw_values[k])) for k in names))
+                else:
+                    key = (fkey, tuple(map(_signature, values)), ())
+                entry = plans.get(key)
+                if entry is not None and all(session_globals.get(n, _ABSENT) is v
+                                             for n, v in entry[2].items()):
+                    if kwargs:
+                        values += [kw_values[k] for k in names]
+                    if all(type(v) is np.ndarray for v in values):
+                        flat = values
+                    else:
+                        flat = [leaf for v in values for leaf in leaves(v)
+                                if isinstance(leaf, np.ndarray)]
+                    plan = entry[0]
+                    results = self._guard(lambda: plan.run(flat, self.limits.check_nan,
+                                                           self._interrupt))
+                    return self.to_python(rebuild(entry[1], iter(results)))
             lowered = [to_lowered(from_python(a, copy=False)) for a in args]
             kw = {k: to_lowered(from_python(v, copy=False)) for k, v in kwargs.items()}
             lowerer = Lowerer(_Globals(self), eager=True)
@@ -593,6 +616,15 @@ def to_value(lv):
     if isinstance(lv, Record):
         return Record({k: to_value(x) for k, x in lv.items()})
     return lv
+
+
+def _argument(v):
+    """An argument of a call from Python, as from_python(v, copy=False), quickly."""
+    if type(v) is np.ndarray and v.dtype == np.float64:
+        return v
+    if type(v) is float:
+        return np.asarray(v, dtype=np.float64)
+    return from_python(v, copy=False)
 
 
 def from_python(v, copy: bool = True):

@@ -22,10 +22,44 @@ def reduce_shape(shs, attrs, span):
 
 def _logsumexp(x, axis=None, keepdims=False):
     # Shift by the max so exp never overflows; an all -inf slice stays -inf.
-    m = np.max(x, axis=axis, keepdims=True) if x.size else np.zeros((1,) * x.ndim)
+    # (The ufuncs' reduce rather than np.max/np.sum: the same results, less overhead.)
+    x = np.asarray(x)
+    m = np.maximum.reduce(x, axis=axis, keepdims=True) if x.size else np.zeros((1,) * x.ndim)
     m = np.where(np.isfinite(m), m, 0.0)
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    return out if keepdims else np.squeeze(out, axis=axis if axis is not None else None)
+    out = np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return out
+    return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
+
+
+# The ufuncs' reduce, not np.sum/np.mean/np.max: the same loops and results without
+# the Python wrappers (2 µs a call on a small array).  For the plan compiler
+# (dsl/evaluate.py): they cannot warn through Python's warnings, and the result is
+# a new array.
+def _sum(x, axis=None, keepdims=False):
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)
+
+
+def _mean(x, axis=None, keepdims=False):
+    x = np.asarray(x)
+    total = np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return total / (x.size // total.size if total.size else 1)     # as np.mean divides
+
+
+def _max(x, axis=None, keepdims=False):
+    return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+
+
+def _min(x, axis=None, keepdims=False):
+    return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
+
+
+def _prod(x, axis=None, keepdims=False):
+    return np.multiply.reduce(x, axis=axis, keepdims=keepdims)
+
+
+for _fn in (_sum, _mean, _max, _min, _prod):
+    _fn.bp_quiet = _fn.bp_fresh = True       # no warnings; a new array, never a view
 
 
 def keep_axes(ct, attrs):
@@ -61,10 +95,10 @@ def _reduce(t, attrs, name="sum"):
     return apply(name, [t], attrs)
 
 
-_reduction("sum", np.sum, "sum of the elements (over axis=)",
+_reduction("sum", _sum, "sum of the elements (over axis=)",
            vjp=lambda ct, out, ins, a: (back(ct, ins[0], a),),
            jvp=lambda ts, out, ins, a: _reduce(ts[0], a))
-_reduction("mean", np.mean, "mean of the elements (over axis=)",
+_reduction("mean", _mean, "mean of the elements (over axis=)",
            vjp=lambda ct, out, ins, a: (back(div(ct, count(ins[0], out, a)), ins[0], a),),
            jvp=lambda ts, out, ins, a: _reduce(ts[0], a, "mean"))
 def _prod_of_others(x, out, attrs):
@@ -77,13 +111,13 @@ def _prod_of_others(x, out, attrs):
     return op("where", zero, broadcast_like(others, x), div(back(out, x, attrs), x))
 
 
-_reduction("prod", np.prod, "product of the elements (over axis=)",
+_reduction("prod", _prod, "product of the elements (over axis=)",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _prod_of_others(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _prod_of_others(ins[0], out, a)), a))
-_reduction("max", np.max, "largest element (over axis=); tied elements share the gradient",
+_reduction("max", _max, "largest element (over axis=); tied elements share the gradient",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
-_reduction("min", np.min, "smallest element (over axis=); tied elements share the gradient",
+_reduction("min", _min, "smallest element (over axis=); tied elements share the gradient",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
 
