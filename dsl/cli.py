@@ -6,7 +6,10 @@ mistake) and never calls sys.exit itself; tests call it in-process.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 from . import __version__
 from .errors import BpError
@@ -61,25 +64,57 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
                          check_nan=opts.check_nan, **limits)
     if not opts.quiet and getattr(stderr, "isatty", lambda: False)():
         interp.progress = lambda total, label: LoopProgress(total, label, stderr)
+    pressed: list[int] = []
     try:
         if opts.source is not None:
-            interp.exec(opts.source, filename="<string>", echo=True)
+            with _ctrl_c_interrupts(interp, pressed):
+                interp.exec(opts.source, filename="<string>", echo=True)
         elif opts.file is not None:
-            interp.run_file(opts.file)
+            with _ctrl_c_interrupts(interp, pressed):
+                interp.run_file(opts.file)
         elif sys.stdin is not None and not sys.stdin.isatty():
-            interp.exec(sys.stdin.read(), filename="<stdin>", echo=True)
+            text = sys.stdin.read()
+            with _ctrl_c_interrupts(interp, pressed):
+                interp.exec(text, filename="<stdin>", echo=True)
         else:
             return _repl(interp, quiet=opts.quiet)
     except BpError as err:
         stdout.flush()
+        if err.kind == "interrupted":
+            stderr.write("bp: interrupted\n")
+            return 130
         _report(err, stderr)
         return 1
     except KeyboardInterrupt:
+        pressed.append(1)
+    if pressed:                       # seen by no check before the script ended: still a stop
         stdout.flush()
         stderr.write("bp: interrupted\n")
         return 130
-
     return 0
+
+
+@contextmanager
+def _ctrl_c_interrupts(interp: Interpreter, pressed: list):
+    """While a script runs, Ctrl-C asks the interpreter to stop (the flag that
+    every statement, loop step, graph node and plan step checks) rather than
+    raising KeyboardInterrupt wherever Python happens to be: one raised inside
+    a weakref callback (the intern table frees nodes all the time) would be
+    printed and ignored.  A second Ctrl-C raises KeyboardInterrupt at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_ctrl_c(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        interp.interrupt()
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _report(err: BpError, stderr) -> None:

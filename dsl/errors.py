@@ -24,6 +24,22 @@ class Span:
         return Span(self.file, self.line, self.col, other.end_line, other.end_col)
 
 
+class SourceName(str):
+    """A file name that keeps the lines of the text it named when that text
+    was parsed.  Spans carry it as their `file`, so an error in a function
+    defined by an earlier `exec` shows that exec's line, even after another
+    exec has reused the name (`<string>` by default).  It is the name
+    everywhere else: printed, compared and hashed as the plain string."""
+
+    def __new__(cls, name: str, lines: list[str]):
+        self = super().__new__(cls, name)
+        self.lines = lines
+        return self
+
+    def __reduce__(self):
+        return SourceName, (str(self), self.lines)
+
+
 class BpError(Exception):
     """A mistake in a bp program, located in its source."""
 

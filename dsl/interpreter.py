@@ -15,14 +15,13 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from . import ast, autodiff, ops, render
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
-                     BpShapeError, BpTypeError, BpValueError, Span)
+                     BpShapeError, BpTypeError, BpValueError, SourceName, Span)
 from .evaluate import Plan
 from .graph import Node, make_input, topo_order
 from .lower import SPECIAL, Lowerer, loop_count, unpack
@@ -82,7 +81,10 @@ class _Globals:
         return self.interp._gradcheck(fn, args, span)
 
     def next_seed(self) -> int:
-        return int(self.interp.rng.integers(2**63 - 1))
+        interp = self.interp
+        if interp._rng is None:
+            interp._rng = np.random.default_rng(interp.seed)
+        return int(interp._rng.integers(2**63 - 1))
 
 
 class Interpreter:
@@ -105,7 +107,7 @@ class Interpreter:
         self._interrupt = threading.Event()
         self.precision = precision
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self._rng = None                  # made on first use: numpy.random costs start-up time
         self.globals: dict[str, Any] = {k: np.asarray(v) for k, v in CONSTANTS.items()}
         self.sources: dict[str, list[str]] = {}
         self._imported: set[str] = set()
@@ -120,14 +122,16 @@ class Interpreter:
              echo: bool | Callable[[Any], None] = False) -> list:
         """Run statements.  With `echo`, expression statements give their values:
         printed to stdout (echo=True) or passed to a callback; returned either way."""
-        self.sources[filename] = src.splitlines()
+        name = SourceName(filename, src.splitlines())
+        self.sources[filename] = name.lines
         self._interrupt.clear()                  # an interrupt while idle does not carry over
         with self._running():
-            program = self._guard(lambda: parse(src, filename, self.limits.max_depth))
+            program = self._guard(lambda: parse(src, name, self.limits.max_depth))
             shown: list = []
             for stmt in program.stmts:
                 ops.ACTIVE.nodes = 0
-                self._guard(lambda: self._exec_stmt(stmt, echo, shown), stmt.span)
+                self._guard(lambda: (ops.check_interrupt(stmt.span),
+                                     self._exec_stmt(stmt, echo, shown)), stmt.span)
         return shown
 
     def interrupt(self) -> None:
@@ -153,13 +157,14 @@ class Interpreter:
             active.limits, active.interrupt, active.nodes = saved
 
     def run_file(self, path: str | os.PathLike) -> Interpreter:
-        path = Path(path)
+        path = os.fspath(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         except (OSError, UnicodeDecodeError) as err:
-            raise BpImportError(f"cannot read {str(path)!r}: {_reason(err)}") from None
-        self._imported.add(str(path.resolve()))
-        self.exec(text, filename=str(path))
+            raise BpImportError(f"cannot read {path!r}: {_reason(err)}") from None
+        self._imported.add(os.path.realpath(path))
+        self.exec(text, filename=path)
         return self
 
     def eval(self, src: str):
@@ -348,6 +353,7 @@ class Interpreter:
             self._exec_stmt(stmt, echo, shown)
 
     def _path(self, path: str, span: Span) -> Path:
+        from pathlib import Path          # here, not at the top: pathlib costs start-up time
         self._need_files(span)
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         return base / path
@@ -361,6 +367,7 @@ class Interpreter:
         self._need_files(span)
         if not path.endswith(".bp"):
             raise BpImportError(f"cannot import {path!r}: bp imports bp source files (.bp)", span)
+        from pathlib import Path
         base = Path(span.file).parent if span.file and not span.file.startswith("<") else Path.cwd()
         target = (base / path).resolve()
         if str(target) in self._imported:
@@ -382,8 +389,9 @@ class Interpreter:
             return self._value_of_running(src)
 
     def _value_of_running(self, src: str):
-        self.sources["<eval>"] = src.splitlines()
-        program = self._guard(lambda: parse(src, "<eval>", self.limits.max_depth))
+        name = SourceName("<eval>", src.splitlines())
+        self.sources["<eval>"] = name.lines
+        program = self._guard(lambda: parse(src, name, self.limits.max_depth))
         if len(program.stmts) != 1 or not isinstance(program.stmts[0], ast.ExprStmt):
             raise BpTypeError("expected a single expression", program.stmts[0].span if program.stmts else None)
         e = program.stmts[0].value
@@ -586,7 +594,9 @@ class Interpreter:
         """Give the error its source line, but only from bp source: an import of
         some other file reports the place, never the file's contents."""
         if err.span is not None and err.source_line is None and _is_bp_source(err.span.file):
-            lines = self.sources.get(err.span.file)
+            lines = getattr(err.span.file, "lines", None)       # the text the span was parsed from
+            if lines is None:
+                lines = self.sources.get(err.span.file)
             if lines is not None and 0 < err.span.line <= len(lines):
                 err.source_line = lines[err.span.line - 1]
         return err

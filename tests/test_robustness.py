@@ -535,13 +535,6 @@ def test_sigint_in_the_repl_stops_the_statement_and_keeps_the_session():
     assert text.splitlines()[-1] == "21 1"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bp relies on Python's KeyboardInterrupt for Ctrl-C; one that arrives while a weakref "
-    "callback runs (graph._TABLE is a WeakValueDictionary, and a top-level loop frees interned "
-    "nodes all the time) is printed as 'Exception ignored in: <function WeakValueDictionary…"
-    "remove>' with a traceback, and the script keeps running: about 1 Ctrl-C in 12 on "
-    "`for i in range(1e9) { y = y + 1 }`.  A SIGINT handler that calls interp.interrupt() "
-    "would not be lost"))
 def test_sigint_during_a_weakref_callback_is_not_lost(tmp_path, monkeypatch):
     """Deterministically: the SIGINT is raised inside the intern table's weakref callback."""
     _in_main_thread()
@@ -793,10 +786,6 @@ def test_files_error_in_a_non_bp_file_quotes_none_of_it(tmp_path, content):
     assert "hunter2" not in str(err) and "sk_live_abc" not in str(err)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Interpreter.sources is keyed by file name, and exec's default is '<string>' each time: "
-    "an error in a function defined by an earlier exec shows the line of the current source "
-    "with the old column (the REPL avoids it by naming each input <repl[n]>)"))
 def test_files_excerpt_of_a_function_defined_by_an_earlier_exec():
     bp = dsl.Interpreter()
     bp.exec("def f(x) = x @ [1, 2, 3]")
