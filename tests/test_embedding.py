@@ -633,9 +633,6 @@ def test_error_in_a_function_body_points_at_the_body_and_an_annotation_at_the_ca
     assert (info.value.filename, info.value.line, info.value.column) == ("m2.bp", 1, 9)
 
 
-@pytest.mark.xfail(strict=True, reason="sources are kept per filename and every exec defaults to "
-                   "'<string>': an error inside a function defined by an earlier exec (or bp.eval "
-                   "of it) is rendered with a line of the latest source, or with no source line")
 def test_error_in_a_function_from_an_earlier_exec_shows_its_own_line():
     interp = dsl.Interpreter()
     interp.exec("def g(x) {\n    h = x @ ones(3)\n    return h\n}")
