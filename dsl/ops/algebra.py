@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from ..graph import Node, intern
-from . import ACTIVE, REGISTRY, building, const, run_kernel
+from . import REGISTRY, building, const, run_kernel
 
 Monomial = tuple            # ((atom, exponent), …), atoms in a fixed order
 Poly = dict                 # Monomial -> coefficient
@@ -29,42 +29,72 @@ MAX_TERMS = 24
 MAX_POWER = 8
 MAX_FACTORS = 6             # atoms in one monomial: a longer product stays as written
 
-_POLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # node -> (poly, size)
-_ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> order key
+
+class _Info(weakref.ref):
+    """What the algebra knows about a node, while the node lives: its order key and
+    its (polynomial, size), each None until computed.  Kept in _INFO by the node's
+    id, and dropped from there when the node dies (before its id can be reused):
+    a lookup is one dict read, where a WeakKeyDictionary makes a weak reference
+    for every lookup."""
+    __slots__ = ("id", "key", "poly")
+
+
+_INFO: dict[int, _Info] = {}
+
+
+def _drop(info: _Info, table=_INFO) -> None:
+    table.pop(info.id, None)
+
+
+def _info(node: Node) -> _Info:
+    i = id(node)
+    info = _INFO.get(i)
+    if info is None:
+        info = _INFO[i] = _Info(node, _drop)
+        info.id, info.key, info.poly = i, None, None
+    return info
+
+
+def _set_poly(node: Node, p: Poly, size: int) -> None:
+    info = _info(node)
+    if info.poly is None:
+        info.poly = (p, size)
 
 
 def _key(atom: Node) -> tuple:
     """A structural order on atoms, the same in every run: parameters first,
     then by height above them, then by op and a stable hash of the structure."""
-    key = _ORDER.get(atom)
-    if key is not None:
-        return key
+    info = _INFO.get(id(atom))
+    if info is not None and info.key is not None:
+        return info.key
+    table = _INFO
     stack = [atom]
     while stack:                      # post-order, stopping at nodes already keyed
         node = stack[-1]
-        todo = [i for i in node.inputs if i not in _ORDER]
+        todo = [i for i in node.inputs if id(i) not in table or table[id(i)].key is None]
         if todo:
             stack.extend(todo)
             continue
         stack.pop()
-        if node in _ORDER:
+        info = _info(node)
+        if info.key is not None:
             continue
-        ins = [_ORDER[i] for i in node.inputs]
+        ins = [table[id(i)].key for i in node.inputs]
         height = 1 + max((k[0] for k in ins), default=-1)
         text = f"{node.op}|{node.attrs!r}|{[k[2] for k in ins]}"
         if node.op == "const":
             text += node.value.tobytes().hex()[:64]
         elif node.op == "input":                  # by name: uids differ from run to run
             text = f"input|{node.attr('name')}"
-        _ORDER[node] = (height, node.op, zlib.crc32(text.encode()))
-    return _ORDER[atom]
+        info.key = (height, node.op, zlib.crc32(text.encode()))
+    return table[id(atom)].key
 
 
 def poly_of(node: Node) -> tuple[Poly, int]:
     """The node's polynomial and the number of arithmetic nodes it took."""
-    got = _POLY.get(node)
-    if got is not None:
-        return got
+    info = _INFO.get(id(node))
+    if info is not None and info.poly is not None:
+        return info.poly
     if node.op == "broadcast_like" and node.inputs[0].op == "const":
         node = node.inputs[0]              # a scalar spread over a shape; normalize checks the shape
     if node.op == "const" and node.value.shape == ():
@@ -74,6 +104,52 @@ def poly_of(node: Node) -> tuple[Poly, int]:
 
 
 def _merge(m1: Monomial, m2: Monomial, sign: int = 1) -> Monomial:
+    """The product of two monomials (m1 / m2 with sign -1), its atoms in key order.
+
+    Both are in key order already, so one pass merges them; two distinct atoms
+    with equal keys (two inputs of one name) are left to a stable sort, in which
+    m1's atoms come first."""
+    if not m2:
+        for _, e in m1:
+            if not e:
+                break
+        else:
+            return m1
+    out = []
+    i = j = 0
+    n1, n2 = len(m1), len(m2)
+    while i < n1 and j < n2:
+        a1, e1 = m1[i]
+        a2, e2 = m2[j]
+        if a1 is a2:
+            e = e1 + sign * e2
+            if e:
+                out.append((a1, e))
+            i += 1
+            j += 1
+            continue
+        k1, k2 = _key(a1), _key(a2)
+        if k1 < k2:
+            if e1:
+                out.append((a1, e1))
+            i += 1
+        elif k2 < k1:
+            if e2:
+                out.append((a2, sign * e2))
+            j += 1
+        else:
+            return _merge_sorting(m1, m2, sign)
+    for k in range(i, n1):
+        if m1[k][1]:
+            out.append(m1[k])
+    for k in range(j, n2):
+        a, e = m2[k]
+        if e:
+            out.append((a, sign * e))
+    return tuple(out)
+
+
+def _merge_sorting(m1: Monomial, m2: Monomial, sign: int) -> Monomial:
     exps: dict = {}
     for atom, e in m1:
         exps[atom] = exps.get(atom, 0) + e
@@ -83,8 +159,11 @@ def _merge(m1: Monomial, m2: Monomial, sign: int = 1) -> Monomial:
 
 
 def _small(r: Poly) -> Poly | None:
-    if len(r) > MAX_TERMS or any(len(m) > MAX_FACTORS for m in r):
+    if len(r) > MAX_TERMS:
         return None
+    for m in r:
+        if len(m) > MAX_FACTORS:
+            return None
     return r
 
 
@@ -102,6 +181,11 @@ def _add(p: Poly, q: Poly, sign: float = 1.0) -> Poly | None:
 def _mul(p: Poly, q: Poly) -> Poly | None:
     if len(p) * len(q) > 4 * MAX_TERMS:
         return None
+    if len(p) == 1 and len(q) == 1:                   # one term by one term: most products
+        (m1, c1), = p.items()
+        (m2, c2), = q.items()
+        v = c1 * c2
+        return _small({_merge(m1, m2): v}) if v != 0 else {}
     r: Poly = {}
     for (m1, c1), (m2, c2) in itertools.product(p.items(), q.items()):
         m = _merge(m1, m2)
@@ -135,7 +219,9 @@ def _power(p: Poly, n: int) -> Poly | None:
 
 def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
     """The polynomial of op(inputs), its size as built, and whether anything
-    collected (like terms, a cancellation, powers of one atom); None if it has none."""
+    collected (like terms, a cancellation, powers of one atom); None if it has none.
+    For a product, `collected` is a function giving that bool: it is only needed
+    when the canonical form is exactly as big as the expression as built."""
     if op == "pow":
         e = inputs[1]
         if e.op != "const" or e.value.shape != () or not abs(float(e.value)) <= MAX_POWER \
@@ -159,26 +245,45 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
             if q is None:
                 return None
         r = _mul(p, q)
-        collected = r is not None and (len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q)
-                                       + _factors(q) * len(p))
+        if r is None:
+            return None
+
+        def collected():
+            return len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q) \
+                + _factors(q) * len(p)
+        return r, size, collected
     return None if r is None else (r, size, collected)
 
 
 def _factors(p: Poly) -> int:
-    return sum(len(m) for m in p)
+    n = 0
+    for m in p:
+        n += len(m)
+    return n
+
+
+def _term_cost(m: Monomial, c: float) -> int:
+    """Nodes for one term c·m of a sum: a pow per exponent other than ±1, a mul
+    between factors, and a mul by the coefficient unless it is ±1."""
+    if not m:
+        return 0
+    n = len(m) - 1
+    for _, e in m:
+        if e != 1 and e != -1:
+            n += 1
+    if c != 1 and c != -1:
+        n += 1
+    return n
 
 
 def cost(p: Poly) -> int:
     """Arithmetic nodes needed to build p in canonical form."""
+    if len(p) == 1:
+        (m, c), = p.items()
+        return _term_cost(m, c) + (1 if c == -1 and m else 0)       # the neg
     n = max(len(p) - 1, 0)
     for m, c in p.items():
-        factors = sum(1 for _, e in m)
-        n += sum(1 for _, e in m if abs(e) != 1)
-        n += max(factors - 1, 0)
-        if m and abs(c) != 1:
-            n += 1
-        if len(p) == 1 and c == -1 and m:
-            n += 1
+        n += _term_cost(m, c)
     return n
 
 
@@ -192,84 +297,121 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     c = cost(p)
     # A tie is rebuilt canonically only when small (so short formulas print in one
     # canonical order) or when something collected; big ties stay as written.
-    if c < size or (c == size and (collected or (len(p) <= 3 and _factors(p) <= 4))):
-        with building(origin, span):
-            node = _build(p, shape)
+    if c < size or (c == size and ((collected() if callable(collected) else collected)
+                                   or (len(p) <= 3 and _factors(p) <= 4))):
+        node = _build(p, shape, origin, span)
         if node is not None and node.shape == shape:
             return node
     node = build_naive()
-    if node not in _POLY and node.op not in ("const", "input"):
-        _POLY[node] = (p, size)
+    if node.op not in ("const", "input"):
+        _set_poly(node, p, size)
     return node
 
 
 # ── building the canonical form without renormalising it ───────────────
 
-def _raw(op: str, a: Node, b: Node | None = None) -> Node:
-    ins = (a,) if b is None else (a, b)
-    if all(i.op == "const" for i in ins):
-        return const(run_kernel(REGISTRY[op], [i.value for i in ins], {}, None))
-    origin, span = ACTIVE.building[-1]
-    shape = REGISTRY[op].shape([i.shape for i in ins], {}, span)
+def _raw(where: tuple, op: str, a: Node, b: Node | None = None) -> Node:
+    """op(a[, b]) interned as it is (folding constants only); `where` is (origin, span)."""
+    if b is None:
+        ins = (a,)
+        shape = a.shape
+    else:
+        ins = (a, b)
+        shape = a.shape if a.shape == b.shape and isinstance(a.shape, tuple) else None
+    if a.op == "const" and (b is None or b.op == "const"):
+        with building(*where):               # check_nan names the expression being built
+            return const(run_kernel(REGISTRY[op], [i.value for i in ins], {}, None))
+    origin, span = where
+    if shape is None:
+        shape = REGISTRY[op].shape([i.shape for i in ins], {}, span)
     return intern(op, ins, (), shape, span, origin=origin)
 
 
-def _record(node: Node, p: Poly) -> Node:
-    if node.op not in ("const", "input") and node not in _POLY:
-        _POLY[node] = (p, cost(p))
-    return node
+def _unrecorded(node: Node) -> bool:
+    """Whether the node is arithmetic the algebra has no polynomial for yet
+    (the first polynomial recorded for a node stays)."""
+    if node.op in ("const", "input"):
+        return False
+    info = _INFO.get(id(node))
+    return info is None or info.poly is None
 
 
-def _monomial(m: Monomial) -> tuple[Node | None, Node | None]:
+def _monomial(where: tuple, m: Monomial) -> tuple[Node | None, Node | None]:
     """The product of the atom powers of m, as numerator and denominator."""
     num = den = None
     num_m: list = []
     den_m: list = []
     for atom, e in m:
         factor = atom
-        if abs(e) != 1:
-            factor = _record(_raw("pow", atom, const(float(abs(e)))), {((atom, abs(e)),): 1.0})
+        if e != 1 and e != -1:
+            factor = _raw(where, "pow", atom, const(float(abs(e))))
+            if _unrecorded(factor):
+                _set_poly(factor, {((atom, abs(e)),): 1.0}, 1)
         if e > 0:
             num_m.append((atom, e))
-            num = factor if num is None else _record(_raw("mul", num, factor), {tuple(num_m): 1.0})
+            if num is None:
+                num = factor
+            else:
+                num = _raw(where, "mul", num, factor)
+                if _unrecorded(num):
+                    part = tuple(num_m)
+                    _set_poly(num, {part: 1.0}, _term_cost(part, 1.0))
         else:
             den_m.append((atom, -e))
-            den = factor if den is None else _record(_raw("mul", den, factor), {tuple(den_m): 1.0})
+            if den is None:
+                den = factor
+            else:
+                den = _raw(where, "mul", den, factor)
+                if _unrecorded(den):
+                    part = tuple(den_m)
+                    _set_poly(den, {part: 1.0}, _term_cost(part, 1.0))
     return num, den
 
 
-def _term(m: Monomial, c: float) -> Node:
-    num, den = _monomial(m)
+def _term(where: tuple, m: Monomial, c: float) -> Node:
+    num, den = _monomial(where, m)
     if num is None:
-        node = const(c) if den is None else _raw("div", const(c), den)
+        node = const(c) if den is None else _raw(where, "div", const(c), den)
     else:
-        node = num if c == 1 else _raw("mul", const(c), num)
+        node = num if c == 1 else _raw(where, "mul", const(c), num)
         if den is not None:
-            node = _raw("div", node, den)
-    return _record(node, {m: c})
+            node = _raw(where, "div", node, den)
+    if _unrecorded(node):
+        _set_poly(node, {m: c}, _term_cost(m, c) + (1 if c == -1 and m else 0))
+    return node
+
+
+def _order_key(mc) -> tuple:
+    degree = 0
+    keys = []
+    for a, e in mc[0]:
+        degree += abs(e)
+        keys.append((_key(a), e))
+    return degree, keys
 
 
 def _order(p: Poly) -> list:
     """Constant term first, then by degree and atom order; a positive term leads."""
-    items = sorted(p.items(), key=lambda mc: (sum(abs(e) for _, e in mc[0]),
-                                              [(_key(a), e) for a, e in mc[0]]))
+    items = sorted(p.items(), key=_order_key) if len(p) > 1 else list(p.items())
     lead = next((i for i, (m, c) in enumerate(items) if c > 0), 0)
     return [items[lead]] + items[:lead] + items[lead + 1:]
 
 
-def _build(p: Poly, shape) -> Node | None:
+def _build(p: Poly, shape, origin: str, span) -> Node | None:
     if not p:
         return const(np.zeros(shape)) if isinstance(shape, tuple) else None
+    where = (origin, span)
     items = _order(p)
     (m0, c0) = items[0]
-    acc = _term(m0, c0) if c0 > 0 or not m0 else _raw("neg", _term(m0, -c0))
-    partial = {m0: c0}
-    for m, c in items[1:]:
+    acc = _term(where, m0, c0) if c0 > 0 or not m0 else _raw(where, "neg", _term(where, m0, -c0))
+    terms = _term_cost(m0, c0)         # the size of the partial sums, kept as they grow
+    for k in range(1, len(items)):
+        m, c = items[k]
         if c < 0:
-            acc = _raw("sub", acc, _term(m, -c))
+            acc = _raw(where, "sub", acc, _term(where, m, -c))
         else:
-            acc = _raw("add", acc, _term(m, c))
-        partial = dict(partial)
-        partial[m] = c
-        _record(acc, partial)
+            acc = _raw(where, "add", acc, _term(where, m, c))
+        terms += _term_cost(m, c)
+        if _unrecorded(acc):
+            _set_poly(acc, dict(items[:k + 1]), k + terms)
     return acc if acc.shape == shape else None
