@@ -35,7 +35,9 @@ def value_or_clean_error(src: str, expected) -> str:
         assert str(err).startswith(f"<eval>:{err.line}:{err.column}: {err.kind}: ")
         return err.kind
     finally:
-        assert sys.getrecursionlimit() == limit, "the recursion limit was changed and not restored"
+        # An Interpreter raises the limit for deep lowering and never lowers it again
+        # (another thread's session may be deep in it): it must never come down.
+        assert sys.getrecursionlimit() >= limit, "the recursion limit was lowered"
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     return "ok"
 
