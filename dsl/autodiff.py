@@ -34,8 +34,12 @@ def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node]) -> list[Nod
     for out, ct in zip(outputs, cts):
         if id(out) in needed:
             grads[id(out)] = _accumulate(grads.get(id(out)), ct)
+    reads: dict[int, _Reads] = {}
     wanted = {id(w) for w in wrt}
     for node in reversed(order):
+        if id(node) in reads:               # every read of node is in: gather them
+            with building("d", node.span):
+                grads[id(node)] = _accumulate(grads.get(id(node)), reads.pop(id(node)).gather(node))
         ct = grads.get(id(node)) if id(node) in wanted else grads.pop(id(node), None)
         if ct is None or not node.inputs:
             continue
@@ -44,9 +48,67 @@ def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node]) -> list[Nod
             continue
         with building("d", node.span):
             for inp, c in zip(node.inputs, _input_cotangents(opdef, node, ct)):
-                if c is not None and id(inp) in needed:
+                if c is None or id(inp) not in needed:
+                    continue
+                position = _read_position(c, inp)
+                if position is not None:
+                    reads.setdefault(id(inp), _Reads()).add(position, c)
+                else:
                     grads[id(inp)] = _accumulate(grads.get(id(inp)), c)
     return [grads.get(id(w)) or ops.zeros(w.shape, w) for w in wrt]
+
+
+def _read_position(c: Node, x: Node) -> tuple[int, ...] | None:
+    """For the cotangent of a read x[i, j, …] with whole-number indices (an unindex
+    into x), the position it reads, each index counted from 0; else None."""
+    if c.op != "unindex" or c.inputs[1] is not x or not isinstance(x.shape, tuple):
+        return None
+    items = c.attr("items")
+    if not all(item[0] == "i" for item in items):
+        return None
+    return tuple(item[1] % n for item, n in zip(items, x.shape))
+
+
+class _Reads:
+    """The cotangents of the whole-number reads of one node x, kept apart from its
+    other cotangents until all are in.  Where the reads cover at least half of the
+    positions, their sum is one vector built from the read cotangents (a stack,
+    zeros where nothing was read) instead of a zeros(n) and an add per read."""
+
+    def __init__(self):
+        self.parts: dict[tuple, list[Node]] = {}      # position -> its unindex cotangents
+
+    def add(self, position: tuple, c: Node) -> None:
+        self.parts.setdefault(position, []).append(c)
+
+    def gather(self, x: Node) -> Node:
+        total = None
+        by_rank: dict[int, dict[tuple, list[Node]]] = {}
+        for position, cs in self.parts.items():
+            by_rank.setdefault(len(position), {})[position] = cs
+        for rank, parts in by_rank.items():
+            lead, rest = x.shape[:rank], x.shape[rank:]
+            if 2 * len(parts) >= shapes.size(lead) and len(parts) > 1 \
+                    and all(c.inputs[0].shape == rest for cs in parts.values() for c in cs):
+                total = _accumulate(total, _stacked(parts, lead, rest, x.shape))
+            else:
+                for cs in parts.values():
+                    for c in cs:
+                        total = _accumulate(total, c)
+        return total
+
+
+def _stacked(parts: dict[tuple, list[Node]], lead: tuple, rest: tuple, shape: tuple) -> Node:
+    zero = const(np.zeros(rest))
+    entries = []
+    for position in np.ndindex(*lead):
+        cs = parts.get(position)
+        g = None
+        for c in cs or ():
+            g = _accumulate(g, c.inputs[0])
+        entries.append(zero if g is None else g)
+    vector = apply("stack", entries, {"axis": 0})
+    return vector if len(lead) == 1 else apply("reshape", [vector], {"shape": shape})
 
 
 def jvp_graph(outputs: list[Node], wrt: list[Node], tangents: list[Node]) -> list[Node]:
