@@ -6,18 +6,24 @@ For each workload, pinned to one CPU like benchmarks/run.py, splits one
 call of the bp function into layers:
 
 - `call`: what a user pays, `bp.function(...)(arrays)` (the embedding API);
-- `plan.run`: the compiled plan alone, on the same arrays (so call − plan.run
-  is the embedding layer: argument conversion, the Lowerer, the plan-cache
-  key, the constant nodes the result is wrapped in);
-- `straight-line`: the same kernels called from generated straight-line
-  Python (one line per step, no loop, no env list, no per-step checks), so
-  plan.run − straight-line is the plan interpreter's own overhead;
+- `plan.run`: the compiled plan alone, on the same arrays, as a call runs it
+  (generated code, the scalar fast path, the plan's buffers), so call −
+  plan.run is the embedding layer (argument conversion, the plan-cache key and
+  globals check, packing the results);
+- `generated, no floats`: the same without the scalar fast path
+  (evaluate.ENGINE = "generated");
+- `generated, no buffers`: with the scalar fast path but every result a new
+  array (evaluate.BUFFER_MIN = None), so its difference to plan.run is what
+  the plan's own buffers save (page faults of fresh large temporaries);
+- `step loop`: the reference loop over the steps (`Plan.run_loop`), what
+  every plan ran before the generated code; loop − generated is what
+  generating code saved;
 - `Σ kernels`: the kernels alone, timed one by one, by op (the graph's cost:
   what better kernels, fusion or fewer nodes would change).
 
 With --cprofile, also a cProfile of the call and, for the scalar loop, of
 the build (time to first result).  Uses private parts of the interpreter
-(`Interpreter._plans`, `Plan.steps`): a diagnostic, not an API.
+(`Interpreter._plans`, `Plan.steps`, `evaluate.ENGINE`): a diagnostic, not an API.
 """
 from __future__ import annotations
 
@@ -71,24 +77,6 @@ def per_call(fn) -> float:
     return interleaved({"f": fn})["f"]
 
 
-def straight_line(plan):
-    """The plan as generated straight-line Python calling the same kernels."""
-    ns: dict = {}
-    lines = ["def run(inputs):"]
-    if plan.n_inputs:
-        lines.append("    " + "".join(f"v{i}, " for i in range(plan.n_inputs)) + "= inputs")
-    for s, value in plan.consts:
-        ns[f"c{s}"] = value
-        lines.append(f"    v{s} = c{s}")
-    for k, (kernel, ins, out, free, _node) in enumerate(plan.steps):
-        ns[f"k{k}"] = kernel
-        lines.append(f"    v{out} = k{k}({', '.join(f'v{i}' for i in ins)})")
-        lines += [f"    del v{s}" for s in free]
-    lines.append("    return [" + ", ".join(f"v{s}" for s in plan.out_slots) + "]")
-    exec(compile("\n".join(lines), "<straight-line plan>", "exec"), ns)
-    return ns["run"]
-
-
 def kernel_times(plan, inputs, reps: int) -> tuple[dict, float]:
     """Seconds per call in each op's kernels, and their sum: each step timed
     singly, its fastest of `reps` runs (robust to another job taking the CPU)."""
@@ -125,27 +113,45 @@ def fmt(s: float) -> str:
 
 
 def layers(title: str, bp, call, inputs, floor=None, top: int = 12, cprofile: bool = False) -> None:
+    from dsl import evaluate
     plan = max((entry[0] for entry in bp._plans.values()), key=len)
-    run = straight_line(plan)
-    fns = {"call": call, "plan": lambda: plan.run(inputs), "line": lambda: run(inputs)}
+
+    def generated():
+        evaluate.ENGINE = "generated"
+        try:
+            plan.run(inputs, False, None)
+        finally:
+            evaluate.ENGINE = "scalar"
+    saved, evaluate.BUFFER_MIN = evaluate.BUFFER_MIN, None
+    try:
+        unbuffered = evaluate._generate(plan, True)       # the same code, every result fresh
+    finally:
+        evaluate.BUFFER_MIN = saved
+    fns = {"call": call, "plan": lambda: plan.run(inputs, False, None), "gen": generated,
+           "fresh": lambda: unbuffered.run(plan, inputs, None), "loop": lambda: plan.run_loop(inputs)}
     if floor is not None:
         fns["floor"] = floor
     t = interleaved(fns)
-    t_call, t_plan, t_line = t["call"], t["plan"], t["line"]
+    t_call, t_plan, t_gen, t_fresh, t_loop = t["call"], t["plan"], t["gen"], t["fresh"], t["loop"]
     floor = t.get("floor")
-    reps = min(200, max(5, int(0.3 / max(t_line, 1e-7))))
+    reps = min(200, max(5, int(0.3 / max(t_loop, 1e-7))))
     ops, t_kern = kernel_times(plan, inputs, reps)
+    n = max(len(plan), 1)
     print(f"\n## {title}: {len(plan)} plan steps (CPU time per call, medians of interleaved samples)")
     if floor is not None:
         print(f"  hand-written NumPy floor   {fmt(floor)}")
-    print(f"  call (embedding API)       {fmt(t_call)}")
+    print(f"  call (embedding API)       {fmt(t_call)}   ({t_call / floor:.2f}× the floor)" if floor
+          else f"  call (embedding API)       {fmt(t_call)}")
     print(f"  plan.run                   {fmt(t_plan)}   (embedding layer {fmt(t_call - t_plan)})")
-    print(f"  straight-line kernels      {fmt(t_line)}   (plan loop overhead {fmt(t_plan - t_line)}, "
-          f"{(t_plan - t_line) / max(len(plan), 1) * 1e9:.0f} ns/step)")
+    print(f"  generated, no floats       {fmt(t_gen)}   (the scalar fast path saves {fmt(t_gen - t_plan)})")
+    print(f"  generated, no buffers      {fmt(t_fresh)}   (the plan's buffers save {fmt(t_fresh - t_plan)}; "
+          f"{len(plan._compiled[True].buffer_shapes)} buffers)")
+    print(f"  step loop (reference)      {fmt(t_loop)}   (generated code saves {fmt(t_loop - t_fresh)}, "
+          f"{(t_loop - t_fresh) / n * 1e9:.0f} ns/step)")
     print(f"  Σ kernels (each its fastest){fmt(t_kern)}")
     print(f"  by op (top {top}):   op, result shape: steps, time per call")
-    for (op, shape), (n, t) in sorted(ops.items(), key=lambda kv: -kv[1][1])[:top]:
-        print(f"    {op:16s} {shape:14s} {n:5d}  {fmt(t)}")
+    for (op, shape), (k, tk) in sorted(ops.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"    {op:16s} {shape:14s} {k:5d}  {fmt(tk)}")
     if cprofile:
         profile_calls(call, t_call)
 

@@ -100,6 +100,19 @@ def _transpose_to(axes):
     return lambda x: np.asarray(x).transpose(axes)
 
 
+def _index_at(where):
+    return lambda x: x[where]                       # a view, as before
+
+
+def _unindex_at(shape, where):
+    @_quiet
+    def unindex(g, like):
+        out = np.zeros(shape)
+        out[where] = g
+        return out
+    return unindex
+
+
 def _identity(g, like):
     return g
 
@@ -135,6 +148,11 @@ def _kernel(node: Node):
         return _reshape_to(node.shape), None       # a view of the operand, as before
     if op == "transpose":
         return _transpose_to(node.attr("axes")), None
+    if op in ("index", "unindex") and isinstance(node.shape, tuple):
+        where = tuple(i[1] if i[0] == "i" else slice(*i[1:]) for i in node.attr("items"))
+        if op == "index":
+            return _index_at(where), "index"
+        return _unindex_at(node.shape, where), None
     opdef = REGISTRY[node.op]
     kernel = functools.partial(opdef.kernel, **dict(node.attrs)) if node.attrs else opdef.kernel
     return kernel, op
@@ -199,6 +217,10 @@ class Plan:
             step[3] = tuple(frees.get(k, ()))
         self.steps = [tuple(s) for s in steps]
         self.shared = set(range(self.n_inputs)) | {s for s, _ in self.consts}
+        # Outputs whose step may return an operand itself (not a new array): copied.
+        made_by = {step[2]: step[0] for step in self.steps}
+        self.copy_out = [s in self.shared or not _fresh(made_by[s]) for s in self.out_slots]
+        self._pack = None
         self._calls = 0
         self._compiled: dict = {}        # scalar fast path (bool) → _Generated, or None: too long
 
@@ -236,6 +258,14 @@ class Plan:
                     return self.run_loop(arrays, check_nan, flag)
         return gen.run(self, arrays, flag)
 
+    def python(self, results, template, general):
+        """The results as the caller of a bp function gets them: by packer, or by
+        general(results) for a structure packer does not handle."""
+        pack = self._pack
+        if pack is None:
+            pack = self._pack = packer(template) or general
+        return pack(results)
+
     def run_loop(self, arrays, check_nan: bool = False, flag=None) -> list[np.ndarray]:
         """The reference: one Python loop over the steps."""
         env: list = [None] * self.nslots
@@ -258,28 +288,62 @@ class Plan:
                         _interrupted(flag, node.span)
         except Exception as err:
             raise _located(err, step[4] if step else None) from None
-        return _outputs(env, self, arrays)
+        return _outputs(env, self)
 
 
-def _outputs(env, plan, arrays, bufs=()) -> list[np.ndarray]:
+def _fresh(kernel) -> bool:
+    """A kernel whose result is a new array, never an operand or a view of one."""
+    return isinstance(kernel, np.ufunc) or getattr(_base(kernel), "bp_fresh", False)
+
+
+def _outputs(env, plan) -> list[np.ndarray]:
     """The results, each an array of its own: never an argument, a constant or a
     buffer of the plan, or a view (the caller may write to what it gets, or keep it
-    while the plan runs again)."""
+    while the plan runs again).  Outputs never go into buffers, so a result that
+    could be one is a view of it or the result of a step that may return its
+    operand (copy_out)."""
     out = []
-    shared = None
-    for s in plan.out_slots:
+    for s, copy in zip(plan.out_slots, plan.copy_out):
         v = env[s]
         if type(v) is not np.ndarray or v.dtype != _F64:
             out.append(np.asarray(v, dtype=_F64))
-            continue
-        if v.base is None and s not in plan.shared:
-            if shared is None:
-                shared = {id(a) for a in arrays} | {id(b) for b in bufs}
-            if id(v) not in shared:
-                out.append(v)
-                continue
-        out.append(v.copy())
+        elif copy or v.base is not None:
+            out.append(v.copy())
+        else:
+            out.append(v)
     return out
+
+
+def packer(template):
+    """For a plan's outputs that are one tensor or a tuple of tensors and tuples of
+    tensors (value_and_grad's (v, (g1, g2))), a function
+    from the result arrays to what Python gets (each array read-only, as
+    Interpreter.to_python gives them); None for other structures."""
+    if isinstance(template, Node):
+        def pack(results):
+            r = results[0]
+            r.flags.writeable = False
+            return r
+        return pack
+    if isinstance(template, tuple) and all(
+            isinstance(x, Node) or isinstance(x, tuple) and all(isinstance(y, Node) for y in x)
+            for x in template):
+        sizes = [None if isinstance(x, Node) else len(x) for x in template]   # (v, (g1, g2))
+
+        def pack(results):
+            for r in results:
+                r.flags.writeable = False
+            out, i = [], 0
+            for n in sizes:
+                if n is None:
+                    out.append(results[i])
+                    i += 1
+                else:
+                    out.append(tuple(results[i:i + n]))
+                    i += n
+            return tuple(out)
+        return pack
+    return None
 
 
 def _located(err: Exception, node: Node | None) -> Exception:
@@ -343,7 +407,7 @@ class _Generated:
             raise self._locate(plan) from None
         except Exception:
             raise self._locate(plan) from None
-        return _outputs(env, plan, arrays, bufs)
+        return _outputs(env, plan)
 
     def _locate(self, plan: Plan) -> Exception:
         import sys
@@ -506,7 +570,7 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
         fn = scope["chunk"]
         chunks.append((fn, steps[stop - 1][4].span))
         lines_of[fn.__code__] = line_step
-    quiet = all(is_float[k] or _is_quiet(steps[k][0]) for k in range(n))
+    quiet = all(is_float[k] or _is_quiet(steps[k][0], steps[k][4].op) for k in range(n))
     return _Generated(chunks, lines_of, plan.out_slots, floats, quiet, plan.n_inputs,
                       buffer_shapes)
 
@@ -566,7 +630,7 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
             buffer_of[k] = chosen
             owner[out] = chosen
             roots[out] = frozenset((chosen,))
-        elif isinstance(kernel, np.ufunc) or getattr(_base(kernel), "bp_fresh", False):
+        elif _fresh(kernel):
             roots[out] = frozenset()
         else:
             roots[out] = frozenset().union(*(roots.get(s, frozenset()) for s in ins))
@@ -610,7 +674,17 @@ def _heavy(ins, out, shape) -> bool:
     return any(math.prod(shape[s]) >= HEAVY for s in (out, *ins))
 
 
-def _is_quiet(kernel) -> bool:
+# Ops whose kernels call only NumPy functions that report floating-point trouble
+# through errstate, never through Python's warnings (np.mean of an empty slice or a
+# host function could): a plan of these and of quiet kernels skips catch_warnings.
+QUIET_OPS = {"softmax", "log_softmax", "cross_entropy", "logsumexp", "transpose", "reshape",
+             "expand_dims", "broadcast_like", "broadcast_to", "index", "unindex", "concat",
+             "stack", "zeros_like", "where", "relu", "sigmoid", "softplus", "outer", "trace",
+             "diag", "unbroadcast"} | set(_FLOAT)
+
+
+def _is_quiet(kernel, op: str) -> bool:
     """A kernel that cannot warn through Python's warnings (NumPy's floating-point
-    complaints are silenced by errstate): a ufunc, or one of this module's."""
-    return isinstance(kernel, np.ufunc) or getattr(_base(kernel), "bp_quiet", False)
+    complaints are silenced by errstate)."""
+    return isinstance(kernel, np.ufunc) or getattr(_base(kernel), "bp_quiet", False) \
+        or op in QUIET_OPS

@@ -549,7 +549,8 @@ class Interpreter:
                     plan = entry[0]
                     results = self._guard(lambda: plan.run(flat, self.limits.check_nan,
                                                            self._interrupt))
-                    return self.to_python(rebuild(entry[1], iter(results)))
+                    return plan.python(results, entry[1], lambda r: self.to_python(
+                        rebuild(entry[1], iter(r))))
             lowered = [to_lowered(from_python(a, copy=False)) for a in args]
             kw = {k: to_lowered(from_python(v, copy=False)) for k, v in kwargs.items()}
             lowerer = Lowerer(_Globals(self), eager=True)

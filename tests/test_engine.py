@@ -231,6 +231,7 @@ def test_results_are_fresh_arrays(name):
             first, second = f(x), f(x)
             for a, b in zip(leaves(first), leaves(second)):
                 assert a is not b and not np.shares_memory(a, x) and not np.shares_memory(a, b)
+                assert not a.flags.writeable                 # as Interpreter.to_python gives them
         assert x.flags.writeable
         x[0] = 5.0
         assert bp.function("x -> x * 1")(x).tolist() == [5.0, 2.0]

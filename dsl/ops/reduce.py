@@ -58,7 +58,7 @@ def _prod(x, axis=None, keepdims=False):
     return np.multiply.reduce(x, axis=axis, keepdims=keepdims)
 
 
-for _fn in (_sum, _mean, _max, _min, _prod):
+for _fn in (_sum, _mean, _max, _min, _prod, _logsumexp):
     _fn.bp_quiet = _fn.bp_fresh = True       # no warnings; a new array, never a view
 
 
