@@ -100,6 +100,15 @@ def _transpose_to(axes):
     return lambda x: np.asarray(x).transpose(axes)
 
 
+@_quiet
+def _stack_scalars(*xs):
+    """stack of 0-d operands: the same vector, from Python floats as they are."""
+    return np.array(xs, dtype=_F64)
+
+
+_stack_scalars.bp_floats = True     # takes the scalar fast path's floats unconverted
+
+
 def _index_at(where):
     return lambda x: x[where]                       # a view, as before
 
@@ -148,6 +157,8 @@ def _kernel(node: Node):
         return _reshape_to(node.shape), None       # a view of the operand, as before
     if op == "transpose":
         return _transpose_to(node.attr("axes")), None
+    if op == "stack" and node.attr("axis", 0) == 0 and all(i.shape == () for i in node.inputs):
+        return _stack_scalars, None
     if op in ("index", "unindex") and isinstance(node.shape, tuple):
         where = tuple(i[1] if i[0] == "i" else slice(*i[1:]) for i in node.attr("items"))
         if op == "index":
@@ -490,7 +501,8 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
         name = f"v{s}"
         if want_float:
             return name if s in float_slot else f"_float({name})"
-        if s in float_slot and not isinstance(kernel, np.ufunc):
+        if s in float_slot and not isinstance(kernel, np.ufunc) \
+                and not getattr(kernel, "bp_floats", False):
             return f"_asarray({name})"
         return name
 
