@@ -397,17 +397,21 @@ def _jacobian(out: Node, x: Node, span: Span) -> Node:
 def _jacobian_built(out: Node, x: Node, so: tuple, sx: tuple, m: int, n: int, span: Span) -> Node:
     from . import batching
     # One graph for all directions: the derivative with a placeholder seed, batched.
+    # The seed is the identity: batched on bands first (O(n) work per op where the
+    # Jacobian is banded), densely if some op on the way has no banded rule.
     if n < m:
         t = make_input("∂t", sx, span)
         col = jvp_graph([out], [x], [t])[0]
-        got = batching.batch([col], t, const(np.eye(n).reshape((n,) + sx)))
+        got = batching.batch_identity([col], t) \
+            or batching.batch([col], t, const(np.eye(n).reshape((n,) + sx)))
         if got is not None:                       # (n,) + so → so + sx
             moved = apply("transpose", [got[0]], {"axes": tuple(range(1, len(so) + 1)) + (0,)})
             return apply("reshape", [moved], {"shape": so + sx})
     else:
         u = make_input("∂u", so, span)
         row = vjp_graph([out], [u], [x])[0]
-        got = batching.batch([row], u, const(np.eye(m).reshape((m,) + so)))
+        got = batching.batch_identity([row], u) \
+            or batching.batch([row], u, const(np.eye(m).reshape((m,) + so)))
         if got is not None:                       # (m,) + sx → so + sx
             return apply("reshape", [got[0]], {"shape": so + sx})
     # No batching rule for some op on the way: one derivative per direction.

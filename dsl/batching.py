@@ -196,3 +196,173 @@ def _rule(op: str):
 
 def has_rule(op: str) -> bool:
     return _rule(op) is not None
+
+
+# ── an identity seed kept as bands ───────────────────────────────────────
+#
+# A Jacobian's seed is the identity, and batching it densely turns every value
+# on the way into an (m, n) matrix, O(n²) work per op even where the Jacobian
+# is banded (the Hessian of a function of neighbouring elements, x[1:] - x[:-1]).
+# batch_identity keeps such a value as bands instead: {d: w_d} stands for the
+# batched value B[k, j] = w_d[j] where k = j + d, and 0 elsewhere.  The seed is
+# {0: ones}; an elementwise op with an unbatched operand acts on each w_d; a
+# slice x[a:b] moves band d to d + a and slices w_d; its adjoint (unindex)
+# moves it back.  Every nonzero entry of a w_d stays inside the matrix (k in
+# [0, m)), so the result is written into the dense (m, n) array once, at the
+# end, by a strided placement.  Ops without a banded rule give None, and the
+# caller batches the dense identity instead.
+
+Bands = dict          # offset d -> w_d, a vector node
+
+
+def batch_identity(outputs: list[Node], seed: Node) -> list[Node] | None:
+    """`batch(outputs, seed, eye(m))` for a vector seed of m elements, on bands;
+    None if some op on the way has no banded rule."""
+    if not isinstance(seed.shape, tuple) or len(seed.shape) != 1:
+        return None
+    m = seed.shape[0]
+    new: dict[int, Node | Bands] = {id(seed): {0: const(np.ones(m))}}
+    banded: set[int] = {id(seed)}
+    for node in topo_order(outputs):
+        if id(node) in new:
+            continue
+        if not any(id(i) in banded for i in node.inputs):
+            continue
+        if not isinstance(node.shape, tuple) or len(node.shape) != 1:
+            return None
+        rule = _BANDED.get(node.op)
+        if rule is None:
+            return None
+        with building("d", node.span):
+            bands = rule(node, [new[id(i)] if id(i) in banded else None for i in node.inputs])
+        if bands is None:
+            return None
+        new[id(node)] = bands
+        banded.add(id(node))
+    out = []
+    for o in outputs:
+        if id(o) not in banded:
+            out.append(apply("broadcast_to", [o], {"shape": (m,) + o.shape}))
+            continue
+        if not isinstance(o.shape, tuple) or len(o.shape) != 1:
+            return None
+        dense = _dense(new[id(o)], m, o.shape[0])
+        if dense is None:
+            return None
+        out.append(dense)
+    return out
+
+
+def _map(bands: Bands, fn) -> Bands:
+    return {d: fn(w) for d, w in bands.items()}
+
+
+def _banded_mul(node, ins):
+    (a, b), (ba, bb) = node.inputs, ins
+    if (ba is None) == (bb is None):
+        return None                        # quadratic in the seed, or neither
+    mine, other = (a, b) if ba is not None else (b, a)
+    if mine.shape != node.shape or other.shape not in ((), node.shape):
+        return None
+    if ba is not None:
+        return _map(ba, lambda w: apply("mul", [w, b]))
+    return _map(bb, lambda w: apply("mul", [a, w]))
+
+
+def _banded_div(node, ins):
+    (a, b), (ba, bb) = node.inputs, ins
+    if ba is None or bb is not None or a.shape != node.shape or b.shape not in ((), node.shape):
+        return None
+    return _map(ba, lambda w: apply("div", [w, b]))
+
+
+def _banded_neg(node, ins):
+    return _map(ins[0], lambda w: apply("neg", [w]))
+
+
+def _banded_sum_of_two(node, ins):
+    (a, b), (ba, bb) = node.inputs, ins
+    if ba is None or bb is None or a.shape != node.shape or b.shape != node.shape:
+        return None                        # an affine term, or a broadcast operand
+    out = dict(ba)
+    for d, w in bb.items():
+        if node.op == "sub":
+            out[d] = apply("sub", [out[d], w]) if d in out else apply("neg", [w])
+        else:
+            out[d] = apply("add", [out[d], w]) if d in out else w
+    return out
+
+
+def _slice_start(node, length: int) -> int | None:
+    """The start of a single step-1 slice x[a:b] of a vector, counted from 0."""
+    items = node.attr("items")
+    if len(items) != 1 or items[0][0] != "s" or items[0][3] not in (None, 1):
+        return None
+    return slice(*items[0][1:]).indices(length)[0]
+
+
+def _banded_index(node, ins):
+    start = _slice_start(node, node.inputs[0].shape[0])
+    if start is None:
+        return None
+    return {d + start: apply("index", [w], dict(node.attrs)) for d, w in ins[0].items()}
+
+
+def _banded_unindex(node, ins):
+    g, like = node.inputs
+    if ins[0] is None or ins[1] is not None:
+        return None
+    start = _slice_start(node, like.shape[0])
+    if start is None:
+        return None
+    return {d - start: apply("unindex", [w, like], dict(node.attrs)) for d, w in ins[0].items()}
+
+
+def _banded_same_shape(node, ins):
+    """broadcast_like / unbroadcast that change nothing: the shapes are equal."""
+    if ins[0] is None or node.inputs[0].shape != node.shape:
+        return None
+    return ins[0]
+
+
+_BANDED = {"mul": _banded_mul, "div": _banded_div, "neg": _banded_neg,
+           "add": _banded_sum_of_two, "sub": _banded_sum_of_two, "index": _banded_index,
+           "unindex": _banded_unindex, "broadcast_like": _banded_same_shape,
+           "unbroadcast": _banded_same_shape}
+
+
+def _dense(bands: Bands, m: int, n: int) -> Node | None:
+    """The (m, n) matrix of the bands: out[j + d, j] = w_d[j].
+
+    Row k holds the bands side by side: out[k, k - d] for d from hi down to lo,
+    at flat positions k·(n + 1) - d.  So each band is shifted to s_d[k] =
+    w_d[k - d] (zeros where k - d falls outside), the shifted bands are stacked
+    as the columns of T (m, nb), T is written into a zero (m + 1, n + 1) array at
+    [1:, :nb], and the matrix is read back as one flat slice of it: the entries
+    land on their diagonals, and the zeros of T outside the matrix on cells
+    that no band owns or outside the slice."""
+    bands = {d: w for d, w in bands.items() if -n < d < m}
+    if not bands:
+        return const(np.zeros((m, n)))
+    lo, hi = min(bands), max(bands)
+    nb = hi - lo + 1
+    if nb > n + 1 or nb > 64:
+        return None
+    zero = const(np.zeros(m))
+    columns = [_shifted(bands[d], d, m, n) if d in bands else zero for d in range(hi, lo - 1, -1)]
+    t = apply("stack", columns, {"axis": 1})
+    placed = apply("unindex", [t, const(np.zeros((m + 1, n + 1)))],
+                   {"items": (("s", 1, None, None), ("s", 0, nb, None))})
+    flat = apply("reshape", [placed], {"shape": (-1,)})
+    start = n + 1 + hi
+    rows = apply("index", [flat], {"items": (("s", start, start + m * n, None),)})
+    return apply("reshape", [rows], {"shape": (m, n)})
+
+
+def _shifted(w: Node, d: int, m: int, n: int) -> Node:
+    """s[k] = w[k - d] for k in [0, m), 0 where k - d is outside [0, n)."""
+    lo, hi = max(0, -d), min(n, m - d)            # the part of w that lands inside
+    part = w if (lo, hi) == (0, n) else apply("index", [w], {"items": (("s", lo, hi, None),)})
+    if (lo + d, hi + d) == (0, m):
+        return part
+    return apply("unindex", [part, const(np.zeros(m))], {"items": (("s", lo + d, hi + d, None),)})
