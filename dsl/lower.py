@@ -59,8 +59,11 @@ class Lowerer:
         self.ctx = ctx
         self.eager = eager              # top level: calls with constant arguments run compiled
         self._active: list[Function] = []
+        self._inlined: dict = {}        # (function, arguments) → (result, what keeps the ids valid)
+        self._draws = 0                 # random seeds drawn so far
 
     def next_seed(self) -> int:
+        self._draws += 1
         return self.ctx.next_seed()
 
     # ── expressions ──────────────────────────────────────────────────────
@@ -255,8 +258,28 @@ class Lowerer:
         return bound
 
     def inline(self, fn: Closure, args: list, kwargs: dict, span: Span):
-        """Lower a call by building the function's body into the caller's graph."""
+        """Lower a call by building the function's body into the caller's graph.
+
+        A bp function is pure and its arguments are hash-consed nodes, so the
+        same function called on the same nodes gives the same nodes: the call
+        is lowered once and remembered for the rest of this lowering (the
+        expansion of a determinant by minors reaches each minor by many paths,
+        and would otherwise be built once per path).  A body that draws random
+        numbers is not remembered: each call gets its own.
+        """
         bound = self.bind_args(fn, args, kwargs, span)
+        key = _call_key(fn, bound)
+        if key is not None:
+            known = self._inlined.get(key)
+            if known is not None:
+                return known[0]
+        draws = self._draws
+        result = self._inline(fn, bound, span)
+        if key is not None and self._draws == draws:
+            self._inlined[key] = (result, fn, bound)      # fn and bound keep the ids in key alive
+        return result
+
+    def _inline(self, fn: Closure, bound: dict, span: Span):
         if fn in self._active:
             raise BpTypeError(f"{fn.name or 'a lambda'} calls itself: recursion is not supported "
                               f"(write a loop with for, or if … then … else)", span)
@@ -374,6 +397,26 @@ def check_annotation(p: ast.Param, value, label: str, span: Span) -> None:
     if isinstance(value.shape, tuple) and value.shape != p.shape:
         raise BpShapeError(f"{label}: parameter {p.name} must have shape {shapes.fmt(p.shape)}, "
                            f"got {shapes.fmt(value.shape)}", span)
+
+
+def _call_key(fn: Closure, bound: dict):
+    """A hashable key for a call from the identities of its arguments, or None
+    when an argument is something other than nodes, containers and functions."""
+    parts = [id(fn)]
+    stack = list(bound.items())
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, (Node, Function)):
+            parts.append((name, id(value)))
+        elif isinstance(value, tuple):
+            parts.append((name, "(", len(value)))
+            stack.extend((name, v) for v in value)
+        elif isinstance(value, Record):
+            parts.append((name, "{", tuple(value.keys())))
+            stack.extend((name, v) for v in value.values())
+        else:
+            return None
+    return tuple(parts)
 
 
 def _is_constant(lv) -> bool:
