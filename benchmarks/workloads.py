@@ -792,7 +792,7 @@ def workload_hessian(opts: Options, peers: Peers):
         plans = {u: None for u in units}
         try:
             for entry in bp._plans.values():
-                kind = entry[-1].kind
+                kind = entry[3].kind               # (plan, template, deps, fn, function arguments)
                 plans[{"grad": "gradient", "hessian": "Hessian", "hvp": "HVP"}[kind]] = len(entry[0])
         except Exception:
             pass

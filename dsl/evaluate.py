@@ -588,6 +588,7 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
 
 
 BUFFER_MIN = 8192    # elements: a result this large is computed into a buffer of the plan
+BUFFER_MAX = 1 << 26  # elements (512 MiB) of buffers a plan may keep; larger results stay fresh
 
 
 def _writes_out(kernel) -> bool:
@@ -617,6 +618,7 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
     free: dict[tuple, list[int]] = {}         # shape → free buffers
     owner: dict[int, int] = {}                # slot → the buffer it was computed into
     dying: dict[int, list[int]] = {}          # step → slots whose last use it is
+    kept = 0                                  # elements in buffers so far
     for s, k in last_use.items():
         dying.setdefault(k, []).append(s)
     for k, (kernel, ins, out, _free, node) in enumerate(steps):
@@ -635,10 +637,12 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
                 pool = free.get(sh)
                 if pool:
                     chosen = pool.pop()
-                else:
+                elif kept + math.prod(sh) <= BUFFER_MAX:
                     chosen = len(shapes)
                     shapes.append(sh)
                     users[chosen] = set()
+                    kept += math.prod(sh)
+        if chosen is not None:
             buffer_of[k] = chosen
             owner[out] = chosen
             roots[out] = frozenset((chosen,))

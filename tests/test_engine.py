@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -294,3 +295,42 @@ def test_buffers_are_reused_across_calls_and_results_stay_the_callers():
                 assert plan._compiled[name == "scalar"].buffer_shapes     # buffers were used
     assert got["plain"] == got["generated"] == got["scalar"]
     assert got["plain"][0] == got["plain"][2]
+
+
+def test_a_plan_keeps_no_more_buffers_than_its_cap(monkeypatch):
+    monkeypatch.setattr(evaluate, "BUFFER_MAX", 7)        # elements: room for one 2×3 buffer
+    x = np.array([[0.3, -1.2, 0.7], [0.1, 0.2, -0.4]])
+    check_engines("def f(x) = sum(tanh(x * 2 + 1) * exp(x) - x^2 * sin(x))",
+                  [("f", (x,)), ("value_and_grad(f)", (x,))])
+    bp = dsl.Interpreter()
+    with engine("scalar"):
+        bp.exec("def f(x) = sum(tanh(x * 2 + 1) * exp(x) - x^2 * sin(x))")
+        g = bp.function("grad(f)")
+        g(x)
+    plan = max((entry[0] for entry in bp._plans.values()), key=len)
+    assert len(plan._compiled[True].buffer_shapes) == 1
+
+
+@pytest.mark.parametrize("size", [120, 8])
+def test_generated_plans_stop_at_an_interrupt(size, monkeypatch):
+    """Large steps check the flag after each step, small ones between chunks."""
+    from test_robustness import run_then_interrupt
+    monkeypatch.setattr(evaluate, "CHUNK", 50)
+    running = threading.Event()
+    real = evaluate._Generated.run
+
+    def run(self, plan, arrays, flag):
+        running.set()
+        return real(self, plan, arrays, flag)
+    monkeypatch.setattr(evaluate._Generated, "run", run)
+    bp = dsl.Interpreter()
+    steps = 600 if size > 100 else 5000
+    bp.exec(f"def f(A) {{ y = A; for i in range({steps}) {{ y = tanh(y @ A) }}; return y }}")
+    f = bp.function("f")
+    A = np.full((size, size), 1e-3)
+    f(A)                                            # the first call runs the loop
+    for _ in range(3 if size <= 100 else 1):        # small steps: run it for long enough
+        err, latency = run_then_interrupt(bp, lambda: [f(A) for _ in range(50)], started=running,
+                                          after=0.05)
+        assert isinstance(err, dsl.BpInterrupted) and latency < 1.0
+    assert f(np.eye(size) * 0.5).shape == (size, size)    # still usable
