@@ -100,23 +100,36 @@ def _axis_shape(shs, attrs, span):
 
 
 def _shifted_exp(x, axis):
-    """x - max(x) and its exp, the max taken as 0 where it is not finite."""
-    m = np.max(x, axis=axis, keepdims=True)
-    z = x - np.where(np.isfinite(m), m, 0.0)
+    """x - max(x) and its exp, the max taken as 0 where it is not finite.
+    (Through the ufuncs: np.max's Python wrapper costs more than the work on
+    small arrays.)"""
+    m = np.maximum.reduce(x, axis=axis, keepdims=True)
+    finite = np.isfinite(m)
+    if not finite.all():
+        m = np.where(finite, m, 0.0)
+    z = np.subtract(x, m)
     return z, np.exp(z)
 
 
 def _log_softmax(x, axis=-1):
-    # x - max - log(1 + r), r the sum of exp over the other entries: log1p keeps the
-    # largest entry's value (-r, for small r) to full precision.
+    # x - max - log(1 + r), r the sum of exp over the entries other than the largest:
+    # log1p keeps the largest entry's value (-r, for small r) to full precision.
     if x.shape[axis] == 0:
         return np.array(x, dtype=np.float64)
+    m = np.maximum.reduce(x, axis=axis, keepdims=True)
+    if np.isfinite(m).all():
+        z = np.subtract(x, m)
+        top = z == 0                               # the largest entries (ties too)
+        e = np.where(top, 0.0, np.exp(z))
+        r = np.add.reduce(e, axis=axis, keepdims=True) + (np.add.reduce(top, axis=axis,
+                                                                         keepdims=True) - 1)
+        return z - np.log1p(r)
+    # A slice whose max is not finite (all -inf, or an inf or nan entry).
     z, e = _shifted_exp(x, axis)
     top = np.argmax(x, axis=axis, keepdims=True)
     e_top = np.take_along_axis(e, top, axis)
     np.put_along_axis(e, top, 0.0, axis)
-    r = np.sum(e, axis=axis, keepdims=True)
-    # e_top is 1 unless the max is not finite (all -inf, or an inf or nan entry).
+    r = np.add.reduce(e, axis=axis, keepdims=True)
     return z - np.where(e_top == 1.0, np.log1p(r), np.log(e_top + r))
 
 
@@ -124,7 +137,8 @@ def _softmax(x, axis=-1):
     if x.shape[axis] == 0:
         return np.array(x, dtype=np.float64)
     _, e = _shifted_exp(x, axis)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
 
 
 def _cross_entropy_shape(shs, attrs, span):
