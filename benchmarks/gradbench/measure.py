@@ -32,7 +32,7 @@ def llsq(rng):
 
 
 def det(rng):
-    for ell in (5, 6, 7, 8):
+    for ell in (5, 7, 9, 11):
         yield f"ell={ell}", {"A": rng.random(ell * ell), "ell": ell}, ("primal", "gradient")
 
 
