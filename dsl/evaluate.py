@@ -41,6 +41,7 @@ ENGINE = "scalar"        # "plain": the step loop only; "generated": no scalar f
 COMPILE_AFTER = 1        # calls of a plan run by the loop before it is compiled
 CHUNK = 1000             # steps per generated function (interrupt checks between them)
 MAX_GENERATED = 200_000  # longer plans are always run by the loop
+STRICT = False           # tests: a plan that cannot be compiled is an error, not the loop
 
 _F64 = np.float64
 
@@ -254,7 +255,7 @@ class Plan:
         scalar = engine == "scalar"
         gen = self._compiled.get(scalar, 0)
         if gen == 0:
-            gen = self._compiled[scalar] = _generate(self, scalar)
+            gen = self._compiled[scalar] = _compile(self, scalar)
         if gen is None:
             return self.run_loop(arrays, check_nan, flag)
         if gen.floats:
@@ -264,7 +265,7 @@ class Plan:
                 # A float operation refused (x / 0, sqrt(-1)): NumPy gives inf or nan.
                 gen = self._compiled.get(False, 0)
                 if gen == 0:
-                    gen = self._compiled[False] = _generate(self, False)
+                    gen = self._compiled[False] = _compile(self, False)
                 if gen is None:
                     return self.run_loop(arrays, check_nan, flag)
         return gen.run(self, arrays, flag)
@@ -437,6 +438,17 @@ class _Generated:
         return _located(err, node)
 
 
+def _compile(plan: Plan, scalar: bool) -> _Generated | None:
+    """Generated code for the plan, or None: the loop runs it.  Generating is an
+    optimisation; should it fail, the plan still runs (unless STRICT)."""
+    try:
+        return _generate(plan, scalar)
+    except Exception:
+        if STRICT:
+            raise
+        return None
+
+
 def _generate(plan: Plan, scalar: bool) -> _Generated | None:
     """Straight-line Python for the plan; None when it is too long to be worth it."""
     steps = plan.steps
@@ -460,7 +472,7 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
             fast = plan._fast[k]
             if shape[out] != () or any(shape[i] != () for i in ins) or fast is None:
                 continue
-            if fast in _FLOAT or isinstance(kernel, np.ufunc):
+            if fast in _FLOAT or isinstance(kernel, np.ufunc) and kernel.nout == 1:
                 is_float[k] = True
         # an index to a 0-d from a tensor reads one element
         for k, (kernel, ins, out, free, node) in enumerate(steps):

@@ -40,12 +40,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 def engine(name: str, compile_after: int = 0, buffer_min: int | None = 1):
     """Run plans with one engine from their first call; by default every result
     that can go into a buffer of the plan does, however small."""
-    saved = evaluate.ENGINE, evaluate.COMPILE_AFTER, evaluate.BUFFER_MIN
+    saved = evaluate.ENGINE, evaluate.COMPILE_AFTER, evaluate.BUFFER_MIN, evaluate.STRICT
     evaluate.ENGINE, evaluate.COMPILE_AFTER, evaluate.BUFFER_MIN = name, compile_after, buffer_min
+    evaluate.STRICT = True                  # a plan that fails to compile fails the test
     try:
         yield
     finally:
-        evaluate.ENGINE, evaluate.COMPILE_AFTER, evaluate.BUFFER_MIN = saved
+        evaluate.ENGINE, evaluate.COMPILE_AFTER, evaluate.BUFFER_MIN, evaluate.STRICT = saved
 
 
 def exact(v) -> object:
@@ -334,3 +335,14 @@ def test_generated_plans_stop_at_an_interrupt(size, monkeypatch):
                                           after=0.05)
         assert isinstance(err, dsl.BpInterrupted) and latency < 1.0
     assert f(np.eye(size) * 0.5).shape == (size, size)    # still usable
+
+
+def test_a_plan_that_cannot_be_compiled_runs_by_the_loop(monkeypatch):
+    def broken(plan, scalar):
+        raise RuntimeError("no code today")
+    monkeypatch.setattr(evaluate, "_generate", broken)
+    bp = dsl.Interpreter()
+    f = bp.function("x -> sin(x) * x")
+    assert [float(f(0.5)) for _ in range(3)] == [np.sin(0.5) * 0.5] * 3
+    with engine("scalar"), pytest.raises(dsl.BpError, match="no code today"):
+        dsl.Interpreter().function("x -> sin(x) * x")(0.5)
