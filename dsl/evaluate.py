@@ -13,7 +13,7 @@ results (tests/test_engine.py):
 - generated straight-line Python (`_generate`): one line per step with the
   kernels bound as names of the generated code, compiled once per plan on
   its second call; a long plan is cut into chunks of CHUNK steps, with an
-  interrupt check between chunks;
+  interrupt check between chunks and after every large step;
 - the same with a scalar fast path: a step whose operands and result are all
   0-d runs on Python floats (`+ - * /` are IEEE operations, exactly NumPy's;
   transcendental functions still call the NumPy ufunc, on a float, because
@@ -21,8 +21,13 @@ results (tests/test_engine.py):
   operation that raises where NumPy gives inf or nan (x / 0, sqrt(-1)) makes
   the plan run again without the fast path.
 
+Generated code also computes large elementwise and matmul results into
+buffers the plan owns (_assign_buffers), reused across calls; what a call
+returns is never one of them.
+
 ENGINE selects among them ("plain", "generated", "scalar"); it is a module
 setting for tests and measurements, not an option of the language.
+docs/performance.md describes the engine and what each part buys.
 """
 from __future__ import annotations
 
