@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -204,13 +203,7 @@ def _cofactors(a: np.ndarray) -> np.ndarray:
     return out
 
 
-# ℓ = 7 builds its graph for 10–25 s (docs/gradbench.md: lowering is O(ℓ!)), too slow for
-# CI; BP_GRADBENCH_SLOW=1 runs it.
-SLOW = pytest.mark.skipif(not os.environ.get("BP_GRADBENCH_SLOW"),
-                          reason="slow: set BP_GRADBENCH_SLOW=1")
-
-
-@pytest.mark.parametrize("ell", [1, 2, 3, 5, 6, pytest.param(7, marks=SLOW)])
+@pytest.mark.parametrize("ell", [1, 2, 3, 5, 7])
 def test_gradbench_det(tool, ell):
     assert tool.define("det")["success"]
     a = np.random.default_rng(ell).random((ell, ell))
