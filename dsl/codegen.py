@@ -71,6 +71,14 @@ def _unbroadcast(g, like):
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
+def _cross_entropy_back(logits, targets, axis=-1):
+    s = np.exp(_log_softmax(logits, axis))
+    g = s * np.sum(targets, axis=axis, keepdims=True) - targets
+    top = s > 0.5
+    rest = np.where(top, 0.0, g)
+    return np.where(top, -np.sum(rest, axis=axis, keepdims=True), rest)
+
+
 def _unindex(g, like, index):
     out = np.zeros(np.shape(like))
     out[index] = g
@@ -121,6 +129,8 @@ def _expr(node: Node, args: list[str]) -> str:
             return f"_log_softmax({args[0]}, {a.get('axis', -1)})"
         case "cross_entropy":
             return f"_cross_entropy({args[0]}, {args[1]}, {a.get('axis', -1)})"
+        case "cross_entropy_back":
+            return f"_cross_entropy_back({args[0]}, {args[1]}, {a.get('axis', -1)})"
         case "one_hot":
             return f"np.eye({a['n']})[np.asarray({args[0]}).astype(int)]"
     if op in ("host", "host_vjp"):
@@ -188,5 +198,5 @@ def has_code(op: str) -> bool:
     """Whether export can write `op` (a registry test checks every op)."""
     return op in _BINARY or op in _UNARY or op in _REDUCE or op in (
         "where", "transpose", "reshape", "broadcast_to", "expand_dims", "concat", "stack", "index",
-        "unindex", "softmax", "log_softmax", "cross_entropy", "one_hot") or \
+        "unindex", "softmax", "log_softmax", "cross_entropy", "cross_entropy_back", "one_hot") or \
         not REGISTRY[op].params

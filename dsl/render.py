@@ -354,6 +354,11 @@ def node_source(node, text: dict) -> tuple[str, int]:
             # The adjoint of indexing, written with what bp already has.
             return (f"grad(z -> sum(z[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))"
                     f"({ins[1][0]})", 11)
+        case "cross_entropy_back":
+            # cross_entropy's gradient, one node: written as the formula it computes.
+            axis = attrs.get("axis", -1)
+            return (f"softmax({ins[0][0]}{'' if axis == -1 else f', axis={axis}'}) * "
+                    f"sum({ins[1][0]}, axis={axis}, keepdims=1) - {_wrap(ins[1], 8)}", 7)
         case "zeros_like":
             return f"0*{_wrap(ins[0], 10)}", 8
         case "host":

@@ -70,6 +70,10 @@ def ref_softmax(x, axis=-1):
     return z / np.sum(z, axis=axis, keepdims=True)
 
 
+def ref_cross_entropy_back(logits, targets, axis=-1):
+    return ref_softmax(logits, axis) * np.sum(targets, axis=axis, keepdims=True) - targets
+
+
 def ref_cross_entropy(logits, targets, axis=-1):
     per = -np.sum(targets * ref_log_softmax(logits, axis), axis=axis)
     return np.mean(per)
@@ -422,6 +426,11 @@ SAMPLES: dict[str, Spec] = {
                            s(U(2, 3), Probs(2, 3, axis=0), axis=0, label="axis0"),
                            s(U(2, 3) + 1000.0, Probs(2, 3), axis=-1, label="large")],
                           ref=ref_cross_entropy, symbolic=()),
+    "cross_entropy_back": Spec([s(U(2, 3), Probs(2, 3), axis=-1, label="batch"),
+                                s(U(3), Probs(3), axis=-1, label="one"),
+                                s(U(2, 3), Probs(2, 3, axis=0), axis=0, label="axis0"),
+                                s(U(2, 3) + 1000.0, Probs(2, 3), axis=-1, label="large")],
+                               ref=ref_cross_entropy_back, symbolic="any"),
     # ── special functions ──
     "lgamma": unary(ref_mpmath(lambda mp, v: mp.log(abs(mp.gamma(v)))), draw=P,
                     extra=[s([-1.5, -2.7, 0.25, 30.5, 170.5], label="negative-and-large"),

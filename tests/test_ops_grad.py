@@ -224,6 +224,9 @@ SAMPLES: dict[str, list[Sample]] = {
     "cross_entropy": [S(U(2, 3), Probs(2, 3), axis=-1, label="batch"),
                       S(U(4), Probs(4), axis=-1, label="vec"),
                       S(U(3, 2), Probs(3, 2, axis=0), axis=0, label="axis0")],
+    "cross_entropy_back": [S(U(2, 3), Probs(2, 3), axis=-1, label="batch"),
+                           S(U(4), Probs(4), axis=-1, label="vec"),
+                           S(U(3, 2), Probs(3, 2, axis=0), axis=0, label="axis0")],
 }
 
 # Non-differentiable ops: (inputs, attrs).  No gradient may flow through them.
@@ -536,7 +539,8 @@ def test_ops_grad_batched_jacobian_matches_one_vjp_per_row(name, sample):
 
 # Ops without a batching rule, checked by hand; pinned so that a change shows up.
 # Constructors and the host ops never depend on a seed.  softmax, log_softmax,
-# cross_entropy, det, inv and trace differentiate into ops that have rules (the seed
+# cross_entropy (and its gradient node cross_entropy_back), det, inv and trace
+# differentiate into ops that have rules (the seed
 # only meets elementwise ops, reductions, matmul, transpose …; trace's JVP is a trace
 # of the tangent, but its output is a scalar, which needs no batching).  diag and outer
 # appear in some of their own derivatives (the VJP of diag of a vector is a diag of the
@@ -545,7 +549,8 @@ def test_ops_grad_batched_jacobian_matches_one_vjp_per_row(name, sample):
 NO_BATCHING_RULE = {
     "arange", "eye", "full", "linspace", "one_hot", "ones", "rand", "randn", "zeros",
     "host", "host_vjp",
-    "cross_entropy", "det", "diag", "inv", "log_softmax", "outer", "softmax", "trace",
+    "cross_entropy", "cross_entropy_back", "det", "diag", "inv", "log_softmax", "outer",
+    "softmax", "trace",
     # digamma's shape rule checks its order n; the packed triangles have no rule yet.
     "digamma", "triu_pack", "triu_unpack",
 }

@@ -69,14 +69,31 @@ def _batch_size(z, attrs):
 
 
 def _cross_entropy_vjp(ct, out, ins, attrs):
-    # ∂/∂z of -Σ y·log_softmax(z) = softmax(z)·Σy - y, averaged over the batch.
+    # ∂/∂z of -Σ y·log_softmax(z) = softmax(z)·Σy - y (one node), averaged over the batch.
     z, y = ins
     ax = attrs.get("axis", -1)
     scale = div(ct, _batch_size(z, attrs))
-    s = op("softmax", z, axis=ax)
-    gz = mul(scale, _zero_sum(sub(mul(s, _along(y, ax)), y), s, ax))
+    gz = mul(scale, op("cross_entropy_back", z, y, axis=ax))
     gy = neg(mul(scale, op("log_softmax", z, axis=ax)))
     return gz, gy
+
+
+def _back_vjp(ct, out, ins, attrs):
+    # g = s·Σy - y: ∂g/∂z is Σy times softmax's Jacobian; ∂gᵢ/∂yⱼ = sᵢ - δᵢⱼ.
+    z, y = ins
+    ax = attrs.get("axis", -1)
+    s = op("softmax", z, axis=ax)
+    return (mul(_along(y, ax), mul(s, _centred(ct, s, ax))),
+            sub(_along(mul(ct, s), ax), ct))
+
+
+def _back_jvp(ts, out, ins, attrs):
+    z, y = ins
+    ax = attrs.get("axis", -1)
+    s = op("softmax", z, axis=ax)
+    tz = None if ts[0] is None else mul(_along(y, ax), mul(s, _centred(ts[0], s, ax)))
+    ty = None if ts[1] is None else sub(mul(s, _along(ts[1], ax)), ts[1])
+    return tz if ty is None else ty if tz is None else op("add", tz, ty)
 
 
 def _cross_entropy_jvp(ts, out, ins, attrs):
@@ -155,6 +172,30 @@ def _cross_entropy_shape(shs, attrs, span):
     return ()
 
 
+def _back_shape(shs, attrs, span):
+    a, b = shs
+    if isinstance(a, tuple) and isinstance(b, tuple) and a != b:
+        raise BpShapeError(f"cross_entropy of logits {shapes.fmt(a)} and targets "
+                           f"{shapes.fmt(b)}: shapes differ", span)
+    return _axis_shape([a], attrs, span)
+
+
+def _cross_entropy_back(logits, targets, axis=-1):
+    """softmax(logits)·Σtargets - targets; the entries sum to 0 along axis, and the
+    one at a softmax entry above ½ (where s·Σy - y would cancel) is minus the sum
+    of the others."""
+    s = _softmax(logits, axis)
+    g = s * np.add.reduce(targets, axis=axis, keepdims=True) - targets
+    top = s > 0.5
+    if top.any():
+        rest = np.where(top, 0.0, g)
+        g = np.where(top, -np.add.reduce(rest, axis=axis, keepdims=True), rest)
+    return g
+
+
+_cross_entropy_back.bp_quiet = _cross_entropy_back.bp_fresh = True   # for dsl/evaluate.py
+
+
 def _cross_entropy(logits, targets, axis=-1):
     # Mean over the batch (every axis but `axis`) of -sum(targets * log_softmax).
     per = -np.sum(targets * _log_softmax(logits, axis), axis=axis)
@@ -184,6 +225,11 @@ register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs
 register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
                params=("logits", "targets"), attrs=AXIS,
                vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp, doc="mean over the batch of -sum(targets * log_softmax(logits))"))
+register(OpDef(name="cross_entropy_back", kernel=_cross_entropy_back, shape=_back_shape,
+               params=("logits", "targets"), attrs=AXIS, builtin=False,
+               vjp=_back_vjp, jvp=_back_jvp,
+               doc="softmax(logits) * sum(targets) - targets along axis=, computed stably: "
+                   "cross_entropy's gradient, one node"))
 register(OpDef(name="one_hot", kernel=_one_hot, shape=_one_hot_shape, params=("labels",),
                attrs=(Attr("n", "int", required=True),), differentiable=False,
                doc="rows of the identity picked by whole-number labels"))
