@@ -527,6 +527,8 @@ class Interpreter:
         plans, session_globals = self._plans, self.globals
 
         def call(*args, **kwargs):
+            if self._interrupt.is_set():          # an interrupt while idle does not carry over
+                self._interrupt.clear()
             if fkey is not None:
                 values = [_argument(a) for a in args]
                 if kwargs:

@@ -883,3 +883,16 @@ def test_compiled_plans_are_keyed_by_function_arguments_not_by_reusable_ids():
         assert float(bp.eval("apply(sqrt, 16)")) == 4
         assert float(bp.eval("apply(abs, -3)")) == 3
         assert float(bp.eval("apply(x -> 2 * x, 5)")) == 10
+
+
+def test_an_interrupt_while_idle_does_not_stop_the_next_call():
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) = x^2 + 1")
+    f = bp.function("f")
+    assert float(f(2.0)) == 5.0                      # builds the plan
+    for _ in range(2):                               # the plan's path, then the direct path
+        bp.interrupt()
+        assert float(f(3.0)) == 10.0
+    bp.interrupt()
+    bp.exec("y = f(1)")
+    assert float(bp.eval("y")) == 2.0
