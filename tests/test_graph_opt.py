@@ -229,3 +229,16 @@ def test_jacobians_without_a_banded_rule_fall_back_to_dense(body):
     fd = np.stack([(bp.function("f")(x + h * e) - bp.function("f")(x - h * e)) / (2 * h)
                    for e in np.eye(3)], axis=-1)
     np.testing.assert_allclose(jac(x), fd, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("src, n", [("x[1:4] * x[:3]", 5), ("x[2:] * sin(x[:-2])", 6),
+                                    ("x[:2] / (1 + x[3:]^2)", 5), ("-(x[1:] - x[:-1])", 4)])
+def test_banded_jacobians_of_fewer_outputs_than_inputs(src, n, monkeypatch):
+    """Reverse mode (m < n): the bands of a VJP seed over the outputs."""
+    x = np.random.default_rng(n).standard_normal(n)
+    banded = dsl.Interpreter()
+    banded.exec(f"def f(x: [{n}]) = {src}")
+    got = banded.function("jacobian(f)")(x)
+    dense = dense_session(monkeypatch)
+    dense.exec(f"def f(x: [{n}]) = {src}")
+    np.testing.assert_allclose(got, dense.function("jacobian(f)")(x), rtol=1e-14, atol=1e-15)
