@@ -38,12 +38,19 @@ class Context(Protocol):
 
 
 class Scope:
-    """Local names of one function body; globals are the context's."""
-    __slots__ = ("vars", "parent")
+    """Local names of one function body; globals are the context's.  `version`
+    counts assignments, so a remembered call of a closure can tell that a
+    name it reads may have been rebound since."""
+    __slots__ = ("vars", "parent", "version")
 
     def __init__(self, parent: Scope | None = None, values: dict | None = None):
         self.vars: dict[str, Any] = dict(values or {})
         self.parent = parent
+        self.version = 0
+
+    def bind(self, name: str, value) -> None:
+        self.vars[name] = value
+        self.version += 1
 
     def lookup(self, name: str):
         scope = self
@@ -304,14 +311,14 @@ class Lowerer:
             match stmt:
                 case ast.Assign(targets, value):
                     for name, v in zip(targets, unpack(targets, self.expr(value, scope), stmt.span)):
-                        scope.vars[name] = v
+                        scope.bind(name, v)
                 case ast.Def(name, params, body):
-                    scope.vars[name] = Closure(name, params, body, scope, stmt.span)
+                    scope.bind(name, Closure(name, params, body, scope, stmt.span))
                 case ast.Return(value):
                     return self.expr(value, scope)
                 case ast.For(var, it, body):
                     for i in range(loop_count(self, it, scope)):
-                        scope.vars[var] = const(float(i), stmt.span)
+                        scope.bind(var, const(float(i), stmt.span))
                         result = self.block(body.stmts, scope)
                         if result is not _NO_RETURN:
                             return result
@@ -400,13 +407,24 @@ def check_annotation(p: ast.Param, value, label: str, span: Span) -> None:
 
 
 def _call_key(fn: Closure, bound: dict):
-    """A hashable key for a call from the identities of its arguments, or None
-    when an argument is something other than nodes, containers and functions."""
-    parts = [id(fn)]
-    stack = list(bound.items())
+    """A hashable key for a call: the function, the state of the scopes it
+    reads (a closure sees later assignments to its enclosing bodies' names),
+    and the identities of its arguments; None when an argument is something
+    other than nodes, containers and functions."""
+    parts: list = []
+    stack: list = [("", fn), *bound.items()]
     while stack:
         name, value = stack.pop()
-        if isinstance(value, (Node, Function)):
+        if isinstance(value, Function):
+            parts.append((name, id(value)))
+            if isinstance(value, Closure):
+                scope = value.env
+                while scope is not None:
+                    parts.append((id(scope), scope.version))
+                    scope = scope.parent
+            elif isinstance(value, Transform):
+                stack.append((name, value.fn))
+        elif isinstance(value, Node):
             parts.append((name, id(value)))
         elif isinstance(value, tuple):
             parts.append((name, "(", len(value)))

@@ -223,10 +223,6 @@ def test_gradbench_det_building_is_as_cheap_as_its_graph():
 # The memo that makes det's building cheap must not change what a program means: a
 # closure reads its enclosing scope at call time, so a second call after the variable
 # is rebound is a different call, even on the same argument nodes.
-@pytest.mark.xfail(strict=True, reason=(
-    "dsl/lower.py _call_key (49f1a22) keys a remembered call on the function and its "
-    "argument nodes only, not on the enclosing scope the closure reads: after `a = 2` the "
-    "call g(x) returns the nodes it built when a was 1, so f(1) is 2, not 3"))
 def test_gradbench_remembered_calls_see_rebound_variables():
     bp = dsl.Interpreter()
     bp.exec("def f(x) {\n  a = 1\n  g = y -> y * a\n  r1 = g(x)\n  a = 2\n"

@@ -50,3 +50,25 @@ def test_building_shared_calls_costs_their_graph_not_their_paths():
     for _ in range(30):
         expected = np.sin(expected + expected)
     assert float(bp.eval("tower(0.1)")) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_closure_sees_names_rebound_between_two_calls():
+    """Found by review: the memo must not return the nodes of a call made
+    before a name the closure reads was rebound."""
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) {\n  a = 1\n  g = y -> y * a\n  r1 = g(x)\n  a = 2\n"
+            "  r2 = g(x)\n  return r1 + r2\n}")
+    assert float(bp.eval("f(1)")) == 3.0
+    bp.exec("def h(x) {\n  s = 0\n  g = y -> y + s\n"
+            "  for i in range(3) {\n    s = s + g(x)\n  }\n  return s\n}")
+    assert float(bp.eval("h(1)")) == 7.0                     # s: 0 → 1 → 3 → 7
+
+
+def test_a_closure_passed_to_another_function_sees_rebound_names():
+    bp = dsl.Interpreter()
+    bp.exec("def apply(f, x) = f(x)\n"
+            "def twice(f, x) = grad(f)(x)\n"
+            "def k(x) {\n  a = 1\n  g = y -> y^2 * a\n  r1 = apply(g, x) + twice(g, x)\n"
+            "  a = 3\n  r2 = apply(g, x) + twice(g, x)\n  return r1 + r2\n}")
+    x = 2.0
+    assert float(bp.eval("k(2)")) == (x * x + 2 * x) * (1 + 3)
