@@ -86,6 +86,38 @@ def _unindex(g, like, index):
 '''
 
 
+_TRIANGLES = '''
+
+def _triu_unpack(v, n, k):
+    rows, cols = np.triu_indices(n, k)
+    out = np.zeros(np.shape(v)[:-1] + (n, n))
+    out[..., rows, cols] = v
+    return out
+
+
+def _triu_pack(a, k):
+    rows, cols = np.triu_indices(np.shape(a)[-1], k)
+    return np.asarray(a)[..., rows, cols]
+'''
+
+
+def _special_helpers(names: set[str]) -> str:
+    """lgamma and digamma for the module: the kernels' own source (dsl/ops/special.py),
+    so the exported functions compute exactly what bp does."""
+    import inspect
+    from .ops import special
+    parts = ["", "import math"]
+    if "_lgamma" in names:
+        parts += [inspect.getsource(special._lgamma_one),
+                  "_lgamma_each = np.frompyfunc(_lgamma_one, 1, 1)\n",
+                  inspect.getsource(special._lgamma)]
+    if "_digamma" in names:
+        parts += [f"_BERNOULLI = {special._BERNOULLI!r}", f"_SHIFT = {special._SHIFT!r}\n"]
+        parts += [inspect.getsource(f) for f in (special._asymptotic, special._positive,
+                                                 special._cot_derivative, special._digamma)]
+    return "\n\n".join(parts)
+
+
 def _index_expr(items) -> str:
     parts = []
     for item in items:
@@ -133,6 +165,14 @@ def _expr(node: Node, args: list[str]) -> str:
             return f"_cross_entropy_back({args[0]}, {args[1]}, {a.get('axis', -1)})"
         case "one_hot":
             return f"np.eye({a['n']})[np.asarray({args[0]}).astype(int)]"
+        case "lgamma":
+            return f"_lgamma({args[0]})"
+        case "digamma":
+            return f"_digamma({args[0]}, {a.get('n', 0)})"
+        case "triu_unpack":
+            return f"_triu_unpack({args[0]}, {a['n']}, {a.get('k', 0)})"
+        case "triu_pack":
+            return f"_triu_pack({args[0]}, {a.get('k', 0)})"
     if op in ("host", "host_vjp"):
         raise BpTypeError(f"export writes NumPy code, and {a['fn'].name} is a Python function "
                           f"defined into the session: it cannot be exported")
@@ -191,12 +231,19 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
             return f"np.asarray({label[id(x)]})"
         body.append(f"    return {result(out)}")
         bodies.append("\n".join(body))
-    return "\n".join(lines + constant_lines + [""] + ["\n\n".join(bodies)]) + "\n"
+    code = "\n\n".join(bodies)
+    used = {name for name in ("_lgamma", "_digamma", "_triu_unpack") if name + "(" in code}
+    if "_triu_unpack(" in code or "_triu_pack(" in code:
+        lines.append(_TRIANGLES)
+    if used - {"_triu_unpack"}:
+        lines.append(_special_helpers(used))
+    return "\n".join(lines + constant_lines + [""] + [code]) + "\n"
 
 
 def has_code(op: str) -> bool:
     """Whether export can write `op` (a registry test checks every op)."""
     return op in _BINARY or op in _UNARY or op in _REDUCE or op in (
         "where", "transpose", "reshape", "broadcast_to", "expand_dims", "concat", "stack", "index",
-        "unindex", "softmax", "log_softmax", "cross_entropy", "cross_entropy_back", "one_hot") or \
+        "unindex", "softmax", "log_softmax", "cross_entropy", "cross_entropy_back", "one_hot",
+        "lgamma", "digamma", "triu_unpack", "triu_pack") or \
         not REGISTRY[op].params
