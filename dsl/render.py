@@ -306,8 +306,15 @@ def const_source(value: np.ndarray) -> tuple[str, int]:
     if value.ndim == 0:
         s = _literal(float(value))
         return s, (9 if s.startswith("-") else 12)
+    dims = ", ".join(map(str, value.shape))
     if value.size == 0:
-        return f"zeros({', '.join(map(str, value.shape))})", 11
+        return f"zeros({dims})", 11
+    first = value.flat[0]
+    if value.size >= 4 and (value == first).all():
+        # one value everywhere (a scalar that a fold spread out): say so, not 99 times
+        if first == 0 or first == 1:
+            return f"{'ones' if first == 1 else 'zeros'}({dims})", 11
+        return f"full({dims}, value={_literal(float(first))})", 11
 
     def nest(a):
         if a.ndim == 1:

@@ -1,0 +1,36 @@
+"""Printing functions: constants with one value everywhere print compactly.
+
+A scalar that a fold spread over a shape (the 100 of Rosenbrock's gradient,
+the weight decay of an MLP's) used to print as a literal of 99 copies.  It
+prints as `full(…, value=v)` (or `ones`/`zeros`), which reads back to the
+same constant, so the printed function is still the same function.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import dsl
+from dsl.render import const_source
+
+
+def test_uniform_constants_print_as_full_ones_zeros():
+    assert const_source(np.full((99,), 100.0))[0] == "full(99, value=100)"
+    assert const_source(np.ones((3, 4)))[0] == "ones(3, 4)"
+    assert const_source(np.zeros((2, 2)))[0] == "zeros(2, 2)"
+    assert const_source(np.full((2, 3), -0.25))[0] == "full(2, 3, value=-0.25)"
+
+
+def test_small_or_mixed_constants_stay_literals():
+    assert const_source(np.array([7.0, 7.0, 7.0]))[0] == "[7, 7, 7]"
+    assert const_source(np.array([1.0, 2.0, 1.0, 1.0]))[0] == "[1, 2, 1, 1]"
+    assert const_source(np.array([np.nan] * 4))[0].startswith("[")
+
+
+def test_a_gradient_with_a_spread_constant_prints_compactly_and_reads_back():
+    bp = dsl.Interpreter()
+    bp.exec("def rosen(x: [100]) = sum(100*(x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)")
+    text = bp.show("grad(rosen)")
+    assert "full(99, value=100)" in text and "100, 100" not in text
+    bp.exec(f"again = {text}")
+    x = np.random.default_rng(3).random(100)
+    np.testing.assert_array_equal(bp.function("again")(x), bp.function("grad(rosen)")(x))
