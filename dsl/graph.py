@@ -28,6 +28,18 @@ class Node:
     value: Any = None                                 # the array of a `const` node
     origin: str = "f"                                 # "f": written by the user; "d": built by a derivative
 
+    def __init__(self, op, inputs, attrs, shape, span=None, value=None, origin="f"):
+        # Written out (struct's shared __init__ loops over the fields): building a
+        # graph makes one Node per op, and this is a fifth of a large build's time.
+        setattr_ = object.__setattr__
+        setattr_(self, "op", op)
+        setattr_(self, "inputs", inputs)
+        setattr_(self, "attrs", attrs)
+        setattr_(self, "shape", shape)
+        setattr_(self, "span", span)
+        setattr_(self, "value", value)
+        setattr_(self, "origin", origin)
+
     def attr(self, name: str, default=None):
         for key, value in self.attrs:
             if key == name:

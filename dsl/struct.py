@@ -49,7 +49,9 @@ def _make(cls, frozen, compare, slots, uncompared, weakref):
         namespace.update(defaults)
     compared = tuple(n for n in names if n not in uncompared)
     namespace.update(_fields=names, _defaults=defaults, _compared=compared,
-                     __match_args__=names, __init__=_init, __reduce__=_reduce)
+                     __match_args__=names, __reduce__=_reduce)
+    if "__init__" not in cls.__dict__:      # a hot class may write its own, faster one
+        namespace["__init__"] = _init
     if "__repr__" not in cls.__dict__:
         namespace["__repr__"] = _repr
     if frozen:
