@@ -153,8 +153,20 @@ def _tokens(text: str, upto: int) -> list[Token]:
     return out
 
 
+_ROWS: list[dict[str, int] | None] = [None] * len(T.STATES)
+
+
+def _row(state: int) -> dict[str, int]:
+    """The actions of a parser state: symbol → next state, or ~rule to reduce by."""
+    row = _ROWS[state]
+    if row is None:
+        words = T.STATES[state].split()
+        row = _ROWS[state] = {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+    return row
+
+
 def _expected(state: int) -> set[str]:
-    return {symbol for symbol in T.STATES[state] if symbol.isupper()}
+    return {symbol for symbol in _row(state) if symbol.isupper()}
 
 
 def _run(text: str, build, max_depth: int | None = None):
@@ -162,7 +174,7 @@ def _run(text: str, build, max_depth: int | None = None):
     build(rule name, children, extent) for the rule's value.  An extent is
     (line, column, end line, end column) or None for a rule that matched
     nothing.  Raises _BadCharacter or _Unexpected."""
-    states, rules, state_lexer = T.STATES, T.RULES, T.STATE_LEXER
+    rows, rules, state_lexer = _ROWS, T.RULES, T.STATE_LEXER
     state_stack = [T.START]
     values: list = []
     extents: list = []
@@ -194,7 +206,7 @@ def _run(text: str, build, max_depth: int | None = None):
         kind = tok.type
         while True:                    # reduce as long as the table says, then shift
             state = state_stack[-1]
-            action = states[state].get(kind)
+            action = (rows[state] or _row(state)).get(kind)
             if action is None:
                 raise _Unexpected(tok, _expected(state))
             if action >= 0:
@@ -237,7 +249,7 @@ def _run(text: str, build, max_depth: int | None = None):
                 if max_depth is not None and depth > max_depth:
                     raise _TooDeep(extent)
                 value = build(builder, children, extent)
-            state_stack.append(states[state_stack[-1]][name])
+            state_stack.append((rows[state_stack[-1]] or _row(state_stack[-1]))[name])
             values.append(value)
             extents.append(extent)
             depths.append(depth)
