@@ -170,6 +170,9 @@ class LoopProgress:
 
 
 def main_entry() -> None:
+    if not sys.stdout.isatty():
+        # `bp train.bp | tee log`: each printed line shows as it is printed, as on a terminal
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         code = main()
         sys.stdout.flush()

@@ -388,6 +388,25 @@ def test_bp_imports_nothing_it_does_not_need_to_start(how, tmp_path):
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
 
 
+@pytest.mark.skipif(not (Path(sys.executable).parent / "bp").exists(),
+                    reason=f"no bp executable beside {sys.executable}")
+def test_bp_into_a_pipe_shows_each_line_as_it_is_printed(tmp_path):
+    """`bp train.bp | tee log`: a line printed before a long loop arrives before it ends."""
+    script = tmp_path / "slow.bp"
+    script.write_text('print "started"\nfor i in range(1e9) { y = i }\n')
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "bp"), str(script)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        import select
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "nothing printed within 20 s: stdout is block-buffered into the pipe"
+        assert proc.stdout.readline() == "started\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_repl_modules_stay_small():
     for path in (ROOT / "dsl" / "repl").glob("*.py"):
         limit = 150 if path.name == "app.py" else 200
