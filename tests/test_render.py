@@ -34,3 +34,18 @@ def test_a_gradient_with_a_spread_constant_prints_compactly_and_reads_back():
     bp.exec(f"again = {text}")
     x = np.random.default_rng(3).random(100)
     np.testing.assert_array_equal(bp.function("again")(x), bp.function("grad(rosen)")(x))
+
+
+def test_a_broadcast_that_where_would_do_itself_is_not_printed():
+    """-broadcast_like(g, x) becomes broadcast_like(-g, x), and where(c, broadcast_like(g, b), b)
+    becomes where(c, g, b): log_softmax's stable gradient prints without the plumbing."""
+    bp = dsl.Interpreter()
+    bp.exec("def f(x: [3]) = sum(log_softmax(x) * [1, 0, 0])")
+    text = bp.show("grad(f)")
+    assert "broadcast_like" not in text, text
+    x = np.array([1.0, 2.0, 3.0])
+    p = np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+    expected = np.array([1.0, 0.0, 0.0]) - p
+    np.testing.assert_allclose(bp.function("grad(f)")(x), expected, rtol=1e-14)
+    bp.exec(f"again = {text}")
+    np.testing.assert_array_equal(bp.function("again")(x), bp.function("grad(f)")(x))

@@ -48,6 +48,9 @@ def _fold_neg(ins, attrs, shape):
     x = ins[0]
     if x.op == "neg":                                   # --x → x
         return x.inputs[0]
+    if x.op == "broadcast_like":                        # -bcast(g) → bcast(-g): the broadcast
+        g, like = x.inputs                              # stays outermost, where folds drop it
+        return apply("broadcast_like", [neg(g), like])
     return None
 
 
@@ -318,6 +321,10 @@ def _fold_where(ins, attrs, shape):
         pick = a if float(cond.value.reshape(())) != 0 else b
         if _same(pick, shape):
             return pick
+    a2 = _strip_broadcast(a, b, shape)          # where broadcasts its operands itself
+    b2 = _strip_broadcast(b, a2, shape)
+    if a2 is not a or b2 is not b:
+        return apply("where", [cond, a2, b2])
     return None
 
 
