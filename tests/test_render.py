@@ -49,3 +49,25 @@ def test_a_broadcast_that_where_would_do_itself_is_not_printed():
     np.testing.assert_allclose(bp.function("grad(f)")(x), expected, rtol=1e-14)
     bp.exec(f"again = {text}")
     np.testing.assert_array_equal(bp.function("again")(x), bp.function("grad(f)")(x))
+
+
+def test_whole_number_reads_of_an_unannotated_parameter_share_a_shape():
+    """x[0] and x[1] of a parameter without an annotation both have shape(x)[1:], so
+    their product needs no broadcasting undone in its gradient."""
+    from dsl import ops, shapes
+    from dsl.graph import make_input
+    x = make_input("x", shapes.SymShape.of("x"))
+    a = ops.apply("index", [x], {"items": (("i", 0),)})
+    b = ops.apply("index", [x], {"items": (("i", 1),)})
+    assert a.shape == b.shape and a.shape != x.shape
+    assert ops.apply("index", [x], {"items": (("i", 0), ("i", 1))}).shape != a.shape
+    bp = dsl.Interpreter()
+    bp.exec("def h(x) = sum(x^2) + x[0]*x[1]")
+    text = bp.show("grad(h)")
+    import re
+    adjoints = re.findall(r"grad\(z -> sum\(z\[\d\] \* (.*?)\)\)\(x\)", text)
+    assert len(adjoints) == 2 and not any("unbroadcast" in a for a in adjoints), text
+    bp.exec(f"again = {text}")
+    v = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(bp.function("again")(v), [2 * 1 + 2, 2 * 2 + 1])
+    np.testing.assert_array_equal(bp.function("grad(h)")(v), [4.0, 5.0])

@@ -78,6 +78,12 @@ def broadcast_to_shape(shs, attrs, span):
 def index_shape(shs, attrs, span):
     s, items = shs[0], attrs["items"]
     if not _concrete(shs):
+        if isinstance(s, shapes.SymShape) and s.parts is not None \
+                and all(item[0] == "i" for item in items):
+            # k whole-number indices drop the first k axes, whichever they are: x[0] and
+            # x[1] have the same shape, so their product needs no broadcasting undone
+            k = len(items)
+            return shapes.SymShape(frozenset([("drop", s.parts, k)]), f"{s.label}[{k}:]")
         return shapes.SymShape()
     if len(items) > len(s):
         raise BpShapeError(f"too many indices ({len(items)}) for a tensor of shape {shapes.fmt(s)}",
