@@ -177,12 +177,20 @@ def _zeros_like(node, ins, m):
     return const(np.zeros((m,) + node.shape))
 
 
+def _on_last_axes(node, ins, m):
+    """An op that acts on its input's last axes whatever leads them (the packed
+    triangles): the op itself, on the batched input."""
+    (x, _), = ins
+    return apply(node.op, [x], dict(node.attrs))
+
+
 _RULES = {"sum": _reduce, "mean": _reduce, "prod": _reduce, "max": _reduce, "min": _reduce,
           "logsumexp": _reduce, "expand_dims": _expand_dims, "reshape": _reshape_to_own_shape,
           "broadcast_to": _broadcast_to, "broadcast_like": _broadcast_like,
           "unbroadcast": _unbroadcast, "transpose": _transpose, "index": _index,
           "unindex": _unindex, "concat": _join, "stack": _join, "matmul": _matmul,
-          "solve": _solve, "zeros_like": _zeros_like}
+          "solve": _solve, "zeros_like": _zeros_like, "triu_unpack": _on_last_axes,
+          "triu_pack": _on_last_axes, "digamma": _elementwise}
 
 
 def _rule(op: str):

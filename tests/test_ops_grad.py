@@ -551,8 +551,6 @@ NO_BATCHING_RULE = {
     "host", "host_vjp",
     "cross_entropy", "cross_entropy_back", "det", "diag", "inv", "log_softmax", "outer",
     "softmax", "trace",
-    # digamma's shape rule checks its order n; the packed triangles have no rule yet.
-    "digamma", "triu_pack", "triu_unpack",
 }
 
 
