@@ -34,7 +34,9 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -390,18 +392,28 @@ class _Generated:
         self.n_inputs = n_inputs
         self.buffer_shapes = list(buffer_shapes)
         self.arenas: list[list[np.ndarray]] = []    # sets of buffers not in use by a run
+        self.arena_bytes = 8 * sum(math.prod(sh) for sh in self.buffer_shapes)
+        self.kept = [0]                 # bytes of this plan's idle arenas (in KEEP_MAX)
+        if self.arena_bytes:
+            weakref.finalize(self, _give_back, self.kept)
 
     def run(self, plan: Plan, arrays, flag):
         env: list = [None] * plan.nslots
         env[: self.n_inputs] = arrays
         # One set of buffers per run in progress (another thread, or a host function
-        # calling back into bp, gets a set of its own).
-        arenas = self.arenas
-        bufs = arenas.pop() if arenas else [np.empty(sh) for sh in self.buffer_shapes]
+        # calling back into bp, gets a set of its own).  Idle sets are kept for the
+        # next run while all plans together keep at most KEEP_MAX bytes.
+        arenas, size = self.arenas, self.arena_bytes
+        if arenas:
+            bufs = arenas.pop()
+            _give_back(self.kept, size)
+        else:
+            bufs = [np.empty(sh) for sh in self.buffer_shapes]
         try:
             return self._run(plan, env, flag, bufs, arrays)
         finally:
-            arenas.append(bufs)
+            if size and _take(self.kept, size):
+                arenas.append(bufs)
 
     def _run(self, plan: Plan, env, flag, bufs, arrays):
         try:
@@ -602,6 +614,29 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
     quiet = all(is_float[k] or _is_quiet(steps[k][0], steps[k][4].op) for k in range(n))
     return _Generated(chunks, lines_of, plan.out_slots, floats, quiet, plan.n_inputs,
                       buffer_shapes)
+
+
+KEEP_MAX = 1 << 30   # bytes of idle buffers all plans together keep between runs
+_kept_total = [0]
+_kept_lock = threading.Lock()
+
+
+def _take(kept: list, size: int) -> bool:
+    """Count `size` more bytes of idle buffers against KEEP_MAX; False if over."""
+    with _kept_lock:
+        if _kept_total[0] + size > KEEP_MAX:
+            return False
+        _kept_total[0] += size
+        kept[0] += size
+        return True
+
+
+def _give_back(kept: list, size: int | None = None) -> None:
+    """Uncount idle buffers: `size` bytes taken for a run, or all of a dead plan's."""
+    with _kept_lock:
+        size = kept[0] if size is None else size
+        _kept_total[0] -= size
+        kept[0] -= size
 
 
 BUFFER_MIN = 8192    # elements: a result this large is computed into a buffer of the plan

@@ -312,6 +312,36 @@ def test_a_plan_keeps_no_more_buffers_than_its_cap(monkeypatch):
     assert len(plan._compiled[True].buffer_shapes) == 1
 
 
+def test_all_plans_together_keep_at_most_keep_max_bytes_of_idle_buffers(monkeypatch):
+    """Each plan's idle buffers count against one budget for the process; a plan
+    past it allocates afresh (same bits), and a plan that dies gives its bytes back."""
+    import gc
+    x = np.random.default_rng(1).normal(size=(2, 3))
+    src = "def f(x) = sum(tanh(x * 2 + 1) * exp(x) - x^2 * sin(x))"
+    with engine("scalar"):
+        bp = dsl.Interpreter()
+        bp.exec(src)
+        reference = exact(bp.function("grad(f)")(x))
+        plan = max((entry[0] for entry in bp._plans.values()), key=len)
+        one = plan._compiled[True].arena_bytes
+        assert one > 0
+        del bp, plan
+        gc.collect()
+        start = evaluate._kept_total[0]
+        monkeypatch.setattr(evaluate, "KEEP_MAX", start + one)     # room for one idle set
+        sessions = [dsl.Interpreter() for _ in range(3)]
+        for bp in sessions:
+            bp.exec(src)
+            g = bp.function("grad(f)")
+            for _ in range(3):
+                assert exact(g(x)) == reference
+            assert evaluate._kept_total[0] <= start + one
+        assert evaluate._kept_total[0] == start + one             # the first plan kept its set
+        del sessions, bp, g
+        gc.collect()
+    assert evaluate._kept_total[0] == start
+
+
 @pytest.mark.parametrize("size", [120, 8])
 def test_generated_plans_stop_at_an_interrupt(size, monkeypatch):
     """Large steps check the flag after each step, small ones between chunks."""
