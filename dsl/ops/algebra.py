@@ -347,34 +347,24 @@ def _unrecorded(node: Node) -> bool:
 
 def _monomial(where: tuple, m: Monomial) -> tuple[Node | None, Node | None]:
     """The product of the atom powers of m, as numerator and denominator."""
-    num = den = None
-    num_m: list = []
-    den_m: list = []
+    sides: list = [None, None]                 # numerator, denominator
+    parts: tuple = ([], [])                    # their atom powers so far
     for atom, e in m:
         factor = atom
         if e != 1 and e != -1:
             factor = _raw(where, "pow", atom, const(float(abs(e))))
             if _unrecorded(factor):
                 _set_poly(factor, {((atom, abs(e)),): 1.0}, 1)
-        if e > 0:
-            num_m.append((atom, e))
-            if num is None:
-                num = factor
-            else:
-                num = _raw(where, "mul", num, factor)
-                if _unrecorded(num):
-                    part = tuple(num_m)
-                    _set_poly(num, {part: 1.0}, _term_cost(part, 1.0))
+        k = 0 if e > 0 else 1
+        parts[k].append((atom, abs(e)))
+        if sides[k] is None:
+            sides[k] = factor
         else:
-            den_m.append((atom, -e))
-            if den is None:
-                den = factor
-            else:
-                den = _raw(where, "mul", den, factor)
-                if _unrecorded(den):
-                    part = tuple(den_m)
-                    _set_poly(den, {part: 1.0}, _term_cost(part, 1.0))
-    return num, den
+            sides[k] = product = _raw(where, "mul", sides[k], factor)
+            if _unrecorded(product):
+                part = tuple(parts[k])
+                _set_poly(product, {part: 1.0}, _term_cost(part, 1.0))
+    return sides[0], sides[1]
 
 
 def _term(where: tuple, m: Monomial, c: float) -> Node:
