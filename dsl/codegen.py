@@ -22,7 +22,7 @@ _BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{
            "greater_equal": "np.greater_equal({0}, {1}).astype(float)",
            "equal": "np.equal({0}, {1}).astype(float)", "not_equal": "np.not_equal({0}, {1}).astype(float)",
            "and": "(({0} != 0) & ({1} != 0)).astype(float)", "or": "(({0} != 0) | ({1} != 0)).astype(float)",
-           "outer": "np.outer({0}, {1})", "solve": "np.linalg.solve({0}, {1})",
+           "outer": "np.outer({0}, {1})", "solve": "_solve({0}, {1})",
            "unbroadcast": "_unbroadcast({0}, {1})",
            "broadcast_like": "np.broadcast_to({0}, np.shape({1})).copy()"}
 _UNARY = {"neg": "-{0}", "not": "({0} == 0).astype(float)", "abs": "np.abs({0})",
@@ -237,6 +237,10 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         lines.append(_TRIANGLES)
     if used - {"_triu_unpack"}:
         lines.append(_special_helpers(used))
+    if "_solve(" in code:                   # the kernel's own source: NumPy 2's rule on any NumPy
+        import inspect
+        from .ops import linalg
+        lines.append("\n\n" + inspect.getsource(linalg._solve))
     return "\n".join(lines + constant_lines + [""] + [code]) + "\n"
 
 

@@ -553,8 +553,10 @@ class Interpreter:
                                                            self._interrupt))
                     return plan.python(results, entry[1], lambda r: self.to_python(
                         rebuild(entry[1], iter(r))))
-            lowered = [to_lowered(from_python(a, copy=False)) for a in args]
-            kw = {k: to_lowered(from_python(v, copy=False)) for k, v in kwargs.items()}
+            # The first call for these shapes lowers eagerly: on copies, since what it
+            # returns may be an argument or a view of one, and goes out read-only.
+            lowered = [to_lowered(from_python(a)) for a in args]
+            kw = {k: to_lowered(from_python(v)) for k, v in kwargs.items()}
             lowerer = Lowerer(_Globals(self), eager=True)
             with self._running():
                 result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))

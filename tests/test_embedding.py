@@ -896,3 +896,115 @@ def test_an_interrupt_while_idle_does_not_stop_the_next_call():
     bp.interrupt()
     bp.exec("y = f(1)")
     assert float(bp.eval("y")) == 2.0
+
+
+# ── host arrays stay the host's (issue 12) ──────────────────────────────────
+# bp never changes the flags or the contents of an array a host passed in, and
+# never returns an alias of one: what it returns is bp's own, read-only.
+
+ENGINES = ("plain", "generated", "scalar")
+ALIASING = ("x -> x", "x -> x * 1", "x -> x + 0", "x -> (x, 2 * x)", "x -> {a: x, b: (x,)}",
+            "x -> x[0:1]", "x -> x[::-1]", "x -> reshape(x, [2, 1])", "x -> x'", "x -> flatten(x)",
+            "grad(w -> sum(w^2) / 2)", "x -> if 1 > 0 then x else 0", "x -> maximum(x, x)",
+            "value_and_grad(w -> sum(w^2) / 2)", "vjp(x -> x)")
+
+
+def _host_inputs():
+    """Host arrays of every layout a caller may pass: contiguous, strided,
+    transposed, read-only to begin with, and a 0-d one."""
+    base = np.arange(6.0).reshape(2, 3)
+    strided = np.array([1.0, 7.0, 2.0, 8.0])[::2]
+    frozen = np.array([1.0, 2.0])
+    frozen.flags.writeable = False
+    return [np.array([1.0, 2.0]), strided, base[0], frozen, np.array(3.0), base.T[0]]
+
+
+def _arrays(v):
+    """The arrays of a Python result: a tensor, or tuples and dicts of them."""
+    if isinstance(v, tuple):
+        return [a for x in v for a in _arrays(x)]
+    if isinstance(v, dict):
+        return [a for x in v.values() for a in _arrays(x)]
+    assert isinstance(v, np.ndarray)
+    return [v]
+
+
+def _check_owned(result, host, flags, before):
+    for leaf in _arrays(result):
+        for h in host:
+            assert not np.shares_memory(leaf, h), "a result aliases the caller's array"
+        assert not leaf.flags.writeable
+    for h, f, b in zip(host, flags, before):
+        assert h.flags.writeable == f, "bp changed the writeable flag of the caller's array"
+        assert h.tolist() == b, "bp changed the contents of the caller's array"
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@pytest.mark.parametrize("src", ALIASING)
+def test_a_callable_never_returns_or_freezes_the_callers_array(name, src):
+    from test_engine import engine
+    bp = dsl.Interpreter()
+    for x in _host_inputs():
+        extra = (np.ones_like(x),) if src.startswith("vjp") else ()
+        host = (x,) + extra
+        flags = [h.flags.writeable for h in host]
+        before = [h.tolist() for h in host]
+        with engine(name):
+            f = bp.function(src)
+            for _ in range(3):                   # the first call lowers; later ones run a plan
+                try:
+                    result = f(x, *extra)
+                except dsl.BpError:              # x' of a 0-d array and the like: not the point
+                    break
+                _check_owned(result, host, flags, before)
+        if x.flags.writeable:                    # the caller can go on changing its array
+            x -= 0.5
+
+
+def test_the_issue_12_training_step_runs():
+    bp = dsl.Interpreter()
+    df = bp.function("grad(w -> sum(w^2) / 2)")
+    w = np.array([1.0, 2.0])
+    for _ in range(3):
+        g = df(w)
+        w -= 0.1 * g                             # raised "output array is read-only"
+    np.testing.assert_allclose(w, [0.9 ** 3, 2 * 0.9 ** 3])
+
+
+def test_bound_host_data_stays_the_hosts(bp):
+    x = np.array([1.0, 2.0, 3.0])
+    bp["X"] = x
+    bp["R"] = {"w": x, "t": (x, 2.0)}
+    for src in ("X", "R", "(X, X)", "R.w", "R.t"):
+        _check_owned(bp.eval(src), [x], [True], [[1.0, 2.0, 3.0]])
+    x[0] = 10.0                                   # the session keeps what was bound
+    assert bp.eval("X").tolist() == [1, 2, 3] and bp.eval("R.w").tolist() == [1, 2, 3]
+
+
+def test_host_functions_get_read_only_views_and_their_results_are_copied(bp):
+    kept = np.array([5.0, 6.0])                   # an array the host keeps and changes later
+    seen = []
+
+    def keep(x):
+        seen.append((x.flags.writeable, x))
+        return kept
+
+    def ident(x):
+        return x                                  # returns bp's own argument
+
+    def ident_vjp(x, out, ct):
+        return (ct,)                              # returns the cotangent it was given
+
+    bp.define("keep", keep)
+    bp.define("ident", ident, vjp=ident_vjp)
+    x = np.array([1.0, 2.0])
+    flags, before = [True, True], [[1.0, 2.0], [5.0, 6.0]]
+    for src in ("keep", "ident", "x -> keep(x) * 1", "grad(x -> sum(ident(x)))", "x -> (ident(x), keep(x))"):
+        f = bp.function(src)
+        for _ in range(3):
+            _check_owned(f(x), [x, kept], flags, before)
+    assert seen and not any(w for w, _ in seen), "a host function could write into bp's arrays"
+    got = bp.eval("keep([1, 2])")
+    kept[0] = 50.0                                # the host changes its array: bp's value stays
+    assert got.tolist() == [5, 6]
+    assert bp.eval("keep([1, 2]) + 0").tolist() == [50, 6]

@@ -24,9 +24,21 @@ def _host_shape(shs, attrs, span):
     return shapes.broadcast(*shs, span=span)
 
 
+def _readonly(xs):
+    """Views of bp's arrays that a host function can read but not change (they may
+    be a caller's arrays, or buffers of a plan)."""
+    views = []
+    for x in xs:
+        v = np.asarray(x).view()
+        v.flags.writeable = False
+        views.append(v)
+    return views
+
+
 def _call(*xs, fn):
-    out = np.asarray(fn.fn(*xs), dtype=np.float64)
-    return out
+    # A copy: what the function returns may be one of its arguments, or an array the
+    # host keeps and changes later; bp's result must be neither.
+    return np.array(fn.fn(*_readonly(xs)), dtype=np.float64)
 
 
 def _host_vjp(ct, out, ins, attrs):
@@ -44,13 +56,13 @@ def _no_forward(ts, out, ins, attrs):
 
 def _vjp_kernel(*xs, fn, i):
     *args, out, ct = xs
-    cts = fn.vjp(*args, out, ct)
+    cts = fn.vjp(*_readonly([*args, out, ct]))
     if not isinstance(cts, (tuple, list)):
         cts = (cts,)
     if len(cts) != len(args):
         raise BpValueError(f"the vjp of {fn.name} returned {len(cts)} cotangents for "
                            f"{len(args)} arguments")
-    g = np.asarray(cts[i], dtype=np.float64)
+    g = np.array(cts[i], dtype=np.float64)
     if g.shape != np.shape(args[i]):
         raise BpValueError(f"the vjp of {fn.name} returned shape {list(g.shape)} for an "
                            f"argument of shape {list(np.shape(args[i]))}")

@@ -108,6 +108,20 @@ def solve_shape(shs, attrs, span):
     return shapes.broadcast(a[:-2], b[:-2], span=span) + b[-2:]
 
 
+def _solve(a, b):
+    """np.linalg.solve with NumPy 2's rule on every NumPy: b is one vector (broadcast
+    over a stack of A) when it has one axis, else a stack of matrices whose batch axes
+    broadcast with A's.  (NumPy 1 took b as a stack of vectors whenever b.ndim was
+    A.ndim - 1.)  Both operands are given the full batch, so no NumPy has to guess."""
+    a, b = np.asarray(a), np.asarray(b)
+    if b.ndim == 1:
+        column = np.broadcast_to(b[:, None], a.shape[:-1] + (1,))
+        return np.linalg.solve(a, column)[..., 0]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return np.linalg.solve(np.broadcast_to(a, batch + a.shape[-2:]),
+                           np.broadcast_to(b, batch + b.shape[-2:]))
+
+
 def _swap(x):
     """x with its last two axes exchanged (the matrix transpose of a stack)."""
     rank = len(x.shape) if isinstance(x.shape, tuple) else 2
@@ -191,11 +205,18 @@ def _det_jvp(ts, out, ins, attrs):
 def _solve_vjp(ct, out, ins, attrs):
     # x = A⁻¹b: b̄ = A⁻ᵀ x̄, Ā = -b̄ xᵀ.
     a, b = ins
-    gb = op("solve", _swap(a), ct)
     if isinstance(b.shape, tuple) and len(b.shape) == 1:
-        ga = neg(mul(op("expand_dims", gb, axis=(-1,)), op("expand_dims", out, axis=(-2,))))
-    else:
-        ga = neg(op("matmul", gb, _swap(out)))
+        if isinstance(a.shape, tuple) and len(a.shape) == 2:
+            gx = op("solve", _swap(a), ct)
+        else:
+            # x̄ is a stack of vectors, one per matrix of A (b was broadcast over the
+            # stack): solve them as columns, then sum b̄ over the stack.
+            column = op("solve", _swap(a), op("expand_dims", ct, axis=(-1,)))
+            gx = op("sum", column, axis=(-1,), keepdims=False)
+        ga = neg(mul(op("expand_dims", gx, axis=(-1,)), op("expand_dims", out, axis=(-2,))))
+        return unbroadcast(ga, a), unbroadcast(gx, b)
+    gb = op("solve", _swap(a), ct)
+    ga = neg(op("matmul", gb, _swap(out)))
     return unbroadcast(ga, a), unbroadcast(gb, b)
 
 
@@ -240,5 +261,5 @@ register(OpDef(name="inv", kernel=np.linalg.inv, shape=inv_shape, vjp=_inv_vjp, 
                doc="matrix inverse"))
 register(OpDef(name="det", kernel=np.linalg.det, shape=det_shape, vjp=_det_vjp, jvp=_det_jvp,
                doc="determinant"))
-register(OpDef(name="solve", kernel=np.linalg.solve, shape=solve_shape, params=("A", "b"),
+register(OpDef(name="solve", kernel=_solve, shape=solve_shape, params=("A", "b"),
                vjp=_solve_vjp, jvp=_solve_jvp, doc="x with A @ x = b"))
