@@ -221,8 +221,22 @@ def param_names(fn: Function) -> tuple[str, ...]:
             return params
         case Transform(kind, inner):
             names = param_names(inner)
-            return names + (("v",) if kind in ("jvp", "hvp") else ("u",) if kind == "vjp" else ())
+            if kind in ("jvp", "hvp", "vjp"):
+                return names + (fresh_name("u" if kind == "vjp" else "v", names),)
+            return names
     return ("x",)
+
+
+def fresh_name(base: str, taken) -> str:
+    """`base`, or `base` with the first number that makes it a name not in `taken`:
+    the name a transform gives the parameter it adds (jvp's tangent, vjp's
+    cotangent), which must never be one of the function's own parameters."""
+    if base not in taken:
+        return base
+    k = 1
+    while f"{base}{k}" in taken:
+        k += 1
+    return f"{base}{k}"
 
 
 def resolve_wrt(t: Transform, names: tuple[str, ...], span: Span) -> tuple[list[int], bool]:

@@ -72,9 +72,14 @@ def intern(op: str, inputs: tuple[Node, ...], attrs: tuple, shape, span: Span | 
     return node
 
 
-def make_input(name: str, shape, span: Span | None = None) -> Node:
-    """A fresh graph input (a parameter); never shared with another."""
-    return intern("input", (), (("name", name), ("uid", next(_uid))), shape, span)
+def make_input(name: str, shape, span: Span | None = None, path: tuple = ()) -> Node:
+    """A fresh graph input (a parameter); never shared with another.
+
+    An input that stands for a global's leaf carries the global's name and, for a
+    leaf of a container, the path to it: ("field", "a") and ("item", 1) steps, so
+    that printing and export can name `P.a` or `T[1]`, not the whole of P or T."""
+    attrs = (("name", name), ("uid", next(_uid))) + ((("path", path),) if path else ())
+    return intern("input", (), attrs, shape, span)
 
 
 def topo_order(outputs: Iterable[Node]) -> list[Node]:

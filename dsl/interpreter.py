@@ -29,7 +29,8 @@ from .ops import Limits
 from .parser import is_complete as _is_complete
 from .parser import parse
 from .shapes import SymShape
-from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves, rebuild
+from .values import (Builtin, Closure, Function, HostFunction, Record, Transform, leaf_paths,
+                     leaves, rebuild)
 
 _ABSENT = object()          # a global that was not bound when a plan was built
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
@@ -63,7 +64,8 @@ class _Globals:
             if self.symbolic and not isinstance(value, Function) and name not in CONSTANTS:
                 if name not in self.named:
                     self.named[name] = rebuild(value, iter(
-                        [make_input(name, leaf.shape) for leaf in leaves(value)]))
+                        [make_input(name, leaf.shape, path=path)
+                         for leaf, path in zip(leaves(value), leaf_paths(value))]))
                 return self.named[name]
             return to_lowered(value)
         if name in ops.BUILTINS or name in SPECIAL:
@@ -189,13 +191,32 @@ class Interpreter:
         return render.format_value(value, self.precision)
 
     def _format_function(self, fn: Function) -> str:
+        """The function's body from its graph.  Where no graph can be built without
+        shapes (the jacobian of a parameter without an annotation), a transform prints
+        as itself applied to its function's printed body: the captured values of a
+        closure are in that body, so the text reads back to the same function
+        whatever the names mean where it is read."""
         if isinstance(fn, Builtin):
             return render.format_function(fn)
         try:
-            names, _, out = self._function_graph(fn)
-            return render.format_graph_function(names, out)
+            names, inputs, out = self._function_graph(fn)
+            return render.format_graph_function(names, out, inputs, self._shadowed_constants())
         except BpError:
+            if isinstance(fn, Transform):
+                inner = self._format_function(fn.fn)
+                return render.format_function(fn, inner=inner)
             return render.format_function(fn)
+
+    def _shadowed_constants(self) -> frozenset:
+        """The constants (inf, nan, …) the session has rebound: printed text must not
+        spell a number by a name that now means something else."""
+        out = set()
+        for name, value in CONSTANTS.items():
+            v = self.globals.get(name)
+            if not (isinstance(v, np.ndarray) and v.shape == () and
+                    (float(v) == value or math.isnan(value) and math.isnan(float(v)))):
+                out.add(name)
+        return frozenset(out)
 
     def function(self, src: str) -> Callable:
         """A Python callable for a bp function: takes arrays or floats, returns arrays."""

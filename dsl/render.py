@@ -92,7 +92,14 @@ def _nest(shape, it, summarise, width, indent, multiline) -> str:
 
 # ── functions, from their AST ────────────────────────────────────────────
 
-def format_function(fn: Function) -> str:
+def format_function(fn: Function, inner: str | None = None) -> str:
+    """A function as bp source from its AST; a transform's function as `inner`
+    when given (its body printed from the graph)."""
+    if inner is not None and isinstance(fn, Transform):
+        args = [inner] + [f"{k}={_format_option(v)}" for k, v in fn.options]
+        if fn.kind == "diff" and fn.options:
+            args = [inner] + [str(v) for k, v in fn.options if k == "n"]
+        return f"{fn.kind}({', '.join(args)})"
     match fn:
         case Closure(params=params, body=body):
             return format_lambda(params, body)
@@ -249,9 +256,20 @@ def _literal(x: float) -> str:
 
 # ── functions, from their graph ──────────────────────────────────────────
 
-def format_graph_function(names: list[str], out) -> str:
+def format_graph_function(names: list[str], out, inputs: list | None = None,
+                          shadowed: frozenset = frozenset()) -> str:
     """A function's graph as bp source: `x -> …`, with every subexpression
-    used more than once bound to a name in a block body (SPEC §5)."""
+    used more than once bound to a name in a block body (SPEC §5).
+
+    Names are chosen last (SPEC §13): the text is first written with a
+    placeholder for every name the printer binds (the parameters, the block's
+    temporaries, the variable of an adjoint's lambda); then each gets its
+    preferred name unless that name is free in the text (a global, a builtin,
+    a constant) or taken by another binder, in which case it gets the first
+    numbered variant that is not.  So no printed name can capture, or be
+    captured by, one the function refers to.  `shadowed` holds the names of
+    constants (inf, nan, …) that the session has rebound: they are spelled
+    without their names."""
     from .graph import topo_order
     outs = [o for o in leaves(out) if isinstance(o, Node)]
     order = topo_order(outs)
@@ -261,24 +279,104 @@ def format_graph_function(names: list[str], out) -> str:
             uses[id(i)] = uses.get(id(i), 0) + 1
     for o in outs:
         uses[id(o)] = uses.get(id(o), 0) + 1
+    binders = _Binders()
     text: dict[int, tuple[str, int]] = {}
+    params = {id(node): binders.add("param", name) for node, name in zip(inputs or (), names)}
+    if inputs is None:                   # no input nodes given: parameters go by their names
+        params = {}
+        by_name = {name: binders.add("param", name) for name in names}
     lines: list[str] = []
-    taken = set(names)
-    counter = 0
     for node in order:
-        text[id(node)] = node_source(node, text)
+        if id(node) in params:
+            text[id(node)] = (params[id(node)], 12)
+        elif inputs is None and node.op == "input" and node.attr("name") in by_name \
+                and not node.attr("path", ()):
+            text[id(node)] = (by_name[node.attr("name")], 12)
+        else:
+            text[id(node)] = node_source(node, text, binders, shadowed)
         if uses.get(id(node), 0) > 1 and not _is_leaf(node):
-            counter += 1
-            while f"t{counter}" in taken:
-                counter += 1
-            name = f"t{counter}"
+            name = binders.add("temp", "t")
             lines.append(f"{name} = {text[id(node)][0]}")
             text[id(node)] = (name, 12)
     result = _container_source(out, text)
-    head = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    head_names = [params[id(node)] for node in inputs] if inputs is not None else \
+        [by_name[n] for n in names]
+    head = head_names[0] if len(head_names) == 1 else "(" + ", ".join(head_names) + ")"
     if not lines:
-        return f"{head} -> {result}"
-    return f"{head} -> {{ {'; '.join(lines)}; return {result} }}"
+        source = f"{head} -> {result}"
+    else:
+        source = f"{head} -> {{ {'; '.join(lines)}; return {result} }}"
+    return binders.resolve(source)
+
+
+_PLACEHOLDER = "\x00"
+_NAME = None
+
+
+class _Binders:
+    """The names a printed function binds, as placeholders until the whole text
+    is known; then each is given a name that nothing else in the text uses."""
+
+    def __init__(self):
+        self.wanted: list[tuple[str, str]] = []          # (kind, preferred name)
+
+    def add(self, kind: str, name: str) -> str:
+        self.wanted.append((kind, name))
+        return f"{_PLACEHOLDER}{len(self.wanted) - 1}{_PLACEHOLDER}"
+
+    def resolve(self, source: str) -> str:
+        import re
+        global _NAME
+        if _NAME is None:
+            # A name that is a reference: not a field (.name), a keyword argument
+            # (name=) or a record field (name:).
+            _NAME = re.compile(r"(?<![\w.])([^\W\d]\w*)(?!\w)(?!\s*(?:=(?!=)|:))")
+        parts = source.split(_PLACEHOLDER)
+        plain = " ".join(parts[0::2])                     # the text without placeholders
+        free = set(_NAME.findall(_strip_strings(plain))) - _KEYWORDS
+        chosen: list[str | None] = [None] * len(self.wanted)
+        taken = set(free)
+        # Parameters first (they keep their names where they can), then the block's
+        # temporaries, then the lambdas' variables, each avoiding all before it.  A
+        # lambda's variable is read only right beside its binding, so lambdas share one.
+        for kinds in (("param",), ("temp",), ("lambda",)):
+            lambda_picks: dict[str, str] = {}
+            for k, (kind, name) in enumerate(self.wanted):
+                if kind not in kinds:
+                    continue
+                if kind == "lambda":
+                    pick = lambda_picks.setdefault(name, name if name not in taken else _fresh(name, taken))
+                else:
+                    pick = name if kind == "param" and name not in taken else _fresh(name, taken)
+                    taken.add(pick)
+                chosen[k] = pick
+        parts[1::2] = [chosen[int(k)] for k in parts[1::2]]
+        return "".join(parts)
+
+
+_KEYWORDS = frozenset("def return for in if then else and or not import export print plot assert "
+                      "graph on to break".split())
+
+
+def _fresh(base: str, taken) -> str:
+    """base with the first number (from 1) that makes a name not in taken."""
+    k = 1
+    while f"{base}{k}" in taken:
+        k += 1
+    return f"{base}{k}"
+
+
+def _strip_strings(text: str) -> str:
+    import re
+    return re.sub(r'"(?:[^"\\]|\\.)*"', " ", text)
+
+
+def global_source(node) -> str:
+    """A global's leaf as bp source: its name, then the fields and items on the way."""
+    out = node.attr("name")
+    for kind, key in node.attr("path", ()):
+        out += f".{key}" if kind == "field" else f"[{key}]"
+    return out
 
 
 def _is_leaf(node) -> bool:
@@ -301,42 +399,59 @@ def _wrap(part: tuple[str, int], level: int) -> str:
     return f"({s})" if prec < level else s
 
 
-def const_source(value: np.ndarray) -> tuple[str, int]:
+def _scalar_source(x: float, shadowed: frozenset = frozenset()) -> tuple[str, int]:
+    """A number as bp source that reads back to the same float64 (-0.0 keeps its
+    sign), with its precedence level; inf and nan by name, or as 1/0 and 0/0 where
+    the session has rebound the name."""
+    if math.isnan(x):
+        return ("0/0", 8) if "nan" in shadowed else ("nan", 12)
+    if math.isinf(x):
+        if "inf" in shadowed:
+            return ("1/0", 8) if x > 0 else ("-1/0", 8)
+        return ("inf", 12) if x > 0 else ("-inf", 9)
+    if x == 0 and math.copysign(1, x) < 0:
+        return "-0.0", 9
+    s = _literal(x)
+    return s, (9 if s.startswith("-") else 12)
+
+
+def const_source(value: np.ndarray, shadowed: frozenset = frozenset()) -> tuple[str, int]:
     """A constant as a bp literal that reads back to the same float64s."""
     if value.ndim == 0:
-        s = _literal(float(value))
-        return s, (9 if s.startswith("-") else 12)
+        return _scalar_source(float(value), shadowed)
     dims = ", ".join(map(str, value.shape))
     if value.size == 0:
         return f"zeros({dims})", 11
     first = value.flat[0]
     if value.size >= 4 and (value == first).all():
         # one value everywhere (a scalar that a fold spread out): say so, not 99 times
-        if first == 0 or first == 1:
+        if first == 1 or first == 0 and math.copysign(1, first) > 0:
             return f"{'ones' if first == 1 else 'zeros'}({dims})", 11
-        return f"full({dims}, value={_literal(float(first))})", 11
+        return f"full({dims}, value={_scalar_source(float(first), shadowed)[0]})", 11
 
     def nest(a):
         if a.ndim == 1:
-            return "[" + ", ".join(_literal(float(x)) for x in a) + "]"
+            return "[" + ", ".join(_scalar_source(float(x), shadowed)[0] for x in a) + "]"
         return "[" + ", ".join(nest(x) for x in a) + "]"
     return nest(value), 12
 
 
-def node_source(node, text: dict) -> tuple[str, int]:
-    """One node as bp source from its operands' texts, with its precedence level."""
+def node_source(node, text: dict, binders: _Binders | None = None,
+                shadowed: frozenset = frozenset()) -> tuple[str, int]:
+    """One node as bp source from its operands' texts, with its precedence level.
+    Names the text binds come from `binders` (placeholders until resolved)."""
     from .ops import REGISTRY, CallForm, Infix, Prefix
     if node.op == "input":
-        return node.attr("name"), 12
+        return global_source(node), 12
     if node.op == "const":
-        return const_source(node.value)
+        return const_source(node.value, shadowed)
     ins = [text[id(i)] for i in node.inputs]
     attrs = dict(node.attrs)
     opdef = REGISTRY[node.op]
     form = opdef.form
     if node.op == "add" and node.inputs[1].op == "const" and node.inputs[1].value.ndim == 0 \
             and float(node.inputs[1].value) < 0:
-        return f"{_wrap(ins[0], 7)} - {_literal(-float(node.inputs[1].value))}", 7
+        return f"{_wrap(ins[0], 7)} - {_wrap(_scalar_source(-float(node.inputs[1].value), shadowed), 8)}", 7
     if isinstance(form, Infix):
         p = form.prec
         if form.assoc == "right":
@@ -359,7 +474,8 @@ def node_source(node, text: dict) -> tuple[str, int]:
             return f"{_wrap(ins[0], 11)}[{_index_source(attrs['items'])}]", 11
         case "unindex":
             # The adjoint of indexing, written with what bp already has.
-            return (f"grad(z -> sum(z[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))"
+            z = binders.add("lambda", "z") if binders is not None else "z"
+            return (f"grad({z} -> sum({z}[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))"
                     f"({ins[1][0]})", 11)
         case "cross_entropy_back":
             # cross_entropy's gradient, one node: written as the formula it computes.
@@ -378,7 +494,7 @@ def node_source(node, text: dict) -> tuple[str, int]:
     for a in opdef.attrs:
         value = attrs.get(a.name, a.default)
         if a.kind == "shape":
-            args.extend(str(d) for d in value)
+            args.extend(str(d) for d in value) if value else args.append("()")
         elif value != a.default or a.required:
             args.append(f"{a.name}={_attr_source(value)}" if not a.required else _attr_source(value))
     name = form.name if isinstance(form, CallForm) else node.op
@@ -391,7 +507,7 @@ def _attr_source(value) -> str:
     if isinstance(value, tuple):
         return str(value[0]) if len(value) == 1 else "(" + ", ".join(map(str, value)) + ")"
     if isinstance(value, float):
-        return _literal(value)
+        return _scalar_source(value)[0]
     return str(value)
 
 

@@ -92,6 +92,28 @@ def leaves(lv) -> list:
     return out
 
 
+def leaf_paths(lv) -> list[tuple]:
+    """The path to each leaf of leaves(lv), in the same order: ("field", name) and
+    ("item", i) steps from the container down."""
+    out, stack = [], [(lv, ())]
+    while stack:
+        x, path = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(reversed([(y, path + (("item", i),)) for i, y in enumerate(x)]))
+        elif isinstance(x, Record):
+            stack.extend(reversed([(y, path + (("field", k),)) for k, y in x.items()]))
+        else:
+            out.append(path)
+    return out
+
+
+def follow(value, path: tuple):
+    """The leaf of a container that `path` (from leaf_paths) leads to."""
+    for kind, key in path:
+        value = value[key]
+    return value
+
+
 def rebuild(template, it):
     """A container shaped like `template` whose leaves come from iterator `it`."""
     if isinstance(template, tuple):
