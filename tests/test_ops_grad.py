@@ -67,6 +67,11 @@ def P(*shape, lo=0.5, hi=2.0):
     return U(*shape, lo=lo, hi=hi)
 
 
+def Zero(*shape):
+    """Exactly 0: a power's base or exponent at the point where its rule has a case."""
+    return In(lambda rng: np.zeros(shape))
+
+
 def Away(*shape, lo=0.3, hi=2.0):
     """|x| in [lo, hi], random sign: away from the kink of abs/relu and from 0 in a divisor."""
     return In(lambda rng: rng.choice([-1.0, 1.0], shape) * rng.uniform(lo, hi, shape))
@@ -152,7 +157,13 @@ SAMPLES: dict[str, list[Sample]] = {
     "pow": [S(P(3), U(2, 1), label="tensor-exponent"), S(P(2, 3), U(), label="scalar-exponent"),
             S(U(2, 3), Const(2.0), label="square"), S(U(3), Const(3.0), label="cube"),
             S(Away(3), Const(-1.0), label="reciprocal"), S(P(2, 2), Const(0.5), label="sqrt"),
-            S(Const(2.0), U(3), label="const-base")],
+            S(Const(2.0), U(3), label="const-base"),
+            # At 0: x^2 and x^3 are smooth there to every order (a constant exponent gets
+            # no derivative); 0^b for b > 0 is 0, so every derivative in b is 0; at b = 0
+            # with a > 0 the mixed second derivative is 1/a (only a = b = 0 is masked).
+            S(Zero(3), Const(2.0), label="square-at-0"), S(Zero(2, 2), Const(3.0), label="cube-at-0"),
+            S(Const(np.array([0.0, 0.0, 1.5])), P(3), label="zero-base"),
+            S(P(3), Zero(3), label="zero-exponent"), S(P(2, 3), Zero(), label="zero-scalar-exponent")],
     "maximum": [S(U(3, lo=-0.9, hi=0.9), Away(2, 1, lo=1.1, hi=1.9), label="bcast"),
                 S(Away(lo=1.1, hi=1.9), U(2, 3, lo=-0.9, hi=0.9), label="scalar")],
     "minimum": [S(U(3, lo=-0.9, hi=0.9), Away(2, 1, lo=1.1, hi=1.9), label="bcast"),
@@ -559,3 +570,36 @@ def test_ops_grad_ops_without_a_batching_rule():
     assert lacking == NO_BATCHING_RULE, (
         f"ops without a batching rule changed: now lacking {sorted(lacking - NO_BATCHING_RULE)}, "
         f"no longer lacking {sorted(NO_BATCHING_RULE - lacking)}")
+
+
+# ── powers at 0: the values JAX gives, exact elsewhere ───────────────────
+
+def test_ops_grad_pow_at_zero():
+    """d/dy 0^y = 0^y·log 0 → 0 for y > 0 (0^y is 0 there); d/dx x^n at x = n = 0 is
+    0 (x^0 is the constant 1), as jax.grad gives; the values around those points
+    stay exact.  Expected values by hand: d/dx x^n = n x^(n-1), d/dn x^n = x^n ln x,
+    d²/dx dn x^n = x^(n-1) (1 + n ln x), d²/dn² x^n = x^n ln² x."""
+    import dsl
+    bp = dsl.Interpreter()
+    bp.exec("def p(x, n) = x^n\ngx = grad(p)\ngn = grad(p, wrt=1)")
+    ev = lambda src: float(bp.eval(src))
+    assert ev("grad(y -> 0^y)(0.5)") == 0.0
+    assert ev("grad(grad(y -> 0^y))(0.5)") == 0.0
+    np.testing.assert_array_equal(bp.eval("grad(y -> sum(0^y))([0.5, 2, 7])"), [0.0, 0.0, 0.0])
+    assert ev("gx(0, 0)") == 0.0 and ev("gn(0, 0)") == 0.0
+    assert ev("gx(0, 1)") == 1.0 and ev("gx(0, 2)") == 0.0 and ev("gx(0, 0.5)") == np.inf
+    assert ev("gn(0, 0.5)") == 0.0 and ev("gn(0, 3)") == 0.0
+    assert ev("gx(2, 0)") == 0.0 and ev("gn(2, 0)") == pytest.approx(np.log(2), rel=1e-15)
+    # only x = n = 0 is masked: at n = 0, x = 2 the mixed derivative is 1/x, both ways round
+    assert ev("grad(gx, wrt=1)(2, 0)") == pytest.approx(0.5, rel=1e-15)
+    assert ev("grad(gn)(2, 0)") == pytest.approx(0.5, rel=1e-15)
+    assert ev("grad(gn, wrt=1)(2, 0)") == pytest.approx(np.log(2) ** 2, rel=1e-14)
+    assert ev("gx(2, 3)") == pytest.approx(12.0, rel=1e-15)
+    assert ev("gn(2, 3)") == pytest.approx(8 * np.log(2), rel=1e-15)
+    assert ev("grad(gx, wrt=1)(2, 3)") == pytest.approx(4 + 12 * np.log(2), rel=1e-14)
+    assert ev("grad(gx)(2, 3)") == pytest.approx(12.0, rel=1e-15)
+    assert ev("grad(gn, wrt=1)(2, 3)") == pytest.approx(8 * np.log(2) ** 2, rel=1e-14)
+    # a constant exponent gets no derivative: x^2 and x^3 are smooth at 0 to every order
+    assert [ev(f"diff(x -> x^2, {k})(0)") for k in (1, 2, 3)] == [0.0, 2.0, 0.0]
+    assert [ev(f"diff(x -> x^3, {k})(0)") for k in (1, 2, 3, 4)] == [0.0, 0.0, 6.0, 0.0]
+    assert bp.show("grad(x -> x^2)") == "x -> 2*x"

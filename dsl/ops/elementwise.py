@@ -226,13 +226,23 @@ _binary("div", np.divide, "a / b", Infix("/", 8), fold=_fold_div,
 
 
 def _pow_da(out, a, b):
-    # d/da a^b = b·a^(b-1); a constant exponent folds, so x^2 gives 2*x.
-    return mul(b, pow_(a, sub(b, c(1))))
+    # d/da a^b = b·a^(b-1); a constant exponent folds, so x^2 gives 2*x (and x^0 has 0).
+    # With a tensor exponent, 0·0^(-1) at a = b = 0 is 0 (a^0 is the constant 1), as in
+    # JAX; only that point is masked, so the mixed second derivative elsewhere (1/a at
+    # b = 0) stays exact.
+    da = mul(b, pow_(a, sub(b, c(1))))
+    if b.op == "const":
+        return da
+    return where(op("and", op("equal", a, c(0)), op("equal", b, c(0))), c(0), da)
 
 
 def _pow_db(out, a, b):
-    # d/db a^b = a^b·log(a); a constant exponent gets none (so x^2 is smooth at 0).
-    return None if b.op == "const" else mul(out, op("log", a))
+    # d/db a^b = a^b·log(a); a constant exponent gets none (so x^2 is smooth at 0).  At
+    # a = 0 the log is taken of 1 instead (JAX's rule): 0^b is 0 for b > 0, so its
+    # derivative there is 0, not 0·-inf; its own derivatives through the mask are 0 too.
+    if b.op == "const":
+        return None
+    return mul(out, op("log", where(op("equal", a, c(0)), c(1), a)))
 
 
 def _pow_vjp(ct, out, ins, attrs):
