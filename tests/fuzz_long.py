@@ -1,6 +1,7 @@
 """A long fuzz run of tests/test_fuzz.py's generators, outside pytest.
 
     python -m tests.fuzz_long --minutes 5 [--seed 0] [--round 100] [--timeout 10]
+    python -m tests.fuzz_long --printing --minutes 5 [--seed 0] [--round 100]
 
 Runs the same hypothesis strategies as tests/test_fuzz.py (random text,
 terminal sequences, statement-prefixed sequences, programs derived from
@@ -184,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--round", type=int, default=100, help="examples per generator per round")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds before a program counts as slow")
     p.add_argument("--only", action="append", default=None, help="run only this generator (repeatable)")
+    p.add_argument("--printing", action="store_true",
+                   help="run tests/test_print_fuzz.py's properties instead (printed derivatives "
+                        "read back for every name and rank), --round examples a round")
     args = p.parse_args(argv)
+    if args.printing:
+        return run_printing(args)
 
     gens = strategies()
     if args.only:
@@ -216,6 +222,37 @@ def main(argv: list[str] | None = None) -> int:
             os.chdir(old_cwd)
     print(report(stats, time.monotonic() - start, rounds, args))
     return 1 if stats.findings else 0
+
+
+def run_printing(args) -> int:
+    """The printing properties, round after round with fresh seeds, until the time is up;
+    the first failure of each property is reported with its input."""
+    from tests import test_print_fuzz as pf
+    properties = [pf.test_printed_derivatives_read_back_for_every_name_and_rank,
+                  pf.test_printed_gradient_matches_finite_differences_at_every_rank]
+    deadline = time.monotonic() + args.minutes * 60
+    failures: dict[str, str] = {}
+    rounds = examples = 0
+    while time.monotonic() < deadline and len(failures) < len(properties):
+        for prop in properties:
+            if prop.__name__ in failures or time.monotonic() >= deadline:
+                continue
+            inner = prop.hypothesis.inner_test
+            run = seed(args.seed + rounds)(settings(max_examples=args.round, deadline=None,
+                                                    derandomize=False, database=None)(
+                given(program=pf.programs(), seed=st.integers(0, 2**16))(inner)))
+            try:
+                run()
+            except Exception as err:                 # hypothesis re-raises the shrunk failure
+                failures[prop.__name__] = f"{type(err).__name__}: {err}"
+            examples += args.round
+        rounds += 1
+        print(f"  round {rounds}: {examples:,} examples, {len(failures)} failing properties",
+              file=sys.stderr, flush=True)
+    for name, text in failures.items():
+        print(f"FAILED {name}\n{text}\n")
+    print(f"printing fuzz: {rounds} rounds, {examples:,} examples, {len(failures)} failures")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
