@@ -173,6 +173,27 @@ def _solve(node, ins, m):
     return apply("reshape", [apply("solve", [a, col])], {"shape": (m,) + node.shape})
 
 
+def _swapaxes(node, ins, m):
+    (x, _), = ins
+    rank = len(node.shape)
+    return apply("swapaxes", [x], {"axis1": node.attr("axis1") % rank + 1,
+                                   "axis2": node.attr("axis2") % rank + 1})
+
+
+def _matmul_vjp(node, ins, m):
+    """matmul_vjp folds to its known-rank form wherever shapes are known (and batching
+    needs them), so this meets it only if a graph kept one: batch that form, seeded
+    where the one batched operand is (linear in it; two batched operands are not)."""
+    from .ops.linalg import _matmul_cotangent
+    batched = [k for k, (_, b) in enumerate(ins) if b]
+    if len(batched) != 1:
+        return None
+    k = batched[0]
+    a, b, g = node.inputs
+    out = batch([_matmul_cotangent(a, b, g, node.attr("wrt", 0))], node.inputs[k], ins[k][0])
+    return None if out is None else out[0]
+
+
 def _zeros_like(node, ins, m):
     return const(np.zeros((m,) + node.shape))
 
@@ -189,6 +210,7 @@ _RULES = {"sum": _reduce, "mean": _reduce, "prod": _reduce, "max": _reduce, "min
           "broadcast_to": _broadcast_to, "broadcast_like": _broadcast_like,
           "unbroadcast": _unbroadcast, "transpose": _transpose, "index": _index,
           "unindex": _unindex, "concat": _join, "stack": _join, "matmul": _matmul,
+          "matmul_vjp": _matmul_vjp, "swapaxes": _swapaxes,
           "solve": _solve, "zeros_like": _zeros_like, "triu_unpack": _on_last_axes,
           "triu_pack": _on_last_axes, "digamma": _elementwise}
 

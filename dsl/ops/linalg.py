@@ -1,13 +1,21 @@
-"""Linear algebra: matmul (@), transpose, outer, trace, diag, inv, det, solve."""
+"""Linear algebra: matmul (@), transpose, swapaxes, outer, trace, diag, inv, det, solve,
+and matmul_vjp (the cotangents of @ for operands of any rank).
+
+Rules that depend on rank read it from a concrete shape only; at an unknown rank (a
+parameter without annotation) they build rank-generic nodes (swapaxes, matmul_vjp, or
+solve's derivative through inv(A) @ b) that fold to the concrete forms as soon as the
+shapes are known, so a printed derivative is right for every rank (docs/design.md,
+"Rank-generic derivatives").
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import shapes
-from ..errors import BpShapeError
+from ..errors import BpShapeError, BpValueError
 from . import Attr, CallForm, Infix, OpDef, apply, const, register
 from .shape import known_shape
-from .sym import add, div, mul, neg, op, transpose, unbroadcast
+from .sym import add, mul, neg, op, transpose, unbroadcast
 
 
 def _concrete(shs):
@@ -96,7 +104,8 @@ def det_shape(shs, attrs, span):
 def solve_shape(shs, attrs, span):
     a, b = shs
     if not _concrete(shs):
-        return shs[1]
+        # x has b's shape when A is one matrix; a stack of A adds its batch axes
+        return b if isinstance(a, tuple) and len(a) == 2 else shapes.SymShape()
     _square(a, "solve", span)
     if len(b) == 1:
         if b[0] != a[-1]:
@@ -122,30 +131,138 @@ def _solve(a, b):
                            np.broadcast_to(b, batch + b.shape[-2:]))
 
 
-def _swap(x):
-    """x with its last two axes exchanged (the matrix transpose of a stack)."""
-    rank = len(x.shape) if isinstance(x.shape, tuple) else 2
-    if rank < 2:
-        return x
-    return transpose(x, tuple(range(rank - 2)) + (rank - 1, rank - 2))
+def _rank(x) -> int | None:
+    """The rank of a node when its shape says (None for a parameter without annotation)."""
+    return len(x.shape) if isinstance(x.shape, tuple) else None
 
+
+def _swap(x):
+    """x with its last two axes exchanged (the matrix transpose of a stack): swapaxes,
+    which is x' as soon as the rank is known to be 2."""
+    return op("swapaxes", x, axis1=-1, axis2=-2)
+
+
+# ── swapaxes ─────────────────────────────────────────────────────────────
+
+def _swap_perm(rank: int, attrs, span) -> tuple[int, ...]:
+    i, = shapes.normalize_axes((attrs["axis1"],), rank, span)
+    j, = shapes.normalize_axes((attrs["axis2"],), rank, span)
+    perm = list(range(rank))
+    perm[i], perm[j] = j, i
+    return tuple(perm)
+
+
+def swapaxes_shape(shs, attrs, span):
+    s = shs[0]
+    if not _concrete(shs):
+        return shapes.SymShape()
+    return tuple(s[k] for k in _swap_perm(len(s), attrs, span))
+
+
+def _fold_swapaxes(ins, attrs, shape):
+    x, = ins
+    if isinstance(x.shape, tuple):            # a known rank: the permutation it is
+        perm = _swap_perm(len(x.shape), attrs, None)
+        return x if perm == tuple(range(len(perm))) else transpose(x, perm)
+    if x.op == "swapaxes" and {x.attr("axis1"), x.attr("axis2")} == {attrs["axis1"], attrs["axis2"]}:
+        return x.inputs[0]                    # the same two axes swapped back
+    return None
+
+
+def _swapaxes_rule(ts_or_ct, attrs):
+    return op("swapaxes", ts_or_ct, axis1=attrs["axis1"], axis2=attrs["axis2"])
+
+
+# ── matmul and its cotangents ────────────────────────────────────────────
 
 def _matmul_vjp(ct, out, ins, attrs):
     a, b = ins
-    ra = len(a.shape) if isinstance(a.shape, tuple) else 2
-    rb = len(b.shape) if isinstance(b.shape, tuple) else 2
-    if ra == 1 and rb == 1:                       # a·b
-        return mul(ct, b), mul(ct, a)
-    if ra == 1:                                   # (k) @ (…, k, n) → (…, n)
-        ga = op("matmul", b, ct) if rb == 2 else \
-            op("sum", mul(b, op("expand_dims", ct, axis=(-2,))), axis=(-1,), keepdims=False)
-        return (unbroadcast(ga, a),
-                unbroadcast(mul(op("expand_dims", a, axis=(-1,)), op("expand_dims", ct, axis=(-2,))), b))
-    if rb == 1:                                   # (…, m, k) @ (k) → (…, m)
-        gb = op("matmul", _swap(a), ct) if ra == 2 else \
+    return op("matmul_vjp", a, b, ct, wrt=0), op("matmul_vjp", a, b, ct, wrt=1)
+
+
+def matmul_vjp_shape(shs, attrs, span):
+    a, b, g = shs
+    wrt = attrs.get("wrt", 0)
+    if wrt not in (0, 1):
+        raise BpValueError(f"matmul_vjp: wrt= is 0 (the cotangent of a) or 1 (of b), got {wrt}", span)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        out = matmul_shape((a, b), {}, span)
+        if isinstance(g, tuple) and g != out:
+            raise BpShapeError(f"matmul_vjp: g has shape {shapes.fmt(g)}, but a @ b has shape "
+                               f"{shapes.fmt(out)}", span)
+    return shs[wrt]
+
+
+def _matmul_vjp_kernel(a, b, g, wrt=0):
+    """The cotangent of a (wrt=0) or b (wrt=1) in a @ b for the output cotangent g, for
+    every rank NumPy's matmul accepts: a vector operand becomes a row (a) or a column (b),
+    g gains the axes matmul dropped, and the product is summed down to the operand's shape."""
+    a, b, g = np.asarray(a), np.asarray(b), np.asarray(g)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g[..., None] if b.ndim == 1 else g
+    g2 = g2[..., None, :] if a.ndim == 1 else g2
+    if wrt == 0:
+        r, like = np.matmul(g2, np.swapaxes(b2, -1, -2)), a2
+    else:
+        r, like = np.matmul(np.swapaxes(a2, -1, -2), g2), b2
+    if r.ndim > like.ndim:
+        r = r.sum(axis=tuple(range(r.ndim - like.ndim)))
+    axes = tuple(i for i, d in enumerate(like.shape) if d == 1 and r.shape[i] != 1)
+    if axes:
+        r = r.sum(axis=axes, keepdims=True)
+    return r.reshape((a if wrt == 0 else b).shape)
+
+
+def _matmul_cotangent(a, b, ct, wrt):
+    """matmul_vjp at known ranks, in the matrix-calculus forms: ḡ bᵀ and aᵀ ḡ, outer
+    products for a matrix and a vector, and sums over a stack's batch axes."""
+    ra, rb = len(a.shape), len(b.shape)
+    if wrt == 0:
+        if rb == 1:
+            g = mul(ct, b) if ra == 1 else op("outer", ct, b) if ra == 2 else \
+                mul(op("expand_dims", ct, axis=(-1,)), b)
+        elif ra == 1:
+            g = op("matmul", b, ct) if rb == 2 else \
+                op("sum", mul(b, op("expand_dims", ct, axis=(-2,))), axis=(-1,), keepdims=False)
+        else:
+            g = op("matmul", ct, _swap(b))
+        return unbroadcast(g, a)
+    if ra == 1:
+        g = mul(ct, a) if rb == 1 else op("outer", a, ct) if rb == 2 else \
+            mul(op("expand_dims", a, axis=(-1,)), op("expand_dims", ct, axis=(-2,)))
+    elif rb == 1:
+        g = op("matmul", _swap(a), ct) if ra == 2 else \
             op("sum", mul(a, op("expand_dims", ct, axis=(-1,))), axis=(-2,), keepdims=False)
-        return (unbroadcast(mul(op("expand_dims", ct, axis=(-1,)), b), a), unbroadcast(gb, b))
-    return unbroadcast(op("matmul", ct, _swap(b)), a), unbroadcast(op("matmul", _swap(a), ct), b)
+    else:
+        g = op("matmul", _swap(a), ct)
+    return unbroadcast(g, b)
+
+
+def _fold_matmul_vjp(ins, attrs, shape):
+    a, b, g = ins
+    if _rank(a) is None or _rank(b) is None:
+        return None                           # the rank decides the form: wait for it
+    return _matmul_cotangent(a, b, g, attrs.get("wrt", 0))
+
+
+def _matmul_vjp_vjp(ct, out, ins, attrs):
+    # y = ∂⟨g, a @ b⟩/∂a is linear in g and b (a gives only its shape), and
+    # ⟨u, y⟩ = ⟨g, u @ b⟩; likewise for wrt=1 with ⟨u, y⟩ = ⟨g, a @ u⟩.
+    a, b, g = ins
+    if attrs.get("wrt", 0) == 0:
+        return None, op("matmul_vjp", ct, b, g, wrt=1), op("matmul", ct, b)
+    return op("matmul_vjp", a, ct, g, wrt=0), None, op("matmul", a, ct)
+
+
+def _matmul_vjp_jvp(ts, out, ins, attrs):
+    a, b, g = ins
+    ta, tb, tg = ts
+    if attrs.get("wrt", 0) == 0:
+        return add(None if tb is None else op("matmul_vjp", a, tb, g, wrt=0),
+                   None if tg is None else op("matmul_vjp", a, b, tg, wrt=0))
+    return add(None if ta is None else op("matmul_vjp", ta, b, g, wrt=1),
+               None if tg is None else op("matmul_vjp", a, b, tg, wrt=1))
 
 
 def _matmul_jvp(ts, out, ins, attrs):
@@ -191,28 +308,42 @@ def _inv_jvp(ts, out, ins, attrs):
 
 
 def _det_vjp(ct, out, ins, attrs):
-    # d det(A) = det(A) tr(A⁻¹ dA), so Ā = c·det(A)·A⁻ᵀ.
-    scale = op("expand_dims", mul(ct, out), axis=(-1, -2))
+    # d det(A) = det(A) tr(A⁻¹ dA), so Ā = c·det(A)·A⁻ᵀ (one scale per matrix of a stack).
+    scale = mul(ct, out)
+    if _rank(ins[0]) != 2:
+        scale = op("expand_dims", scale, axis=(-1, -2))
     return (mul(scale, _swap(op("inv", ins[0]))),)
 
 
 def _det_jvp(ts, out, ins, attrs):
-    x = op("matmul", op("inv", ins[0]), ts[0])
-    return mul(out, op("sum", mul(x, const(np.eye(known_shape(ins[0], "det")[-1]))),
-                       axis=(-2, -1), keepdims=False))
+    # tr(A⁻¹ dA) = sum(A⁻ᵀ ∘ dA) over the last two axes, whatever leads them.
+    axis = None if _rank(ins[0]) == 2 else (-2, -1)
+    return mul(out, op("sum", mul(_swap(op("inv", ins[0])), ts[0]), axis=axis, keepdims=False))
 
+
+# solve(A, b) follows NumPy 2: b is one vector when it has one axis (broadcast over a
+# stack of A), else a stack of matrices.  So the rules depend on b's rank; where it is
+# unknown they use solve(A, b) = inv(A) @ b, whose matmul carries b's rank at run time.
 
 def _solve_vjp(ct, out, ins, attrs):
     # x = A⁻¹b: b̄ = A⁻ᵀ x̄, Ā = -b̄ xᵀ.
     a, b = ins
-    if isinstance(b.shape, tuple) and len(b.shape) == 1:
-        if isinstance(a.shape, tuple) and len(a.shape) == 2:
+    rb = _rank(b)
+    if rb is None:
+        # b̄ = the cotangent of b in A⁻¹ @ b; Ā = -A⁻ᵀ C A⁻ᵀ with C that of A⁻¹ (which
+        # needs only A's shape).
+        ai = op("inv", a)
+        t = _swap(ai)
+        c = op("matmul_vjp", a, b, ct, wrt=0)
+        return neg(op("matmul", op("matmul", t, c), t)), op("matmul_vjp", ai, b, ct, wrt=1)
+    if rb == 1:
+        if _rank(a) == 2:
             gx = op("solve", _swap(a), ct)
-        else:
-            # x̄ is a stack of vectors, one per matrix of A (b was broadcast over the
-            # stack): solve them as columns, then sum b̄ over the stack.
-            column = op("solve", _swap(a), op("expand_dims", ct, axis=(-1,)))
-            gx = op("sum", column, axis=(-1,), keepdims=False)
+            return neg(op("outer", gx, out)), gx
+        # x̄ is a stack of vectors, one per matrix of A (b was broadcast over the
+        # stack): solve them as columns, then sum b̄ over the stack.
+        column = op("solve", _swap(a), op("expand_dims", ct, axis=(-1,)))
+        gx = op("sum", column, axis=(-1,), keepdims=False)
         ga = neg(mul(op("expand_dims", gx, axis=(-1,)), op("expand_dims", out, axis=(-2,))))
         return unbroadcast(ga, a), unbroadcast(gx, b)
     gb = op("solve", _swap(a), ct)
@@ -221,14 +352,20 @@ def _solve_vjp(ct, out, ins, attrs):
 
 
 def _solve_jvp(ts, out, ins, attrs):
+    # dx = A⁻¹(db - dA x)
     a, b = ins
-    rhs = None
-    if ts[1] is not None:
-        rhs = ts[1]
-    if ts[0] is not None:
-        ax = op("matmul", ts[0], out)
-        rhs = neg(ax) if rhs is None else op("sub", rhs, ax)
-    return op("solve", a, rhs)
+    ta, tb = ts
+    dx = None if tb is None else op("solve", a, tb)
+    if ta is None:
+        return dx
+    rb = _rank(b)
+    if rb is None:                                   # (A⁻¹ dA A⁻¹) @ b keeps b's rank
+        ai = op("inv", a)
+        return add(dx, neg(op("matmul", op("matmul", op("matmul", ai, ta), ai), b)))
+    if rb == 1 and _rank(a) != 2:                    # x is a stack of vectors: as columns
+        ax = op("matmul", ta, op("expand_dims", out, axis=(-1,)))
+        return add(dx, neg(op("sum", op("solve", a, ax), axis=(-1,), keepdims=False)))
+    return add(dx, neg(op("solve", a, op("matmul", ta, out))))
 
 
 def _outer_vjp(ct, out, ins, attrs):
@@ -246,6 +383,18 @@ def _outer_jvp(ts, out, ins, attrs):
 register(OpDef(name="matmul", kernel=np.matmul, shape=matmul_shape, params=("a", "b"),
                vjp=_matmul_vjp, jvp=_matmul_jvp,
                fmt=Infix("@", 8), builtin=False, doc="a @ b: matrix product, NumPy matmul rules"))
+register(OpDef(name="matmul_vjp", kernel=_matmul_vjp_kernel, shape=matmul_vjp_shape,
+               params=("a", "b", "g"), attrs=(Attr("wrt", "int", 0),), fold=_fold_matmul_vjp,
+               vjp=_matmul_vjp_vjp, jvp=_matmul_vjp_jvp,
+               doc="the cotangent of a (wrt=0) or b (wrt=1) in a @ b for the output cotangent g, "
+                   "for operands of any rank (how a derivative of @ prints when ranks are unknown)"))
+register(OpDef(name="swapaxes", kernel=lambda x, axis1, axis2: np.swapaxes(x, axis1, axis2),
+               shape=swapaxes_shape, attrs=(Attr("axis1", "int", required=True),
+                                            Attr("axis2", "int", required=True)),
+               fold=_fold_swapaxes, vjp=lambda ct, out, ins, a: (_swapaxes_rule(ct, a),),
+               jvp=lambda ts, out, ins, a: _swapaxes_rule(ts[0], a),
+               doc="x with two axes exchanged (NumPy swapaxes); swapaxes(x, -1, -2) transposes "
+                   "every matrix of a stack"))
 register(OpDef(name="transpose", kernel=_transpose, shape=transpose_shape,
                attrs=(Attr("axes", "perm", None),), vjp=_transpose_vjp,
                jvp=lambda ts, out, ins, a: transpose(ts[0], a.get("axes")),
