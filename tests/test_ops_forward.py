@@ -91,6 +91,17 @@ def ref_matmul(a, b):
     return out
 
 
+def ref_matmul_vjp(a, b, g, wrt):
+    """By linearity: element i of the cotangent is <g, e_i @ b> (wrt=0) or <g, a @ e_i>."""
+    x = (a, b)[wrt]
+    out = np.zeros(x.shape)
+    for idx in np.ndindex(*x.shape):
+        e = np.zeros(x.shape)
+        e[idx] = 1.0
+        out[idx] = np.sum(g * (ref_matmul(e, b) if wrt == 0 else ref_matmul(a, e)))
+    return out
+
+
 def ref_det(a):
     """Leibniz's formula over permutations, per matrix of a stack."""
     n = a.shape[-1]
@@ -350,6 +361,20 @@ SAMPLES: dict[str, Spec] = {
                     s(U(2, 1, 3, 4), U(5, 4, 2), label="batch-bcast"),
                     s(U(4, 2, 3), U(3), label="batch@vec"), s(U(3), U(4, 3, 2), label="vec@batch")],
                    ref=ref_matmul),
+    "matmul_vjp": Spec([s(U(2, 3), U(3), U(2), wrt=0, label="mat@vec-a"),
+                        s(U(2, 3), U(3), U(2), wrt=1, label="mat@vec-b"),
+                        s(U(3), U(3), U(), wrt=0, label="vec@vec-a"),
+                        s(U(3), U(3, 4), U(4), wrt=1, label="vec@mat-b"),
+                        s(U(3), U(4, 3, 2), U(4, 2), wrt=0, label="vec@batch-a"),
+                        s(U(4, 2, 3), U(3), U(4, 2), wrt=1, label="batch@vec-b"),
+                        s(U(2, 1, 3, 4), U(5, 4, 2), U(2, 5, 3, 2), wrt=0, label="batch-bcast-a"),
+                        s(U(2, 1, 3, 4), U(5, 4, 2), U(2, 5, 3, 2), wrt=1, label="batch-bcast-b")],
+                       ref=ref_matmul_vjp, symbolic="same"),
+    "swapaxes": Spec([s(U(2, 3), axis1=-1, axis2=-2, label="mat"),
+                      s(U(2, 3, 4), axis1=-1, axis2=-2, label="stack"),
+                      s(U(2, 3, 4), axis1=0, axis2=2, label="outer-axes"),
+                      s(U(2, 3), axis1=1, axis2=1, label="same-axis")],
+                     ref=lambda x, axis1, axis2: np.swapaxes(x, axis1, axis2)),
     "transpose": Spec([s(U(2, 3), axes=None, label="mat"), s(U(2, 3, 4), axes=None, label="rank3"),
                        s(U(2, 3, 4), axes=(1, 0, 2), label="perm"),
                        s(U(2, 3, 4), axes=(-1, 0, 1), label="negative-axes"),
