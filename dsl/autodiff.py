@@ -302,6 +302,9 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         return tuple(parts) if many else parts[0]
 
     kind = t.kind
+    # Built to be read (printed, listed, exported) rather than run: Jacobians take
+    # their matrix-calculus form (see _jacobian).
+    display = getattr(lowerer.ctx, "symbolic", False)
     if kind == "diff":
         result = _diff(inner, t, call_args, placeholders[0], span)
     else:
@@ -312,11 +315,11 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             result = (out, g) if kind == "value_and_grad" else g
         elif kind == "jacobian":
             out = _tensor_output(out, kind, span)
-            result = per_wrt([_jacobian(out, p, span) for p in flat_ph])
+            result = per_wrt([_jacobian(out, p, span, display) for p in flat_ph])
         elif kind == "hessian":
             out = scalar_output(out, kind)
             grads = vjp_graph([out], [_seed(out)], flat_ph)
-            result = per_wrt([_jacobian(g, p, span) for g, p in zip(grads, flat_ph)])
+            result = per_wrt([_jacobian(g, p, span, display) for g, p in zip(grads, flat_ph)])
         elif kind == "jvp":
             out = _tensor_output(out, kind, span)
             vs = _vector_leaves(vector, flat_ph, "tangent v", span)
@@ -394,9 +397,15 @@ def _diff(inner, t: Transform, call_args: list, ph: list[Node], span: Span):
     return y
 
 
-def _jacobian(out: Node, x: Node, span: Span) -> Node:
+def _jacobian(out: Node, x: Node, span: Span, display: bool = False) -> Node:
     """d out / d x with shape shape(out) + shape(x): one VJP per output element,
-    or one JVP per input element when the input is the smaller."""
+    or one JVP per input element when the input is the smaller.
+
+    For display, between vectors and scalars, the matrix-calculus form where the
+    derivative is built of linear forms (dsl/linear.py: A + A', diag(6 * x)).  It is
+    the same matrix; evaluation keeps the batched form, which is as fast or faster
+    and keeps the stable rules of the softmax family (diag(s) - outer(s, s) loses
+    digits where an entry of s is within 1e-13 of 1)."""
     so = _known(out, "jacobian", span)
     sx = _known(x, "jacobian", span)
     m, n = shapes.size(so), shapes.size(sx)
@@ -405,6 +414,12 @@ def _jacobian(out: Node, x: Node, span: Span) -> Node:
     if so == ():
         return vjp_graph([out], [const(1.0)], [x])[0]
     with building("d", span):
+        if display and len(so) <= 1 and len(sx) == 1:
+            from . import linear
+            t = make_input("∂t", sx, span)
+            matrix = linear.matrix_of(jvp_graph([out], [x], [t])[0], t)
+            if matrix is not None:
+                return matrix
         return _jacobian_built(out, x, so, sx, m, n, span)
 
 

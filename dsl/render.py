@@ -422,6 +422,16 @@ def const_source(value: np.ndarray, shadowed: frozenset = frozenset()) -> tuple[
     dims = ", ".join(map(str, value.shape))
     if value.size == 0:
         return f"zeros({dims})", 11
+    if value.ndim == 2 and value.shape[0] == value.shape[1] > 1 and not np.signbit(value).any() \
+            and (value == np.diag(np.diag(value))).all() and value.any():
+        # a diagonal matrix (a Hessian of a quadratic): eye(n), c*eye(n) or diag([…])
+        d = np.diag(value)
+        n = value.shape[0]
+        if (d == 1).all():
+            return f"eye({n})", 11
+        if (d == d[0]).all():
+            return f"{_scalar_source(float(d[0]), shadowed)[0]}*eye({n})", 8
+        return f"diag({const_source(d, shadowed)[0]})", 11
     first = value.flat[0]
     if value.size >= 4 and (value == first).all():
         # one value everywhere (a scalar that a fold spread out): say so, not 99 times

@@ -32,8 +32,9 @@ ALLOWED: dict[str, set[str]] = {
     "shapes": {"errors"},
     "ops": {"graph", "shapes", "errors", "struct"},
     "values": {"ast", "errors", "struct"},
-    "autodiff": PASSES | {"batching"},
+    "autodiff": PASSES | {"batching", "linear"},
     "batching": PASSES,
+    "linear": PASSES,                                     # matrix-calculus forms of Jacobians
     "plot": {"errors"},
     "ipython": {"interpreter", "errors", "values", "render", "dsl"},
     "simplify": PASSES,

@@ -65,8 +65,27 @@ register(OpDef(name="neg", kernel=np.negative, shape=same_shape, params=("x",), 
 _unary("abs", np.abs, "absolute value; abs'(0) = 0", d=lambda x, out: op("sign", x))
 _unary("sign", np.sign, "-1, 0 or 1; derivative 0")
 _unary("exp", np.exp, "e^x", d=lambda x, out: out)
-_unary("log", np.log, "natural logarithm; log(0) = -inf", d=lambda x, out: div(c(1), x))
-_unary("log1p", np.log1p, "log(1 + x), accurate near 0", d=lambda x, out: div(c(1), add(c(1), x)))
+def _softplus_of(x):
+    """log(1 + exp(u)) and log1p(exp(u)) are softplus(u): computed without overflow, and
+    differentiated as the text writes it (sigmoid(u), not exp(u) / (1 + exp(u)))."""
+    if x.op == "exp":
+        return op("softplus", x.inputs[0])
+    return None
+
+
+def _fold_log(ins, attrs, shape):
+    x, = ins
+    if x.op == "add":
+        for one, other in (x.inputs, reversed(x.inputs)):
+            if is_const_value(one, 1.0) and one.shape == () and other.shape == x.shape:
+                return _softplus_of(other)
+    return None
+
+
+_unary("log", np.log, "natural logarithm; log(0) = -inf", d=lambda x, out: div(c(1), x),
+       fold=_fold_log)
+_unary("log1p", np.log1p, "log(1 + x), accurate near 0", d=lambda x, out: div(c(1), add(c(1), x)),
+       fold=lambda ins, attrs, shape: _softplus_of(ins[0]))
 _unary("expm1", np.expm1, "exp(x) - 1, accurate near 0", d=lambda x, out: op("exp", x))
 _unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan", d=lambda x, out: div(c(0.5), out))
 _unary("sin", np.sin, "sine", d=lambda x, out: op("cos", x))

@@ -380,8 +380,38 @@ def _outer_jvp(ts, out, ins, attrs):
                None if ts[1] is None else op("outer", a, ts[1]))
 
 
+def _is_eye(x) -> bool:
+    v = x.value if x.op == "const" else None
+    return v is not None and v.ndim == 2 and v.shape[0] == v.shape[1] \
+        and bool((v == np.eye(v.shape[0])).all())
+
+
+def _fold_matmul(ins, attrs, shape):
+    """eye(n) @ a and a @ eye(n) are a (where a already has the product's shape)."""
+    a, b = ins
+    if _is_eye(a) and b.shape == shape:
+        return b
+    if _is_eye(b) and a.shape == shape:
+        return a
+    return None
+
+
+def _fold_transpose(ins, attrs, shape):
+    """A transpose of a transpose is one permutation, or none: A'' is A."""
+    x, = ins
+    if x.op != "transpose" or not isinstance(shape, tuple) or not isinstance(x.shape, tuple):
+        return None
+    rank = len(shape)
+    inner = x.attr("axes") or tuple(reversed(range(rank)))
+    outer = attrs.get("axes") or tuple(reversed(range(rank)))
+    perm = tuple(inner[k % rank] % rank for k in outer)
+    if perm == tuple(range(rank)):
+        return x.inputs[0]
+    return transpose(x.inputs[0], None if perm == tuple(reversed(range(rank))) else perm)
+
+
 register(OpDef(name="matmul", kernel=np.matmul, shape=matmul_shape, params=("a", "b"),
-               vjp=_matmul_vjp, jvp=_matmul_jvp,
+               vjp=_matmul_vjp, jvp=_matmul_jvp, fold=_fold_matmul,
                fmt=Infix("@", 8), builtin=False, doc="a @ b: matrix product, NumPy matmul rules"))
 register(OpDef(name="matmul_vjp", kernel=_matmul_vjp_kernel, shape=matmul_vjp_shape,
                params=("a", "b", "g"), attrs=(Attr("wrt", "int", 0),), fold=_fold_matmul_vjp,
@@ -396,7 +426,7 @@ register(OpDef(name="swapaxes", kernel=lambda x, axis1, axis2: np.swapaxes(x, ax
                doc="x with two axes exchanged (NumPy swapaxes); swapaxes(x, -1, -2) transposes "
                    "every matrix of a stack"))
 register(OpDef(name="transpose", kernel=_transpose, shape=transpose_shape,
-               attrs=(Attr("axes", "perm", None),), vjp=_transpose_vjp,
+               attrs=(Attr("axes", "perm", None),), vjp=_transpose_vjp, fold=_fold_transpose,
                jvp=lambda ts, out, ins, a: transpose(ts[0], a.get("axes")),
                doc="reverse the axes (like x'), or permute them with axes="))
 register(OpDef(name="outer", kernel=np.outer, shape=outer_shape, params=("a", "b"),
