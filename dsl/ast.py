@@ -57,7 +57,18 @@ class IfExpr:
 @node
 class Param:
     name: str
-    shape: tuple[int, ...] | None     # an annotation `x: [3, 2]`, or None
+    # an annotation `x: [3, 2]` or `W: [m, n]` (a dimension is a whole number, a
+    # name that binds per call, or "_" for any size), or None
+    shape: tuple[int | str, ...] | None
+    span: Span
+
+
+@node
+class TypedName:
+    """`x: [n]` inside parentheses: only a lambda's head may hold one (the parser
+    turns it into a Param there, and rejects it anywhere else)."""
+    name: str
+    shape: tuple[int | str, ...]
     span: Span
 
 

@@ -198,6 +198,9 @@ class Interpreter:
         whatever the names mean where it is read."""
         if isinstance(fn, Builtin):
             return render.format_function(fn)
+        ranked = self._format_with_named_dims(fn)
+        if ranked is not None:
+            return ranked
         try:
             names, inputs, out = self._function_graph(fn)
             return render.format_graph_function(names, out, inputs, self._shadowed_constants())
@@ -206,6 +209,29 @@ class Interpreter:
                 inner = self._format_function(fn.fn)
                 return render.format_function(fn, inner=inner)
             return render.format_function(fn)
+
+    def _format_with_named_dims(self, fn: Function) -> str | None:
+        """A function of parameters with named dimensions (`W: [m, n], x: [n]`), printed
+        with their ranks known (so in matrix-calculus form), where that text holds for
+        every size: it is built for two assignments of sizes that share no number
+        (3, 5, 7, … and 4, 6, 8, …), and used only if both print the same, so no size
+        can have gone into the text.  None otherwise (the caller prints the graph of
+        unknown shapes, right for every shape)."""
+        known = _annotations(fn)
+        dims = [(name, k) if d == "_" else d for name, ann in known.items()
+                for k, d in enumerate(ann) if isinstance(d, str)]
+        if not dims:
+            return None
+        dims = list(dict.fromkeys(dims))
+        texts = set()
+        for first in (3, 4):
+            sizes = {d: first + 2 * i for i, d in enumerate(dims)}      # 3, 5, 7 … or 4, 6, 8 …
+            try:
+                names, inputs, out = self._function_graph(fn, sizes=sizes)
+                texts.add(render.format_graph_function(names, out, inputs, self._shadowed_constants()))
+            except BpError:
+                return None
+        return texts.pop() if len(texts) == 1 else None
 
     def _shadowed_constants(self) -> frozenset:
         """The constants (inf, nan, …) the session has rebound: printed text must not
@@ -531,11 +557,21 @@ class Interpreter:
             return None
         return Plan(inputs, outs), out, deps
 
-    def _function_graph(self, fn: Function, span: Span | None = None):
-        """Lower fn on inputs of unknown shape (or the annotated one): names, inputs, output."""
+    def _function_graph(self, fn: Function, span: Span | None = None, sizes: dict | None = None):
+        """Lower fn on inputs of unknown shape (or the annotated one): names, inputs, output.
+
+        A parameter annotated with named dimensions (`W: [m, n]`) has an unknown
+        shape, unless `sizes` gives each name (and each `_`, by position) a size."""
         names = list(autodiff.param_names(fn))
         known = _annotations(fn)
-        inputs = [make_input(n, known[n] if n in known else SymShape.of(n), span) for n in names]
+
+        def shape_of(name):
+            ann = known.get(name)
+            if ann is None or not all(isinstance(d, int) for d in ann) and sizes is None:
+                return SymShape.of(name)
+            return tuple(d if isinstance(d, int) else sizes[(name, k) if d == "_" else d]
+                         for k, d in enumerate(ann))
+        inputs = [make_input(n, shape_of(n), span) for n in names]
         out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
         if not all(isinstance(o, Node) for o in leaves(out)):
             raise BpTypeError("the function does not return tensors", span)

@@ -259,9 +259,10 @@ class Lowerer:
         """Parameters → arguments, checking count, keywords and shape annotations."""
         label = fn.name or "the lambda"
         bound = bind_arguments(label, fn.param_names, args, kwargs, span)
+        dims: dict = {}
         for p in fn.params:
             if p.shape is not None:
-                check_annotation(p, bound[p.name], label, span)
+                check_annotation(p, bound[p.name], label, span, dims)
         return bound
 
     def inline(self, fn: Closure, args: list, kwargs: dict, span: Span):
@@ -396,14 +397,29 @@ def unpack(targets: tuple[str, ...], value, span: Span) -> list:
     return list(value)
 
 
-def check_annotation(p: ast.Param, value, label: str, span: Span) -> None:
-    """A parameter annotated `x: [3, 2]` takes only that shape (checked at the call)."""
+def check_annotation(p: ast.Param, value, label: str, span: Span, dims: dict | None = None) -> None:
+    """A parameter annotated `x: [3, 2]` takes only that shape (checked at the call).
+
+    A named dimension (`W: [m, n], x: [n]`) takes any size, the same for every
+    parameter of the call that names it (`dims` holds name → (size, parameter));
+    `_` takes any size."""
     if not isinstance(value, Node):
         raise BpTypeError(f"{label}: parameter {p.name} is annotated {shapes.fmt(p.shape)} "
                           f"but got {describe(value)}", span)
-    if isinstance(value.shape, tuple) and value.shape != p.shape:
+    shape = value.shape
+    if not isinstance(shape, tuple):
+        return
+    if len(shape) != len(p.shape) or any(isinstance(d, int) and d != n for d, n in zip(p.shape, shape)):
         raise BpShapeError(f"{label}: parameter {p.name} must have shape {shapes.fmt(p.shape)}, "
-                           f"got {shapes.fmt(value.shape)}", span)
+                           f"got {shapes.fmt(shape)}", span)
+    dims = {} if dims is None else dims
+    for d, n in zip(p.shape, shape):
+        if isinstance(d, str) and d != "_":
+            seen = dims.setdefault(d, (n, p.name))
+            if seen[0] != n:
+                if seen[1] == p.name:
+                    raise BpShapeError(f"{label}: {d} is both {seen[0]} and {n} in {p.name}", span)
+                raise BpShapeError(f"{label}: {d} is {seen[0]} in {seen[1]} but {n} in {p.name}", span)
 
 
 def _call_key(fn: Closure, bound: dict):

@@ -403,6 +403,9 @@ def _check_placement(program: ast.Program) -> None:
                 hint = "; a loop in a function is unrolled and runs all its steps"
             raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body{hint}",
                                 node.span)
+        if isinstance(node, ast.TypedName):
+            raise BpSyntaxError(f"a shape annotation ({node.name}: [...]) belongs on a parameter: "
+                                f"def f({node.name}: [...]) or ({node.name}: [...]) -> e", node.span)
         if isinstance(node, ast.Break) and not in_loop:
             raise BpSyntaxError("break outside a loop", node.span)
         if isinstance(node, ast.Return) and where != "body":
@@ -492,9 +495,14 @@ class _Builder:
         return ast.Param(str(kids[0]), shape, span)
 
     def r_shape_ann(self, span, kids):
-        return tuple(k for k in kids if isinstance(k, int))
+        return tuple(k for k in kids if isinstance(k, (int, str)) and not isinstance(k, Token))
+
+    def r_typed_name(self, span, kids):
+        return ast.TypedName(str(kids[0]), kids[2], span)
 
     def r_dim(self, span, kids):
+        if kids[0].type == "NAME":
+            return str(kids[0])
         value = float(kids[0].value)
         if value != int(value):
             raise BpSyntaxError("a shape dimension must be a whole number", span)
@@ -552,10 +560,15 @@ class _Builder:
         items = head.items if isinstance(head, ast.TupleLit) else (head,)
         params = []
         for item in items:
+            if isinstance(item, ast.TypedName):
+                params.append(ast.Param(item.name, item.shape, item.span))
+                continue
             if not isinstance(item, ast.Name):
-                raise BpSyntaxError("a lambda's parameters must be names, as in (x, y) -> e",
-                                    item.span)
+                raise BpSyntaxError("a lambda's parameters must be names, as in (x, y) -> e "
+                                    "or (x: [n], y) -> e", item.span)
             params.append(ast.Param(item.id, None, item.span))
+        if len({p.name for p in params}) != len(params):
+            raise BpSyntaxError("a lambda's parameters must have different names", span)
         return ast.Lambda(tuple(params), body, span)
 
     def r_ifexpr(self, span, kids):

@@ -231,23 +231,8 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
     def build() -> Node:
         return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
     if name in _ARITHMETIC:
-        if len(inputs) == 2 and (inputs[0].op == "const" or inputs[1].op == "const"):
-            inputs = _scalar_constants(inputs, shape)
         return _normalize(name, inputs, shape, build, origin, span)
     return build()
-
-
-def _scalar_constants(inputs: tuple, shape) -> tuple:
-    """A constant with one value everywhere, beside an operand that has the result's
-    shape already, as that one value: 2 * [1/3, 1/3, 1/3] * x is 2/3 * x."""
-    a, b = inputs
-    for k, (c, other) in enumerate(((a, b), (b, a))):
-        if c.op == "const" and c.value.ndim and other.shape == shape and c.value.size > 1:
-            first = c.value.flat[0]
-            if (c.value == first).all() and not (first == 0 and np.signbit(c.value).any()):
-                scalar = const(float(first))
-                return (scalar, b) if k == 0 else (a, scalar)
-    return inputs
 
 
 _ARITHMETIC = frozenset(("add", "sub", "mul", "div", "neg", "pow"))
