@@ -229,7 +229,8 @@ def run_printing(args) -> int:
     the first failure of each property is reported with its input."""
     from tests import test_print_fuzz as pf
     properties = [pf.test_printed_derivatives_read_back_for_every_name_and_rank,
-                  pf.test_printed_gradient_matches_finite_differences_at_every_rank]
+                  pf.test_printed_gradient_matches_finite_differences_at_every_rank,
+                  pf.test_exported_derivatives_match_bp_for_every_name_and_rank]
     deadline = time.monotonic() + args.minutes * 60
     failures: dict[str, str] = {}
     rounds = examples = 0

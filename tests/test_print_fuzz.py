@@ -174,3 +174,42 @@ def test_the_generator_draws_the_adversarial_names():
         seen.update(program[0])
     collect()
     assert {"v", "u", "z", "t1", "sum", "unbroadcast", "inf"} <= seen
+
+
+EXPORTED = {"grad(f)": "grad_f", "value_and_grad(f)": "value_and_grad_f", "jvp(f)": "jvp_f",
+            "vjp(f)": "vjp_f", "hvp(f)": "hvp_f"}
+
+
+@SETTINGS
+@given(program=programs(), seed=st.integers(0, 2**16))
+def test_exported_derivatives_match_bp_for_every_name_and_rank(program, seed):
+    """export writes each transform to a NumPy module whose function gives bp's numbers
+    at every rank, whatever the program's names (SPEC §7, §13)."""
+    import tempfile
+    from pathlib import Path
+    params, values, body = program
+    bp = _session(params, values, body)
+    indexes = f"{params[0]}[0]" in body
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for transform, pyname in EXPORTED.items():
+            path = Path(tmp) / f"{pyname}.py"
+            bp.exec(f'export {transform} to "{path}"')
+            scope = {"__name__": "exported"}
+            exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), scope)
+            exported, direct = scope[pyname], bp.function(transform)
+            extra = TRANSFORMS[transform]
+            for shape in SHAPES:
+                if indexes and shape == ():
+                    continue
+                args = _arguments(rng, shape, len(params))
+                if extra == "tangent":
+                    args.append(rng.uniform(-1, 1, shape))
+                elif extra == "cotangent":
+                    args.append(np.float64(rng.uniform(-1, 1)))
+                _close_all(_py(exported(*args)), direct(*args),
+                           f"export {transform} at shape {shape}:\n{path.read_text()}")
+
+
+def _py(v):
+    return tuple(_py(x) for x in v) if isinstance(v, (tuple, list)) else np.asarray(v)
