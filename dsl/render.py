@@ -355,7 +355,7 @@ class _Binders:
 
 
 _KEYWORDS = frozenset("def return for in if then else and or not import export print plot assert "
-                      "graph on to break".split())
+                      "graph on to break latex".split())
 
 
 def _fresh(base: str, taken) -> str:
@@ -556,11 +556,19 @@ def format_listing(graph, names: list[str], transform: str = "grad") -> str:
     from . import shapes
     label: dict[int, str] = {}
     lines = []
+    named_shapes: dict[int, str] = {}     # an opaque symbolic shape: as the shape of its first node
+
+    def fmt(node) -> str:
+        sh = node.shape
+        if isinstance(sh, shapes.SymShape) and sh.parts is None:
+            return named_shapes.setdefault(id(sh), f"shape({label[id(node)]})")
+        return shapes.fmt(sh)
     for node, name in zip(graph.inputs, names):
         label[id(node)] = name
-        lines.append(f"{name}: {shapes.fmt(node.shape)}")
+        lines.append(f"{name}: {fmt(node)}")
     k = 0
     body = []
+    taken = set(names) | {n.attr("name") for n in graph.nodes if n.op == "input"}
     for node in graph.nodes:
         if id(node) in label:
             continue
@@ -571,11 +579,13 @@ def format_listing(graph, names: list[str], transform: str = "grad") -> str:
             label[id(node)] = node.attr("name")
             continue
         k += 1
+        while f"t{k}" in taken:                  # the program's own t1 keeps its name
+            k += 1
         label[id(node)] = f"t{k}"
         text = node_source(node, {id(i): (label[id(i)], 12) for i in node.inputs}) \
             if node.op != "const" else (f"const {shapes.fmt(node.shape)}", 12)
         mark = "  ∂" if node.origin == "d" else ""
-        body.append((f"t{k} = {text[0]}", f": {shapes.fmt(node.shape)}{mark}"))
+        body.append((f"t{k} = {text[0]}", f": {fmt(node)}{mark}"))
     width = max((len(a) for a, _ in body), default=0)
     lines += [f"{a.ljust(width)}  {b}" for a, b in body]
     counts = graph.count_by_origin()

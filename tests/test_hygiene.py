@@ -180,3 +180,13 @@ def test_reshape_to_a_scalar_prints_and_reads_back():
     text, g = read_back(bp, "grad(f)")
     assert "reshape(x)" not in text
     assert float(g(3.0)) == 6
+
+
+# ── graph listings: readable shapes, and no clash with the program's names ──
+
+def test_a_listing_names_opaque_shapes_by_their_node_and_skips_the_programs_names():
+    bp = dsl.Interpreter()
+    bp.exec("t1 = 2\ndef f(t2, W) = sum(tanh(W @ t2) * t1)")
+    listing = bp.graph("grad(f, wrt=1)").listing()
+    assert not any(line.split(" = ")[0] in ("t1", "t2") for line in listing.splitlines()[2:])
+    assert "shape(t3)" in listing and " S" not in listing     # not an internal S13
