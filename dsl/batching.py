@@ -208,6 +208,7 @@ def _on_last_axes(node, ins, m):
 _RULES = {"sum": _reduce, "mean": _reduce, "prod": _reduce, "max": _reduce, "min": _reduce,
           "logsumexp": _reduce, "expand_dims": _expand_dims, "reshape": _reshape_to_own_shape,
           "broadcast_to": _broadcast_to, "broadcast_like": _broadcast_like,
+          "reshape_like": _reshape_to_own_shape,
           "unbroadcast": _unbroadcast, "transpose": _transpose, "index": _index,
           "unindex": _unindex, "concat": _join, "stack": _join, "matmul": _matmul,
           "matmul_vjp": _matmul_vjp, "swapaxes": _swapaxes,

@@ -41,7 +41,8 @@ _BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{
            "or": "(({0} != 0) | ({1} != 0)).astype(np.float64)",
            "outer": "np.outer({0}, {1})", "solve": "_solve({0}, {1})",
            "unbroadcast": "_unbroadcast({0}, {1})",
-           "broadcast_like": "np.broadcast_to({0}, np.shape({1})).copy()"}
+           "broadcast_like": "np.broadcast_to({0}, np.shape({1})).copy()",
+           "reshape_like": "np.reshape({0}, np.shape({1}))"}
 _UNARY = {"neg": "-{0}", "not": "({0} == 0).astype(np.float64)", "abs": "np.abs({0})",
           "sign": "np.sign({0})", "exp": "np.exp({0})", "log": "np.log({0})", "log1p": "np.log1p({0})",
           "expm1": "np.expm1({0})", "sqrt": "np.sqrt({0})", "sin": "np.sin({0})", "cos": "np.cos({0})",
@@ -94,6 +95,13 @@ def _cross_entropy_back(logits, targets, axis=-1):
     top = s > 0.5
     rest = np.where(top, 0.0, g)
     return np.where(top, -np.sum(rest, axis=axis, keepdims=True), rest)
+
+
+def _unjoin(ct, k, axis, stacking, *pieces):
+    if stacking:
+        return np.take(ct, k, axis=axis)
+    cuts = np.cumsum([np.shape(piece)[axis] for piece in pieces])[:-1]
+    return np.split(ct, cuts, axis=axis)[k]
 
 
 def _unindex(g, like, index):
@@ -299,6 +307,9 @@ def _expr(node: Node, args: list[str]) -> str:
             return f"np.expand_dims({args[0]}, {a['axis']!r})"
         case "concat":
             return f"np.concatenate([{', '.join(args)}], axis={a.get('axis', 0)})"
+        case "unjoin":
+            return (f"_unjoin({args[0]}, {a['k']}, {a['axis']}, {int(a.get('stacking', 0))}, "
+                    f"{', '.join(args[1:])})")
         case "stack":
             return f"np.stack([{', '.join(args)}], axis={a.get('axis', 0)})"
         case "index":
@@ -497,5 +508,5 @@ def has_code(op: str) -> bool:
     return op in _BINARY or op in _UNARY or op in _REDUCE or op in (
         "where", "transpose", "reshape", "broadcast_to", "expand_dims", "concat", "stack", "index",
         "unindex", "softmax", "log_softmax", "cross_entropy", "cross_entropy_back", "one_hot",
-        "lgamma", "digamma", "triu_unpack", "triu_pack", "swapaxes", "matmul_vjp") or \
+        "lgamma", "digamma", "triu_unpack", "triu_pack", "swapaxes", "matmul_vjp", "unjoin") or \
         not REGISTRY[op].params

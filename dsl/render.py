@@ -498,6 +498,17 @@ def node_source(node, text: dict, binders: _Binders | None = None,
                     f"sum({ins[1][0]}, axis={axis}, keepdims=1) - {_wrap(ins[1], 8)}", 7)
         case "zeros_like":
             return f"0*{_wrap(ins[0], 10)}", 8
+        case "unjoin":
+            # the cotangent of one piece, as bp writes it: vjp of the join, wrt that piece
+            names = [binders.add("lambda", chr(ord("a") + j)) if binders is not None else
+                     chr(ord("a") + j) for j in range(len(ins) - 1)]
+            head = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+            join = "stack" if attrs["stacking"] else "concat"
+            axis = "" if attrs["axis"] == 0 else f", axis={attrs['axis']}"
+            return (f"vjp({head} -> {join}({', '.join(names)}{axis}), wrt={attrs['k']})"
+                    f"({', '.join(s for s, _ in ins[1:])}, {ins[0][0]})[1]", 11)
+        case "reshape_like":
+            return f"reshape({ins[0][0]}, shape({ins[1][0]}))", 11
         case "host":
             return f"{attrs['fn'].name}({', '.join(s for s, _ in ins)})", 11
         case "host_vjp":

@@ -190,3 +190,27 @@ def test_a_listing_names_opaque_shapes_by_their_node_and_skips_the_programs_name
     listing = bp.graph("grad(f, wrt=1)").listing()
     assert not any(line.split(" = ")[0] in ("t1", "t2") for line in listing.splitlines()[2:])
     assert "shape(t3)" in listing and " S" not in listing     # not an internal S13
+
+
+# ── shape-true: derivatives through reshape, concat and stack of unknown shapes ──
+
+JOINS = [
+    # (function, its gradient by hand, as NumPy)
+    ("def f(x) = sum(flatten(x)^2 * 3)", lambda x: 6 * x),
+    ("def f(x) = sum(concat(x, 2 * x)^2)", lambda x: 2 * x + 8 * x),
+    ("def f(x) = sum(stack(x, 2 * x, axis=-1)^2)", lambda x: 2 * x + 8 * x),
+    ("def f(x) = sum(stack(x, x^2)^3)", lambda x: 3 * x**2 + 3 * x**4 * 2 * x),
+]
+
+
+@pytest.mark.parametrize("definition, want", JOINS, ids=[j[0] for j in JOINS])
+def test_printed_and_exported_gradients_through_joins_hold_for_every_rank(definition, want, tmp_path):
+    bp = dsl.Interpreter()
+    bp.exec(definition)
+    _, g = read_back(bp, "grad(f)")
+    bp.exec(f'export grad(f) to "{tmp_path / "m.py"}"')
+    scope = {"__name__": "exported"}
+    exec((tmp_path / "m.py").read_text(encoding="utf-8"), scope)
+    for x in (np.array([1.0, -2.0, 0.5]), np.array([[1.0, 2.0], [-1.0, 0.25]])):
+        np.testing.assert_allclose(g(x), want(x), rtol=1e-14)
+        np.testing.assert_allclose(scope["grad_f"](x), want(x), rtol=1e-14)

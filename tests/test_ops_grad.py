@@ -201,6 +201,9 @@ SAMPLES: dict[str, list[Sample]] = {
                 S(U(2), U(4), items=(("s", 0, 4, 2),), label="strided")],
     "unbroadcast": [S(U(2, 3), U(3), label="lead"), S(U(2, 3), U(2, 1), label="keep"),
                     S(U(2, 3), U(), label="scalar")],
+    "unjoin": [S(U(5, 2), U(2, 2), U(3, 2), k=1, axis=0, stacking=0, label="concat"),
+               S(U(2, 3), U(3), U(3), k=0, axis=0, stacking=1, label="stack")],
+    "reshape_like": [S(U(6), U(2, 3), label="flat"), S(U(2, 3), U(3, 2), label="matrix")],
     "broadcast_like": [S(U(3), U(2, 3), label="vec"), S(U(), U(2, 2), label="scalar"),
                        S(U(2, 1), U(2, 3), label="col")],
     "expand_dims": [S(U(3), axis=(0,), label="front"), S(U(2, 3), axis=(-1,), label="back"),
@@ -564,7 +567,10 @@ def test_ops_grad_batched_jacobian_matches_one_vjp_per_row(name, sample):
 # appear in some of their own derivatives (the VJP of diag of a vector is a diag of the
 # cotangent, outer's JVP an outer of the tangent), so those Jacobians take the per-row
 # fallback, as do matmul's vec@batch and batch@vec, whose rule declines (None).
+# unjoin (a piece's cotangent of concat or stack where shapes are known only at call
+# time) folds to an index as soon as they are known, so batching never meets it.
 NO_BATCHING_RULE = {
+    "unjoin",
     "arange", "eye", "full", "linspace", "one_hot", "ones", "rand", "randn", "zeros",
     "host", "host_vjp",
     "cross_entropy", "cross_entropy_back", "det", "diag", "inv", "log_softmax", "outer",

@@ -123,7 +123,14 @@ def _unbroadcast(g, like):
 def _join_vjp(stacking: bool):
     def vjp(ct, out, ins, attrs):
         axis = attrs.get("axis", 0)
-        rank = len(known_shape(out, "stack" if stacking else "concat"))
+        if not all(isinstance(x.shape, tuple) for x in (out, *ins)) and not (stacking and axis >= 0):
+            # shapes known only at call time: each piece's cotangent is cut out then
+            return tuple(apply("unjoin", [ct, *ins], {"k": k, "axis": axis, "stacking": stacking})
+                         for k in range(len(ins)))
+        if not isinstance(out.shape, tuple):      # stack on a leading axis: any rank
+            lead = (("s", None, None, None),) * axis
+            return tuple(apply("index", [ct], {"items": lead + (("i", i),)}) for i in range(len(ins)))
+        rank = len(out.shape)
         ax = axis % rank
         lead = (("s", None, None, None),) * ax
         if stacking:
@@ -135,6 +142,30 @@ def _join_vjp(stacking: bool):
             start += n
         return tuple(cts)
     return vjp
+
+
+def _unjoin(ct, *xs, k, axis, stacking):
+    if stacking:
+        return np.take(ct, k, axis=axis)
+    cuts = np.cumsum([np.shape(x)[axis] for x in xs])[:-1]
+    return np.split(ct, cuts, axis=axis)[k]
+
+
+def _fold_unjoin(ins, attrs, shape):
+    """Once the shapes are known, the cut is an index of the cotangent."""
+    ct, *xs = ins
+    if all(isinstance(x.shape, tuple) for x in ins):
+        out = apply("stack" if attrs["stacking"] else "concat", xs, {"axis": attrs["axis"]})
+        return _join_vjp(attrs["stacking"])(ct, out, tuple(xs), {"axis": attrs["axis"]})[attrs["k"]]
+    return None
+
+
+def _unjoin_vjp(ct, out, ins, attrs):
+    # the piece goes back where it was cut from, zeros elsewhere
+    xs = ins[1:]
+    parts = [ct if j == attrs["k"] else apply("zeros_like", [x]) for j, x in enumerate(xs)]
+    name = "stack" if attrs["stacking"] else "concat"
+    return (apply(name, parts, {"axis": attrs["axis"]}),) + (None,) * len(xs)
 
 
 def _join_jvp(name):
@@ -184,9 +215,40 @@ def _fold_broadcast_like(ins, attrs, shape):
     return None
 
 
+def _reshape_back(ct, x):
+    """ct in x's shape: a reshape where x's shape is known, else reshape_like (which
+    prints as reshape(ct, shape(x)) and is resolved when the plan runs)."""
+    if isinstance(x.shape, tuple):
+        return apply("reshape", [ct], {"shape": x.shape})
+    return apply("reshape_like", [ct, x])
+
+
+def _fold_reshape_like(ins, attrs, shape):
+    g, like = ins
+    if isinstance(like.shape, tuple):
+        return apply("reshape", [g], {"shape": like.shape})
+    if g.shape == like.shape:
+        return g
+    return None
+
+
+register(OpDef(name="unjoin", kernel=_unjoin, shape=lambda shs, a, span: shs[1 + a["k"]],
+               params=("ct", "xs"), variadic=True, builtin=False,
+               attrs=(Attr("k", "int", 0), Attr("axis", "int", 0), Attr("stacking", "int", 0)),
+               fold=_fold_unjoin, vjp=_unjoin_vjp,
+               jvp=lambda ts, out, ins, a: None if ts[0] is None else apply("unjoin", [ts[0], *ins[1:]], a),
+               doc="the cotangent of piece k of concat or stack (xs the pieces), cut out when the "
+                   "shapes are known; prints as vjp((a, b, …) -> concat(a, b, …), wrt=k)(xs…, ct)[1]"))
+register(OpDef(name="reshape_like", kernel=lambda g, like: np.reshape(g, np.shape(like)),
+               shape=lambda shs, a, span: shs[1], params=("g", "like"), builtin=False,
+               fold=_fold_reshape_like,
+               vjp=lambda ct, out, ins, a: (_reshape_back(ct, ins[0]), None),
+               jvp=lambda ts, out, ins, a: None if ts[0] is None else apply("reshape_like", [ts[0], ins[1]]),
+               doc="g's elements in like's shape (prints as reshape(g, shape(like))): the adjoint "
+                   "of a reshape whose argument's shape is known only at call time"))
 register(OpDef(name="reshape", kernel=lambda x, shape: np.reshape(x, shape), shape=reshape_shape,
                attrs=(Attr("shape", "shape", required=True),),
-               vjp=lambda ct, out, ins, a: (apply("reshape", [ct], {"shape": known_shape(ins[0], "reshape")}),),
+               vjp=lambda ct, out, ins, a: (_reshape_back(ct, ins[0]),),
                jvp=lambda ts, out, ins, a: apply("reshape", [ts[0]], a),
                fold=_fold_same_shape,
                doc="the same elements in a new shape (one dimension may be -1)"))
