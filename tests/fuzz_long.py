@@ -230,7 +230,8 @@ def run_printing(args) -> int:
     from tests import test_print_fuzz as pf
     properties = [pf.test_printed_derivatives_read_back_for_every_name_and_rank,
                   pf.test_printed_gradient_matches_finite_differences_at_every_rank,
-                  pf.test_exported_derivatives_match_bp_for_every_name_and_rank]
+                  pf.test_exported_derivatives_match_bp_for_every_name_and_rank,
+                  pf.test_functions_of_records_and_tuples_print_and_read_back]
     deadline = time.monotonic() + args.minutes * 60
     failures: dict[str, str] = {}
     rounds = examples = 0

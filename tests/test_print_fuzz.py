@@ -242,3 +242,67 @@ def test_exported_derivatives_match_bp_for_every_name_and_rank(program, seed):
 
 def _py(v):
     return tuple(_py(x) for x in v) if isinstance(v, (tuple, list)) else np.asarray(v)
+
+
+@st.composite
+def elementwise(draw):
+    """(parameter name, global values, an elementwise body in that one parameter)."""
+    name = draw(st.sampled_from([n for n in NAMES if n not in BUILTIN_NAMES]))
+    glob = draw(st.sampled_from([n for n in NAMES if n not in BUILTIN_NAMES and n != name]))
+    unary = [t for t in UNARY if not _tokens(t) & {name}]
+    body = draw(st.recursive(st.sampled_from([name, name, glob, "0.5"]),
+                             lambda c: st.one_of(
+                                 st.tuples(st.sampled_from(unary), c).map(lambda p: p[0].format(p[1])),
+                                 st.tuples(st.sampled_from(BINARY), c, c).map(
+                                     lambda p: p[0].format(p[1], p[2]))),
+                             max_leaves=5).filter(lambda t: name in _tokens(t)))
+    return name, {glob: 0.75}, body
+
+
+@SETTINGS
+@given(program=elementwise(), seed=st.integers(0, 2**16))
+def test_printed_diff_reads_back_for_every_name_and_rank(program, seed):
+    name, values, body = program
+    bp = dsl.Interpreter()
+    for g, v in values.items():
+        bp[g] = v
+    bp.exec(f"def d({name}) = {body}")
+    rng = np.random.default_rng(seed)
+    for transform in ("diff(d)", "diff(d, 2)", "diff(d, 3)"):
+        text = bp.show(transform)
+        bp.exec(f"g = {text}")
+        for shape in SHAPES:
+            x = rng.uniform(-1.2, 1.2, shape)
+            _close(bp.function("g")(x), bp.function(transform)(x), f"{transform} printed as {text}")
+
+
+@SETTINGS
+@given(program=programs(), seed=st.integers(0, 2**16))
+def test_functions_of_records_and_tuples_print_and_read_back(program, seed):
+    """The same bodies with the parameters in a record, or in a tuple: their transforms
+    print (unexpanded, from the source) and read back to the same numbers."""
+    params, values, body = program
+    bp = _session(params, values, body)
+    rng = np.random.default_rng(seed)
+    bp.exec(f"def r(θ) = f({', '.join(f'θ.{p}' for p in params)})\n"
+            f"def tp(pq) = f({', '.join(f'pq[{k}]' for k in range(len(params)))})")
+    f = bp.function("f")
+    for shape in SHAPES:
+        args = _arguments(rng, shape, len(params))
+        if not _applies(f, args):
+            continue
+        record = dict(zip(params, args))
+        for transform, call in (("grad(r)", (record,)), ("value_and_grad(r)", (record,)),
+                                ("grad(tp)", (tuple(args),))):
+            text = bp.show(transform)
+            bp.exec(f"g = {text}")
+            _close_all(_py(_leaves(bp.function("g")(*call))), _py(_leaves(bp.function(transform)(*call))),
+                       f"{transform} printed as {text} at shape {shape}")
+
+
+def _leaves(v):
+    if isinstance(v, dict):
+        return tuple(_leaves(x) for x in v.values())
+    if isinstance(v, tuple):
+        return tuple(_leaves(x) for x in v)
+    return v
