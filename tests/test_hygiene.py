@@ -214,3 +214,25 @@ def test_printed_and_exported_gradients_through_joins_hold_for_every_rank(defini
     for x in (np.array([1.0, -2.0, 0.5]), np.array([[1.0, 2.0], [-1.0, 0.25]])):
         np.testing.assert_allclose(g(x), want(x), rtol=1e-14)
         np.testing.assert_allclose(scope["grad_f"](x), want(x), rtol=1e-14)
+
+
+# ── N: brackets by precedence; M: solve keeps the unbroadcast over a stack ──
+
+def test_a_product_with_a_matrix_product_keeps_its_brackets():
+    bp = dsl.Interpreter()
+    bp.exec("def f(z, W, g) = sum(z[0] * (W @ g))")
+    for transform in ("f", "grad(f, wrt=1)", "grad(f, wrt=2)"):
+        text, h = read_back(bp, transform)
+        z, w, g = np.array([2.0, 3.0]), np.array([[1.0, 2], [3, 4], [5, 6]]), np.array([1.0, -1])
+        want = {"f": 2 * (w @ g).sum(), "grad(f, wrt=1)": 2 * np.outer(np.ones(3), g),
+                "grad(f, wrt=2)": 2 * w.T @ np.ones(3)}[transform]
+        np.testing.assert_allclose(h(z, w, g), want, rtol=1e-14, err_msg=text)
+
+
+def test_solve_of_a_stack_keeps_the_unbroadcast_of_bs_gradient():
+    bp = dsl.Interpreter()
+    bp.exec("def f(A, b) = sum(solve(A, b))")
+    _, g = read_back(bp, "grad(f, wrt=1)")
+    a = np.stack([np.eye(2) * 2, np.eye(2) * 4])
+    # b is broadcast over the two matrices: ∇b = A₀⁻ᵀ1 + A₁⁻ᵀ1 = 1/2 + 1/4 per entry
+    np.testing.assert_allclose(g(a, np.array([1.0, 1.0])), [0.75, 0.75], rtol=1e-14)
