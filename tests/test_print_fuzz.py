@@ -220,6 +220,8 @@ def test_exported_derivatives_match_bp_for_every_name_and_rank(program, seed):
     bp = _session(params, values, body)
     rng = np.random.default_rng(seed)
     f = bp.function("f")
+    if not any(_applies(f, _arguments(rng, shape, len(params))) for shape in SHAPES):
+        return                               # a function no arguments fit (softmax of a scalar global)
     with tempfile.TemporaryDirectory() as tmp:
         for transform, pyname in EXPORTED.items():
             path = Path(tmp) / f"{pyname}.py"
