@@ -180,6 +180,12 @@ class Print:
 
 
 @node
+class Latex:
+    value: Expr                 # `latex e`: e as LaTeX math
+    span: Span
+
+
+@node
 class Assert:
     test: Expr
     text: str                   # the source of the test, for the message
@@ -241,7 +247,7 @@ class ExprStmt:
     span: Span
 
 
-Stmt = (Assign | Def | Return | Print | Assert | For | If | Break | Import | Export
+Stmt = (Assign | Def | Return | Print | Latex | Assert | For | If | Break | Import | Export
         | GraphStmt | Plot | ExprStmt)
 
 

@@ -35,7 +35,7 @@ from .values import (Builtin, Closure, Function, HostFunction, Record, Transform
 _ABSENT = object()          # a global that was not bound when a plan was built
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 KEYWORDS = ("def return for in if then else and or not import export print plot assert graph "
-            "on to break").split()
+            "on to break latex").split()
 MAX_PLANS = 1024            # compiled plans kept per session, oldest dropped first
 
 
@@ -177,6 +177,59 @@ class Interpreter:
         """How `print` shows the value of an expression (a function as bp source)."""
         return self.format(self._value_of(src))
 
+    def latex(self, src: str) -> str:
+        """The value of one expression as LaTeX math (SPEC §13), as `latex e` prints
+        it: a function's body from the same graph `show` prints, a tensor as a bmatrix."""
+        value = self._value_of(src)
+        return self._guard(lambda: self.format_latex(value))
+
+    def format_latex(self, value, span: Span | None = None) -> str:
+        """A value as LaTeX (see dsl/latex.py); a function from its graph."""
+        from . import latex
+        if isinstance(value, str):
+            raise BpTypeError("latex shows a function or a value, not a string", span)
+        if not isinstance(value, (np.ndarray, tuple, Record, Function)):
+            value = from_python(value, copy=False)
+        return latex.value_latex(value, self.precision, self._latex_function)
+
+    def _latex_function(self, fn: Function) -> str:
+        """Follows _format_function: named dimensions printed at known ranks where the
+        text holds for every size, else the graph of unknown shapes, else a transform
+        of its function's LaTeX, else the closure's AST."""
+        from . import latex
+        ranked = self._latex_with_named_dims(fn)
+        if ranked is not None:
+            return ranked
+        try:
+            names, inputs, out = self._function_graph(fn)
+            return latex.format_graph_latex(names, out, inputs, self.precision)
+        except BpError:
+            if isinstance(fn, Transform):
+                return latex.transform_latex(fn.kind, self._latex_function(fn.fn), fn.options)
+            if isinstance(fn, Closure):
+                return latex.closure_latex(fn, self.precision)
+            return latex.source_latex(render.format_function(fn))
+
+    def _latex_with_named_dims(self, fn: Function) -> str | None:
+        """As _format_with_named_dims: the graph at two assignments of sizes that share
+        no number, used only where both the bp text and the LaTeX agree."""
+        from . import latex
+        dims = [(name, k) if d == "_" else d for name, ann in _annotations(fn).items()
+                for k, d in enumerate(ann) if isinstance(d, str)]
+        if not dims:
+            return None
+        dims = list(dict.fromkeys(dims))
+        texts, tex = set(), set()
+        for first in (3, 4):
+            sizes = {d: first + 2 * i for i, d in enumerate(dims)}
+            try:
+                names, inputs, out = self._function_graph(fn, sizes=sizes)
+                texts.add(render.format_graph_function(names, out, inputs, self._shadowed_constants()))
+                tex.add(latex.format_graph_latex(names, out, inputs, self.precision))
+            except BpError:
+                return None
+        return tex.pop() if len(texts) == 1 and len(tex) == 1 else None
+
     def format(self, value) -> str:
         """A value as `print` shows it; a function as its simplified formula."""
         if not isinstance(value, (np.ndarray, tuple, Record, Function, str)):
@@ -317,6 +370,8 @@ class Interpreter:
             case ast.Print(values):
                 text = " ".join(self.format(self._eval(v)) for v in values)
                 self.stdout.write(text + "\n")
+            case ast.Latex(value):
+                self.stdout.write(self.format_latex(self._eval(value), value.span) + "\n")
             case ast.Assert(test, text):
                 v = self._eval(test)
                 if not isinstance(v, np.ndarray):
@@ -621,7 +676,16 @@ class Interpreter:
         call.__name__ = getattr(fn, "name", None) or "bp_function"
         call.__doc__ = render.format_value(fn)
         call.bp_function = fn                  # so bp[name] = bp.eval("grad(f)") binds it back
+        call._repr_latex_ = lambda: self._repr_latex(fn)      # IPython shows it as math
         return call
+
+    def _repr_latex(self, value) -> str | None:
+        """IPython's `_repr_latex_`: the value as display math, or None (plain text)."""
+        from . import latex
+        try:
+            return latex.display_math(self.format_latex(value))
+        except BpError:
+            return None
 
     def to_python(self, v):
         if isinstance(v, np.ndarray):

@@ -17,16 +17,26 @@ from .values import Function
 
 
 class Shown:
-    """A bp value displayed by IPython: plain text, and HTML for notebooks."""
+    """A bp value displayed by IPython: plain text, HTML for notebooks, and LaTeX
+    math (`latex`: a function of no arguments giving it, or None).  A notebook
+    prefers HTML to LaTeX, so a function that has its math shows only that."""
 
-    def __init__(self, text: str, is_function: bool):
+    def __init__(self, text: str, is_function: bool, latex=None):
         self.text = text
         self.is_function = is_function
+        self.latex = latex
 
     def __repr__(self) -> str:
         return self.text
 
-    def _repr_html_(self) -> str:
+    def _repr_latex_(self) -> str | None:
+        if callable(self.latex):              # made once, on first display
+            self.latex = self.latex()
+        return self.latex
+
+    def _repr_html_(self) -> str | None:
+        if self.is_function and self._repr_latex_() is not None:
+            return None
         style = "font-family: monospace; white-space: pre"
         if self.is_function:
             style += "; color: #1a5fb4"
@@ -56,7 +66,8 @@ def load_ipython_extension(shell) -> None:
             print(str(err), file=sys.stderr)
             return None
         for value in shown:
-            display(Shown(interp.format(value), isinstance(value, Function)))
+            display(Shown(interp.format(value), isinstance(value, Function),
+                          lambda v=value: interp._repr_latex(v)))
         return None
 
     @register_line_magic("bp_get")

@@ -385,7 +385,7 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
 
 
 _BODY_STMTS = (ast.Assign, ast.Def, ast.Return, ast.For, ast.ExprStmt)
-_STMT_WORD = {ast.Print: "print", ast.Assert: "assert", ast.If: "an if statement",
+_STMT_WORD = {ast.Print: "print", ast.Latex: "latex", ast.Assert: "assert", ast.If: "an if statement",
               ast.Break: "break", ast.Import: "import", ast.Export: "export",
               ast.GraphStmt: "graph", ast.Plot: "plot"}
 
@@ -514,6 +514,9 @@ class _Builder:
     def r_print_stmt(self, span, kids):
         return ast.Print(tuple(k for k in kids[1:] if k is not None and not isinstance(k, Token)),
                          span)
+
+    def r_latex_stmt(self, span, kids):
+        return ast.Latex(kids[1], span)
 
     def r_assert_stmt(self, span, kids):
         return ast.Assert(kids[1], self.source(kids[1].span), span)

@@ -41,9 +41,10 @@ ALLOWED: dict[str, set[str]] = {
     "codegen": PASSES,
     "evaluate": {"graph", "ops", "errors"},
     "render": {"ast", "values", "graph", "ops", "shapes", "errors"},
+    "latex": {"ast", "values", "graph", "ops", "shapes", "errors", "render"},   # LaTeX math
     "lower": {"ast", "graph", "ops", "shapes", "values", "errors", "autodiff"},
     "interpreter": {"errors", "ast", "parser", "graph", "shapes", "ops", "values", "autodiff",
-                    "simplify", "codegen", "evaluate", "render", "lower", "plot"},
+                    "simplify", "codegen", "evaluate", "render", "latex", "lower", "plot"},
     "cli": {"interpreter", "errors", "dsl", "repl"},
     # The REPL drives an Interpreter; only repl/introspect.py reads the registry and values.
     "repl": {"interpreter", "errors", "dsl", "ast", "ops", "values", "autodiff", "lower", "parser"},

@@ -99,6 +99,12 @@ def _graph(repl, arg):
     repl.console.print(display.listing(repl.interp.graph(arg).listing()), soft_wrap=True)
 
 
+@command("latex", "e", "a function's formula (or a value) as LaTeX math: :latex grad(f)")
+def _latex(repl, arg):
+    _needs(arg, "an expression, as in :latex grad(f)")
+    repl.console.print(Text(repl.interp.latex(arg)), soft_wrap=True)
+
+
 @command("type", "e", "the shape of a value, the signature of a function")
 def _type(repl, arg):
     _needs(arg, "an expression, as in :type grad(f)")

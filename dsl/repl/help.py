@@ -25,6 +25,7 @@ for i in range(10) { … }      a top-level loop (break leaves it)
 if x > 0 { … } else { … }     a top-level conditional on a scalar
 import "lib.bp"               run a file into the session, once
 graph grad(f)                 the computation graph; `export f to "f.py"` writes NumPy
+latex grad(f)                 the formula as LaTeX math (:latex grad(f) in the REPL)
 Operators, loosest first: ->  if-then-else  or  and  not  < <= > >= == !=  + -  * / @
 unary -  ^ (right-assoc)  f(x) x[i] x' r.name.  An expression alone prints its value."""
 
