@@ -9,6 +9,7 @@ every parenthesis (the SPEC §3 precedence levels).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -310,7 +311,10 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
 
 
 _PLACEHOLDER = "\x00"
-_NAME = None
+# A name that is a reference: not a field (.name), a keyword argument (name=) or a
+# record field (name:).
+_NAME = re.compile(r"(?<![\w.])([^\W\d]\w*)(?!\w)(?!\s*(?:=(?!=)|:))")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 class _Binders:
@@ -325,15 +329,9 @@ class _Binders:
         return f"{_PLACEHOLDER}{len(self.wanted) - 1}{_PLACEHOLDER}"
 
     def resolve(self, source: str) -> str:
-        import re
-        global _NAME
-        if _NAME is None:
-            # A name that is a reference: not a field (.name), a keyword argument
-            # (name=) or a record field (name:).
-            _NAME = re.compile(r"(?<![\w.])([^\W\d]\w*)(?!\w)(?!\s*(?:=(?!=)|:))")
         parts = source.split(_PLACEHOLDER)
         plain = " ".join(parts[0::2])                     # the text without placeholders
-        free = set(_NAME.findall(_strip_strings(plain))) - _KEYWORDS
+        free = set(_NAME.findall(_STRING.sub(" ", plain))) - _KEYWORDS
         chosen: list[str | None] = [None] * len(self.wanted)
         taken = set(free)
         # Parameters first (they keep their names where they can), then the block's
@@ -364,11 +362,6 @@ def _fresh(base: str, taken) -> str:
     while f"{base}{k}" in taken:
         k += 1
     return f"{base}{k}"
-
-
-def _strip_strings(text: str) -> str:
-    import re
-    return re.sub(r'"(?:[^"\\]|\\.)*"', " ", text)
 
 
 def global_source(node) -> str:
