@@ -32,6 +32,14 @@ class Name:
 
 
 @node
+class BuiltinRef:
+    """`bp.sum`: the builtin (or constant) of that name, whatever the program has
+    bound the name to; how printed text names a builtin that a global shadows."""
+    name: str
+    span: Span
+
+
+@node
 class BinOp:
     op: str            # bp spelling: "+", "@", "^", "<", "and", …
     left: Expr

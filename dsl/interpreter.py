@@ -24,7 +24,7 @@ from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, 
                      BpShapeError, BpTypeError, BpValueError, SourceName, Span)
 from .evaluate import Plan
 from .graph import Node, make_input, topo_order
-from .lower import SPECIAL, Lowerer, loop_count, unpack
+from .lower import CONSTANTS, SPECIAL, Lowerer, loop_count, unpack
 from .ops import Limits
 from .parser import is_complete as _is_complete
 from .parser import parse
@@ -33,9 +33,8 @@ from .values import (Builtin, Closure, Function, HostFunction, Record, Transform
                      leaves, rebuild)
 
 _ABSENT = object()          # a global that was not bound when a plan was built
-CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 KEYWORDS = ("def return for in if then else and or not import export print plot assert graph "
-            "on to break latex").split()
+            "on to break latex bp").split()
 MAX_PLANS = 1024            # compiled plans kept per session, oldest dropped first
 
 
@@ -224,7 +223,7 @@ class Interpreter:
             sizes = {d: first + 2 * i for i, d in enumerate(dims)}
             try:
                 names, inputs, out = self._function_graph(fn, sizes=sizes)
-                texts.add(render.format_graph_function(names, out, inputs, self._shadowed_constants()))
+                texts.add(render.format_graph_function(names, out, inputs, self._shadowed_names()))
                 tex.add(latex.format_graph_latex(names, out, inputs, self.precision))
             except BpError:
                 return None
@@ -256,11 +255,11 @@ class Interpreter:
             return ranked
         try:
             names, inputs, out = self._function_graph(fn)
-            return render.format_graph_function(names, out, inputs, self._shadowed_constants())
+            return render.format_graph_function(names, out, inputs, self._shadowed_names())
         except BpError:
             if isinstance(fn, Transform):
                 inner = self._format_function(fn.fn)
-                return render.format_function(fn, inner=inner)
+                return render.format_function(fn, inner=inner, shadowed=self._shadowed_names())
             return render.format_function(fn)
 
     def _format_with_named_dims(self, fn: Function) -> str | None:
@@ -281,15 +280,15 @@ class Interpreter:
             sizes = {d: first + 2 * i for i, d in enumerate(dims)}      # 3, 5, 7 … or 4, 6, 8 …
             try:
                 names, inputs, out = self._function_graph(fn, sizes=sizes)
-                texts.add(render.format_graph_function(names, out, inputs, self._shadowed_constants()))
+                texts.add(render.format_graph_function(names, out, inputs, self._shadowed_names()))
             except BpError:
                 return None
         return texts.pop() if len(texts) == 1 else None
 
-    def _shadowed_constants(self) -> frozenset:
-        """The constants (inf, nan, …) the session has rebound: printed text must not
-        spell a number by a name that now means something else."""
-        out = set()
+    def _shadowed_names(self) -> frozenset:
+        """The builtins and constants whose names the session has bound to something
+        else (`sum = 3`, `inf = 5`): printed text calls those bp.sum, bp.inf."""
+        out = {name for name in self.globals if name in ops.BUILTINS or name in SPECIAL}
         for name, value in CONSTANTS.items():
             v = self.globals.get(name)
             if not (isinstance(v, np.ndarray) and v.shape == () and

@@ -798,7 +798,11 @@ def source_latex(text: str) -> str:
 def expr_latex(e, precision: int = 8) -> Tex:
     from . import ast
     from .ops import REGISTRY
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.BuiltinRef):   # bp.sum(x) is sum(x)
+        e = ast.Call(ast.Name(e.func.name, e.func.span), e.args, e.kwargs, e.span)
     match e:
+        case ast.BuiltinRef(name):
+            return expr_latex(ast.Name(name, e.span), precision)
         case ast.Num(value):
             return number_latex(value, precision)
         case ast.Str(value):

@@ -13,6 +13,7 @@ bodies (into one graph).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 from . import ast, autodiff, ops, shapes
@@ -82,6 +83,8 @@ class Lowerer:
                 return value
             case ast.Name(name):
                 return self.name(name, scope, e.span)
+            case ast.BuiltinRef(name):
+                return builtin_ref(name, e.span)
             case ast.BinOp(op, left, right):
                 return self.binop(op, self.expr(left, scope), self.expr(right, scope), e.span)
             case ast.Unary(op, operand):
@@ -360,6 +363,18 @@ class Lowerer:
 
 
 _NO_RETURN = object()
+
+# The constants every session starts with (SPEC §6); programs may rebind their names.
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
+
+
+def builtin_ref(name: str, span: Span):
+    """`bp.name`: a builtin or constant by its own name, never a binding's."""
+    if name in CONSTANTS:
+        return const(CONSTANTS[name], span)
+    if name in ops.BUILTINS or name in SPECIAL:
+        return Builtin(name)
+    raise BpNameError(f"bp has no builtin '{name}'", span)
 
 
 def _wrt_spec(e: ast.Expr):

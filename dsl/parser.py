@@ -633,6 +633,9 @@ class _Builder:
     def r_name(self, span, kids):
         return ast.Name(str(kids[0]), self.span(kids[0]))
 
+    def r_builtin_ref(self, span, kids):
+        return ast.BuiltinRef(str(kids[2]), span)
+
     def r_string(self, span, kids):
         return ast.Str(_unquote(kids[0]), self.span(kids[0]))
 

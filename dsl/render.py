@@ -93,14 +93,14 @@ def _nest(shape, it, summarise, width, indent, multiline) -> str:
 
 # ── functions, from their AST ────────────────────────────────────────────
 
-def format_function(fn: Function, inner: str | None = None) -> str:
+def format_function(fn: Function, inner: str | None = None, shadowed: frozenset = frozenset()) -> str:
     """A function as bp source from its AST; a transform's function as `inner`
     when given (its body printed from the graph)."""
     if inner is not None and isinstance(fn, Transform):
         args = [inner] + [f"{k}={_format_option(v)}" for k, v in fn.options]
         if fn.kind == "diff" and fn.options:
             args = [inner] + [str(v) for k, v in fn.options if k == "n"]
-        return f"{fn.kind}({', '.join(args)})"
+        return f"{ref(fn.kind, shadowed)}({', '.join(args)})"
     match fn:
         case Closure(params=params, body=body):
             return format_lambda(params, body)
@@ -197,6 +197,8 @@ def _format_expr(e) -> str:
             return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
         case ast.Name(name):
             return name
+        case ast.BuiltinRef(name):
+            return f"bp.{name}"
         case ast.BinOp(op, left, right):
             p = _BINARY_PREC[op]
             if op == "^":
@@ -268,9 +270,9 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
     preferred name unless that name is free in the text (a global, a builtin,
     a constant) or taken by another binder, in which case it gets the first
     numbered variant that is not.  So no printed name can capture, or be
-    captured by, one the function refers to.  `shadowed` holds the names of
-    constants (inf, nan, …) that the session has rebound: they are spelled
-    without their names."""
+    captured by, one the function refers to.  `shadowed` holds the builtins' and
+    constants' names that the session has bound to something else: the text
+    writes those as bp.name."""
     from .graph import topo_order
     outs = [o for o in leaves(out) if isinstance(o, Node)]
     order = topo_order(outs)
@@ -353,7 +355,7 @@ class _Binders:
 
 
 _KEYWORDS = frozenset("def return for in if then else and or not import export print plot assert "
-                      "graph on to break latex".split())
+                      "graph on to break latex bp".split())
 
 
 def _fresh(base: str, taken) -> str:
@@ -392,16 +394,20 @@ def _wrap(part: tuple[str, int], level: int) -> str:
     return f"({s})" if prec < level else s
 
 
+def ref(name: str, shadowed: frozenset = frozenset()) -> str:
+    """A builtin or constant by name in printed text: `bp.name` where the program has
+    bound the name to something else (a global `sum = 3`), else the name."""
+    return f"bp.{name}" if name in shadowed else name
+
+
 def _scalar_source(x: float, shadowed: frozenset = frozenset()) -> tuple[str, int]:
     """A number as bp source that reads back to the same float64 (-0.0 keeps its
-    sign), with its precedence level; inf and nan by name, or as 1/0 and 0/0 where
-    the session has rebound the name."""
+    sign), with its precedence level; inf and nan by name (bp.inf where the session
+    has rebound inf)."""
     if math.isnan(x):
-        return ("0/0", 8) if "nan" in shadowed else ("nan", 12)
+        return ref("nan", shadowed), 12
     if math.isinf(x):
-        if "inf" in shadowed:
-            return ("1/0", 8) if x > 0 else ("-1/0", 8)
-        return ("inf", 12) if x > 0 else ("-inf", 9)
+        return (ref("inf", shadowed), 12) if x > 0 else ("-" + ref("inf", shadowed), 9)
     if x == 0 and math.copysign(1, x) < 0:
         return "-0.0", 9
     s = _literal(x)
@@ -414,23 +420,23 @@ def const_source(value: np.ndarray, shadowed: frozenset = frozenset()) -> tuple[
         return _scalar_source(float(value), shadowed)
     dims = ", ".join(map(str, value.shape))
     if value.size == 0:
-        return f"zeros({dims})", 11
+        return f"{ref('zeros', shadowed)}({dims})", 11
     if value.ndim == 2 and value.shape[0] == value.shape[1] > 1 and not np.signbit(value).any() \
             and (value == np.diag(np.diag(value))).all() and value.any():
         # a diagonal matrix (a Hessian of a quadratic): eye(n), c*eye(n) or diag([…])
         d = np.diag(value)
         n = value.shape[0]
         if (d == 1).all():
-            return f"eye({n})", 11
+            return f"{ref('eye', shadowed)}({n})", 11
         if (d == d[0]).all():
-            return f"{_scalar_source(float(d[0]), shadowed)[0]}*eye({n})", 8
-        return f"diag({const_source(d, shadowed)[0]})", 11
+            return f"{_scalar_source(float(d[0]), shadowed)[0]}*{ref('eye', shadowed)}({n})", 8
+        return f"{ref('diag', shadowed)}({const_source(d, shadowed)[0]})", 11
     first = value.flat[0]
     if value.size >= 4 and (value == first).all():
         # one value everywhere (a scalar that a fold spread out): say so, not 99 times
         if first == 1 or first == 0 and math.copysign(1, first) > 0:
-            return f"{'ones' if first == 1 else 'zeros'}({dims})", 11
-        return f"full({dims}, value={_scalar_source(float(first), shadowed)[0]})", 11
+            return f"{ref('ones' if first == 1 else 'zeros', shadowed)}({dims})", 11
+        return f"{ref('full', shadowed)}({dims}, value={_scalar_source(float(first), shadowed)[0]})", 11
 
     def nest(a):
         if a.ndim == 1:
@@ -482,13 +488,13 @@ def node_source(node, text: dict, binders: _Binders | None = None,
         case "unindex":
             # The adjoint of indexing, written with what bp already has.
             z = binders.add("lambda", "z") if binders is not None else "z"
-            return (f"grad({z} -> sum({z}[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))"
-                    f"({ins[1][0]})", 11)
+            return (f"{ref('grad', shadowed)}({z} -> {ref('sum', shadowed)}({z}"
+                    f"[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))({ins[1][0]})", 11)
         case "cross_entropy_back":
             # cross_entropy's gradient, one node: written as the formula it computes.
             axis = attrs.get("axis", -1)
-            return (f"softmax({ins[0][0]}{'' if axis == -1 else f', axis={axis}'}) * "
-                    f"sum({ins[1][0]}, axis={axis}, keepdims=1) - {_wrap(ins[1], 8)}", 7)
+            return (f"{ref('softmax', shadowed)}({ins[0][0]}{'' if axis == -1 else f', axis={axis}'}) * "
+                    f"{ref('sum', shadowed)}({ins[1][0]}, axis={axis}, keepdims=1) - {_wrap(ins[1], 8)}", 7)
         case "zeros_like":
             return f"0*{_wrap(ins[0], 10)}", 8
         case "unjoin":
@@ -496,17 +502,17 @@ def node_source(node, text: dict, binders: _Binders | None = None,
             names = [binders.add("lambda", chr(ord("a") + j)) if binders is not None else
                      chr(ord("a") + j) for j in range(len(ins) - 1)]
             head = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
-            join = "stack" if attrs["stacking"] else "concat"
+            join = ref("stack" if attrs["stacking"] else "concat", shadowed)
             axis = "" if attrs["axis"] == 0 else f", axis={attrs['axis']}"
-            return (f"vjp({head} -> {join}({', '.join(names)}{axis}), wrt={attrs['k']})"
+            return (f"{ref('vjp', shadowed)}({head} -> {join}({', '.join(names)}{axis}), wrt={attrs['k']})"
                     f"({', '.join(s for s, _ in ins[1:])}, {ins[0][0]})[1]", 11)
         case "reshape_like":
-            return f"reshape({ins[0][0]}, shape({ins[1][0]}))", 11
+            return f"{ref('reshape', shadowed)}({ins[0][0]}, {ref('shape', shadowed)}({ins[1][0]}))", 11
         case "host":
             return f"{attrs['fn'].name}({', '.join(s for s, _ in ins)})", 11
         case "host_vjp":
             # The cotangent of argument i, as bp writes it: vjp(f, wrt=i)(x…, u)[1].
-            return (f"vjp({attrs['fn'].name}, wrt={attrs['i']})"
+            return (f"{ref('vjp', shadowed)}({attrs['fn'].name}, wrt={attrs['i']})"
                     f"({', '.join(s for s, _ in ins[:-2])}, {ins[-1][0]})[1]", 11)
     args = [s for s, _ in ins]
     for a in opdef.attrs:
@@ -516,7 +522,7 @@ def node_source(node, text: dict, binders: _Binders | None = None,
         elif value != a.default or a.required:
             args.append(f"{a.name}={_attr_source(value)}" if not a.required else _attr_source(value))
     name = form.name if isinstance(form, CallForm) else node.op
-    return f"{name}({', '.join(args)})", 11
+    return f"{ref(name, shadowed)}({', '.join(args)})", 11
 
 
 def _as_scalar(c, other, node, shadowed) -> tuple[str, int] | None:

@@ -121,7 +121,7 @@ def test_constants_keep_their_meaning_when_the_program_rebinds_inf_and_nan():
     bp.exec("def f(x) = sum(minimum(x, 1/0) + maximum(x, -1/0) + x * (0/0 == 0/0))")
     bp.exec("inf = 5\nnan = 7")
     text, g = read_back(bp, "grad(f)")
-    assert "inf" not in text and "nan" not in text
+    assert "bp.inf" in text and "inf" not in text.replace("bp.inf", "")
     # both sides pass x through and nan ≠ nan: the gradient is 2 (a 5 for inf would give 1 at 6)
     assert g(np.array([6.0, -3.0])).tolist() == [2, 2]
 
@@ -236,3 +236,27 @@ def test_solve_of_a_stack_keeps_the_unbroadcast_of_bs_gradient():
     a = np.stack([np.eye(2) * 2, np.eye(2) * 4])
     # b is broadcast over the two matrices: ∇b = A₀⁻ᵀ1 + A₁⁻ᵀ1 = 1/2 + 1/4 per entry
     np.testing.assert_allclose(g(a, np.array([1.0, 1.0])), [0.75, 0.75], rtol=1e-14)
+
+
+# ── a global that rebinds a builtin the printed text calls ───────────────
+
+def test_printed_text_reaches_builtins_that_globals_shadow_as_bp_dot_name():
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) = mean(x^2) + x[0]^2")
+    bp.exec("sum = 3\ngrad = 2\nbroadcast_like = 5\nunbroadcast = 7")
+    text = bp.show("bp.grad(f)")
+    assert "bp.sum(" in text and "bp.grad(" in text and "bp.broadcast_like(" in text
+    bp.exec(f"g = {text}")
+    # d/dx [mean(x²) + x₀²] = 2x/n + 2x₀ e₀: at [1, 2] that is [1 + 2, 2]
+    assert bp.function("g")(np.array([1.0, 2.0])).tolist() == [3, 2]
+
+
+def test_bp_dot_name_is_the_builtin_whatever_the_name_is_bound_to():
+    bp = dsl.Interpreter()
+    bp.exec("sum = 3\npi = 4\ndef total(x) = bp.sum(x) * bp.pi")
+    assert float(bp.eval("total([1, 2])")) == pytest.approx(3 * math.pi)
+    assert float(bp.eval("sum")) == 3
+    with pytest.raises(dsl.BpNameError, match="bp has no builtin 'nope'"):
+        bp.eval("bp.nope")
+    with pytest.raises(dsl.BpSyntaxError):
+        bp.exec("bp = 1")                  # bp is a keyword
