@@ -812,7 +812,7 @@ def _export_name(e: ast.Expr) -> str:
     match e:
         case ast.Name(name):
             return name
-        case ast.Call(ast.Name(name), args, _) if args:
+        case ast.Call(ast.Name(name) | ast.BuiltinRef(name), args, _) if args:
             return f"{name}_{_export_name(args[0])}"
     return "f"
 
