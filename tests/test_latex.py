@@ -315,7 +315,7 @@ class _Unreadable(Exception):
 
 
 class _Reader:
-    """Reads the LaTeX of a function back to numbers, by the conventions the printer
+    r"""Reads the LaTeX of a function back to numbers, by the conventions the printer
     follows (docs/language.md, "LaTeX"): juxtaposition and \cdot bind tighter than
     + and -, and multiply (by a scalar) or are matrix products (between tensors);
     \odot is elementwise; a leading - negates the product after it; \sum reaches over
