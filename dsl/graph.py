@@ -122,3 +122,15 @@ class Graph:
             if node.op not in ("input", "const"):
                 counts[node.origin] = counts.get(node.origin, 0) + 1
         return counts
+
+
+def use_counts(order: list[Node], outputs: Iterable[Node]) -> dict[int, int]:
+    """How many times each node of `order` is read: by the nodes after it, and once
+    for each time it is an output (what printing binds to a name when more than 1)."""
+    uses: dict[int, int] = {}
+    for node in order:
+        for i in node.inputs:
+            uses[id(i)] = uses.get(id(i), 0) + 1
+    for o in outputs:
+        uses[id(o)] = uses.get(id(o), 0) + 1
+    return uses

@@ -38,8 +38,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .graph import Node, topo_order
-from .render import format_number
+from .graph import Node, topo_order, use_counts
+from .render import format_number, index_source
 from .values import Record, leaves
 
 BIND_WIDTH = 12            # a shared subexpression wider than this (typeset) is bound to a name
@@ -410,17 +410,6 @@ def _axis_sub(axis) -> str:
     return rf"\text{{axis }} {axis}"
 
 
-def _index_sub(items) -> str:
-    parts = []
-    for item in items:
-        if item[0] == "i":
-            parts.append(str(item[1]))
-        else:
-            start, stop, step = (("" if v is None else str(v)) for v in item[1:])
-            parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
-    return ", ".join(parts)
-
-
 def _cases(c: Tex, a: Tex, b: Tex) -> Tex:
     return Tex(rf"\begin{{cases}} {a.text} & \text{{if }} {c.text} \\ {b.text} & "
                rf"\text{{otherwise}} \end{{cases}}", P_CASES)
@@ -562,10 +551,10 @@ def op_latex(op: str, ins: list[Tex], attrs: dict, shapes: list | None = None,
         dims = r" \times ".join(map(str, attrs.get("shape", ()))) or "1"
         return _scale(number_latex(attrs["value"]), Tex(rf"\mathbf{{1}}_{{{dims}}}", P_SUB))
     if op == "index":
-        return Tex(f"{wrap(ins[0], P_ATOM)}_{{{_index_sub(attrs['items'])}}}", P_SUB)
+        return Tex(f"{wrap(ins[0], P_ATOM)}_{{{index_source(attrs['items'])}}}", P_SUB)
     if op == "unindex":
         items = attrs["items"]
-        sub = _index_sub(items)
+        sub = index_source(items)
         if all(i[0] == "i" for i in items):
             return _product("mm", ins[0], Tex(rf"\mathbf{{e}}_{{{sub}}}", P_SUB))
         return _call(_opname("scatter"), [ins[0].text], sub)
@@ -669,12 +658,7 @@ def format_graph_latex(names: list[str], out, inputs: list | None = None,
     line is the function and whose next lines bind its long shared subexpressions."""
     outs = [o for o in leaves(out) if isinstance(o, Node)]
     order = topo_order(outs)
-    uses: dict[int, int] = {}
-    for node in order:
-        for i in node.inputs:
-            uses[id(i)] = uses.get(id(i), 0) + 1
-    for o in outs:
-        uses[id(o)] = uses.get(id(o), 0) + 1
+    uses = use_counts(order, outs)
     # the nodes used only as the left operand of a matrix product (x @ A in x @ A @ y)
     left_only: dict[int, bool] = {}
     for node in order:

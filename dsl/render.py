@@ -273,15 +273,10 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
     captured by, one the function refers to.  `shadowed` holds the builtins' and
     constants' names that the session has bound to something else: the text
     writes those as bp.name."""
-    from .graph import topo_order
+    from .graph import topo_order, use_counts
     outs = [o for o in leaves(out) if isinstance(o, Node)]
     order = topo_order(outs)
-    uses: dict[int, int] = {}
-    for node in order:
-        for i in node.inputs:
-            uses[id(i)] = uses.get(id(i), 0) + 1
-    for o in outs:
-        uses[id(o)] = uses.get(id(o), 0) + 1
+    uses = use_counts(order, outs)
     binders = _Binders()
     text: dict[int, tuple[str, int]] = {}
     params = {id(node): binders.add("param", name) for node, name in zip(inputs or (), names)}
@@ -484,12 +479,12 @@ def node_source(node, text: dict, binders: _Binders | None = None,
                 isinstance(node.shape, tuple) and attrs["axes"] == tuple(reversed(range(len(node.shape))))):
             return f"{_wrap(ins[0], 11)}'", 11
         case "index":
-            return f"{_wrap(ins[0], 11)}[{_index_source(attrs['items'])}]", 11
+            return f"{_wrap(ins[0], 11)}[{index_source(attrs['items'])}]", 11
         case "unindex":
             # The adjoint of indexing, written with what bp already has.
             z = binders.add("lambda", "z") if binders is not None else "z"
             return (f"{ref('grad', shadowed)}({z} -> {ref('sum', shadowed)}({z}"
-                    f"[{_index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))({ins[1][0]})", 11)
+                    f"[{index_source(attrs['items'])}] * {_wrap(ins[0], 8)}))({ins[1][0]})", 11)
         case "cross_entropy_back":
             # cross_entropy's gradient, one node: written as the formula it computes.
             axis = attrs.get("axis", -1)
@@ -548,7 +543,8 @@ def _attr_source(value) -> str:
     return str(value)
 
 
-def _index_source(items) -> str:
+def index_source(items) -> str:
+    """An index op's items as bp writes them inside [ ]: `1, 2:5, ::-1`."""
     parts = []
     for item in items:
         if item[0] == "i":
