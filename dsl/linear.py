@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Node, topo_order
-from .ops import apply, check_size, const, is_const_value
+from .ops import apply, check_size, const
 
 _LINEAR_OPS = {"add", "sub", "neg", "mul", "div", "matmul", "sum", "mean", "broadcast_like",
                "unbroadcast", "broadcast_to"}
@@ -320,10 +320,3 @@ def _build(term, shape: tuple, n: int) -> Node | None:
     for node in minus:
         total = apply("neg", [node]) if total is None else apply("sub", [total, node])
     return total
-
-
-def is_identity(node: Node) -> bool:
-    """A constant identity matrix (printed eye(n))."""
-    v = node.value if node.op == "const" else None
-    return v is not None and v.ndim == 2 and v.shape[0] == v.shape[1] and v.shape[0] > 1 \
-        and bool((v == np.eye(v.shape[0])).all()) and is_const_value(node, node.value.flat[0])
