@@ -361,20 +361,13 @@ def test_export_every_op_under_hostile_names(name, sample):
     kernel's values; and the function reads nothing from the module but NumPy,
     the helpers and its constants (no builtin, which a parameter could shadow)."""
     import symtable
-    from dsl import codegen, graph, ops
-    from dsl.evaluate import Plan
+    from dsl import codegen
+    from test_ops_forward import run_exported
     hostile = ["np", "float", "_unbroadcast", "t1", "_C0", "lambda", "slice", "int", "None",
                "_sigmoid", "math"]
     names = [hostile[i % len(hostile)] + "_" * (i // len(hostile))
              for i in range(len(sample.inputs))]
-    inputs = [graph.make_input(n, np.shape(x)) for n, x in zip(names, sample.inputs)]
-    node = ops.apply(name, inputs, dict(sample.attrs))
-    source = codegen.module({"f": (names, inputs, node)}, {})
-    scope: dict = {}
-    exec(compile(source, f"<export of {name}>", "exec"), scope)
-    with np.errstate(all="ignore"):
-        got = scope["f"](*sample.inputs)
-        want = Plan(inputs, [node]).run([np.asarray(x, dtype=float) for x in sample.inputs])[0]
+    got, want, source = run_exported(name, sample, names)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300, equal_nan=True)
     table = symtable.symtable(source, "<export>", "exec")
     fn, = [t for t in table.get_children() if t.get_name() == "f"]

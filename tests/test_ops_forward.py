@@ -950,15 +950,21 @@ def test_ops_forward_macro_errors(src, kind):
 def test_ops_forward_export_matches_kernel(name, sample):
     """The code `export` writes for the op, run alone (only NumPy in scope),
     against the op's kernel on the same inputs."""
+    got, want, _ = run_exported(name, sample, [f"x{i}" for i in range(len(sample.inputs))])
+    assert_close(got, want)
+
+
+def run_exported(name, sample, names):
+    """The op alone on inputs called `names`, exported and run with only NumPy in scope,
+    and the op's kernel on the same inputs: (exported result, kernel result, source)."""
     from dsl import codegen
     from dsl.evaluate import Plan
-    inputs = [graph.make_input(f"x{i}", np.shape(x)) for i, x in enumerate(sample.inputs)]
+    inputs = [graph.make_input(n, np.shape(x)) for n, x in zip(names, sample.inputs)]
     node = ops.apply(name, inputs, dict(sample.attrs))
-    names = [f"x{i}" for i in range(len(inputs))]
     source = codegen.module({"f": (names, inputs, node)}, {})
     scope: dict = {}
     exec(compile(source, f"<export of {name}>", "exec"), scope)
     with np.errstate(all="ignore"):
         got = scope["f"](*sample.inputs)
         want = Plan(inputs, [node]).run([np.asarray(x, dtype=float) for x in sample.inputs])[0]
-    assert_close(got, want)
+    return got, want, source
