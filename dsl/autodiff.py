@@ -251,11 +251,11 @@ def resolve_wrt(t: Transform, names: tuple[str, ...], span: Span) -> tuple[list[
                                   f"'{item}'; its parameters are {', '.join(names)}", span)
             out.append(names.index(item))
         else:
-            if item >= len(names):
+            if not -len(names) <= item < len(names):
                 raise BpTypeError(f"{t.kind}(…, wrt={item}): the function has only {len(names)} "
                                   f"parameter{'s' * (len(names) != 1)} ({', '.join(names)}); "
-                                  f"positions count from 0", span)
-            out.append(item)
+                                  f"positions count from 0, or from -1 at the end", span)
+            out.append(item % len(names))
     return out, many
 
 

@@ -378,12 +378,14 @@ def builtin_ref(name: str, span: Span):
 
 
 def _wrt_spec(e: ast.Expr):
-    """wrt=W, wrt=(W, b), wrt=1: parameter names or positions, as written."""
+    """wrt=W, wrt=(W, b), wrt=1, wrt=-1: parameter names or positions, as written."""
     match e:
         case ast.Name(name):
             return name
         case ast.Num(value) if value == int(value) and value >= 0:
             return int(value)
+        case ast.Unary("-", ast.Num(value)) if value == int(value) and value > 0:
+            return -int(value)                  # counts from the end, as Python's indices
         case ast.TupleLit(items):
             return tuple(_wrt_spec(x) for x in items)
     raise BpTypeError("wrt= takes a parameter's name or position, or a tuple of them", e.span)

@@ -32,6 +32,19 @@ def test_wrt_position_out_of_range(bp):
     with pytest.raises(BpTypeError) as err:
         bp.eval("grad(f, wrt=2)(1, 2)")
     assert "positions count from 0" in err.value.message
+    with pytest.raises(BpTypeError) as err:
+        bp.eval("grad(f, wrt=-3)(1, 2)")
+    assert "from -1 at the end" in err.value.message
+
+
+def test_negative_wrt_counts_from_the_last_parameter(bp):
+    # f(x, y, z) = x^2 y z^3: ∂f/∂z = 3x²yz², ∂f/∂y = x²z³, at (1, 2, 3): 54 and 27
+    bp.exec("def f(x, y, z) = x^2 * y * z^3")
+    assert bp.eval("grad(f, wrt=-1)(1, 2, 3)") == 54
+    assert bp.eval("grad(f, wrt=(-2, -1))(1, 2, 3)") == (27, 54)
+    assert bp.eval("grad(f, wrt=-3)(1, 2, 3)") == bp.eval("grad(f, wrt=0)(1, 2, 3)") == 108
+    bp.exec("g = " + bp.show("grad(f, wrt=-1)"))
+    assert bp.eval("g(1, 2, 3)") == 54
 
 
 def test_printed_gradient_is_the_spec_example(bp):
