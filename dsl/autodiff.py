@@ -314,12 +314,18 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             g = per_wrt(vjp_graph([out], [_seed(out)], flat_ph))
             result = (out, g) if kind == "value_and_grad" else g
         elif kind == "jacobian":
-            out = _tensor_output(out, kind, span)
-            result = per_wrt([_jacobian(out, p, span, display) for p in flat_ph])
+            # A tuple or record output gives one Jacobian (structured like wrt=) per
+            # output leaf, in the output's structure: JAX's convention for pytrees.
+            outs = [_tensor_output(o, kind, span) for o in _output_leaves(out, kind, span)]
+            result = rebuild(out, iter([per_wrt([_jacobian(o, p, span, display) for p in flat_ph])
+                                        for o in outs]))
         elif kind == "hessian":
+            # jacobian(grad(f, wrt=…), wrt=…) (SPEC §5): for several parameters the
+            # blocks ∂²f/∂xᵢ∂xⱼ, nested by i then j, the cross terms included.
             out = scalar_output(out, kind)
             grads = vjp_graph([out], [_seed(out)], flat_ph)
-            result = per_wrt([_jacobian(g, p, span, display) for g, p in zip(grads, flat_ph)])
+            result = per_wrt([per_wrt([_jacobian(g, p, span, display) for p in flat_ph])
+                              for g in grads])
         elif kind == "jvp":
             out = _tensor_output(out, kind, span)
             vs = _vector_leaves(vector, flat_ph, "tangent v", span)
@@ -355,6 +361,14 @@ def _seed(out: Node) -> Node:
 def _bind(t: Transform, names: tuple[str, ...], args: list, kwargs: dict, span: Span) -> list:
     bound = bind_arguments(f"{t.kind}(…)", names, args, kwargs, span)
     return [bound[n] for n in names]
+
+
+def _output_leaves(out, what: str, span: Span) -> list:
+    items = leaves(out) if isinstance(out, (tuple, Record)) else [out]
+    if not items:
+        raise BpTypeError(f"{what} needs a function that returns a tensor, got {ops.describe(out)}",
+                          span)
+    return items
 
 
 def _tensor_output(out, what: str, span: Span) -> Node:
@@ -413,6 +427,8 @@ def _jacobian(out: Node, x: Node, span: Span, display: bool = False) -> Node:
         return const(np.zeros(so + sx))
     if so == ():
         return vjp_graph([out], [const(1.0)], [x])[0]
+    if sx == ():                                  # one direction: the JVP along 1
+        return jvp_graph([out], [x], [const(1.0)])[0]
     with building("d", span):
         if display and len(so) <= 1 and len(sx) == 1:
             from . import linear

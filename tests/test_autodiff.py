@@ -162,3 +162,54 @@ def test_masked_cotangent_is_masked_before_a_broadcast_operand_is_reduced(bp):
     # f = 5 + (x0 + x1)/x1 at (0, 2): the branch not taken divides by x0 = 0.
     np.testing.assert_allclose(bp.eval("grad(x -> sum(where(x == 0, 5, sum(x) / x)))([0, 2])"),
                                [0.5, 0.0])
+
+
+def test_hessian_wrt_several_parameters_has_every_block(bp):
+    # f = x² y³: f_xx = 2y³, f_xy = f_yx = 6xy², f_yy = 6x²y; at (1, 2): 16, 24, 12
+    bp.exec("def f(x, y) = x^2 * y^3")
+    assert bp.eval("hessian(f, wrt=(x, y))(1, 2)") == ((16, 24), (24, 12))
+    # hessian = jacobian(grad) (SPEC §5), block by block
+    assert bp.eval("jacobian(grad(f, wrt=(x, y)), wrt=(x, y))(1, 2)") == ((16, 24), (24, 12))
+    bp.exec("g = " + bp.show("hessian(f, wrt=(x, y))"))
+    assert bp.eval("g(1, 2)") == ((16, 24), (24, 12))
+
+
+def test_hessian_blocks_of_a_vector_and_a_scalar(bp):
+    # q = y·|x|²: q_xx = 2y·I, q_xy = 2x, q_yy = 0
+    bp.exec("def q(x: [2], y: []) = sum(x^2) * y")
+    (hxx, hxy), (hyx, hyy) = bp.eval("hessian(q, wrt=(x, y))([1, 2], 3)")
+    np.testing.assert_array_equal(hxx, [[6, 0], [0, 6]])
+    np.testing.assert_array_equal(hxy, [2, 4])
+    np.testing.assert_array_equal(hyx, [2, 4])
+    assert hyy == 0
+    bp.exec("h = " + bp.show("hessian(q, wrt=(x, y))"))
+    (hxx2, hxy2), (hyx2, hyy2) = bp.eval("h([1, 2], 3)")
+    np.testing.assert_array_equal(hxx2, hxx)
+    np.testing.assert_array_equal(hxy2, hxy)
+
+
+def test_jacobian_of_tuple_and_record_outputs(bp):
+    # d(x², sin x)/dx = (2x, cos x)
+    bp.exec("def g(x) = (x^2, sin(x))")
+    a, b = bp.eval("jacobian(g)(1.0)")
+    assert a == 2 and b == pytest.approx(np.cos(1.0), rel=1e-15)
+    # a record output, two parameters: each field's Jacobian wrt (x, y)
+    bp.exec("def h(x, y) = {a: x * y, b: [x, y]}")
+    got = bp.eval("jacobian(h, wrt=(0, 1))(2.0, 3.0)")
+    assert got["a"] == (3, 2)
+    np.testing.assert_array_equal(got["b"][0], [1, 0])
+    np.testing.assert_array_equal(got["b"][1], [0, 1])
+    # a vector parameter: shapes shape(out) + shape(x)
+    bp.exec("def k(x: [3]) = (sum(x), x * 2)")
+    s, m = bp.eval("jacobian(k)([1, 2, 3])")
+    np.testing.assert_array_equal(s, [1, 1, 1])
+    np.testing.assert_array_equal(m, 2 * np.eye(3))
+    bp.exec("k2 = " + bp.show("jacobian(k)"))
+    s2, m2 = bp.eval("k2([1, 2, 3])")
+    np.testing.assert_array_equal(m2, m)
+
+
+def test_jacobian_of_an_empty_output_is_a_type_error(bp):
+    with pytest.raises(BpTypeError) as err:
+        bp.eval("jacobian(x -> ())(1)")
+    assert "returns a tensor" in err.value.message
