@@ -2,8 +2,9 @@
 
 One Python function per exported bp function, one line per node.  Globals
 the function reads become module-level constants holding their values at
-export.  Ops with stable or unusual kernels get a small helper written out
-in the module's preamble.
+export.  Each node's code is its op's export template (`OpDef.export`);
+the helpers those templates call (`OpDef.helpers`, often the kernel's own
+source) are written once in the module's preamble.
 
 Hygiene (SPEC §13): the code is first written with a placeholder for every
 name it binds (functions, parameters, global constants, array constants,
@@ -16,6 +17,7 @@ constant is spelled so it reads back to the same float64 bits.
 """
 from __future__ import annotations
 
+import inspect
 import keyword
 import math
 import struct
@@ -28,148 +30,22 @@ from .graph import Node, topo_order
 from .ops import REGISTRY
 from .values import Record, leaves
 
-_BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
-           "pow": "np.power({0}, {1})", "matmul": "np.matmul({0}, {1})",
-           "maximum": "np.maximum({0}, {1})", "minimum": "np.minimum({0}, {1})",
-           "less": "np.less({0}, {1}).astype(np.float64)",
-           "less_equal": "np.less_equal({0}, {1}).astype(np.float64)",
-           "greater": "np.greater({0}, {1}).astype(np.float64)",
-           "greater_equal": "np.greater_equal({0}, {1}).astype(np.float64)",
-           "equal": "np.equal({0}, {1}).astype(np.float64)",
-           "not_equal": "np.not_equal({0}, {1}).astype(np.float64)",
-           "and": "(({0} != 0) & ({1} != 0)).astype(np.float64)",
-           "or": "(({0} != 0) | ({1} != 0)).astype(np.float64)",
-           "outer": "np.outer({0}, {1})", "solve": "_solve({0}, {1})",
-           "unbroadcast": "_unbroadcast({0}, {1})",
-           "broadcast_like": "np.broadcast_to({0}, np.shape({1})).copy()",
-           "reshape_like": "np.reshape({0}, np.shape({1}))"}
-_UNARY = {"neg": "-{0}", "not": "({0} == 0).astype(np.float64)", "abs": "np.abs({0})",
-          "sign": "np.sign({0})", "exp": "np.exp({0})", "log": "np.log({0})", "log1p": "np.log1p({0})",
-          "expm1": "np.expm1({0})", "sqrt": "np.sqrt({0})", "sin": "np.sin({0})", "cos": "np.cos({0})",
-          "tan": "np.tan({0})", "asin": "np.arcsin({0})", "acos": "np.arccos({0})",
-          "atan": "np.arctan({0})", "sinh": "np.sinh({0})", "cosh": "np.cosh({0})",
-          "tanh": "np.tanh({0})", "sigmoid": "_sigmoid({0})", "relu": "np.maximum({0}, 0.0)",
-          "softplus": "np.logaddexp(0.0, {0})", "floor": "np.floor({0})", "round": "np.round({0})",
-          "trace": "np.trace({0})", "diag": "np.diag({0})", "inv": "np.linalg.inv({0})",
-          "det": "np.linalg.det({0})", "zeros_like": "_zeros_like({0})"}
-_REDUCE = {"sum": "np.sum", "mean": "np.mean", "prod": "np.prod", "max": "np.max", "min": "np.min",
-           "logsumexp": "_logsumexp"}
-
-_HELPERS = '''
-
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+def _helper_source(item) -> str:
+    """A helper as module code: a string as it is, a function by its own source."""
+    if isinstance(item, str):
+        return item.strip("\n")
+    return inspect.getsource(item).strip("\n")
 
 
-def _logsumexp(x, axis=None, keepdims=False):
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    return out if keepdims else np.squeeze(out, axis=axis)
-
-
-def _log_softmax(x, axis=-1):
-    m = np.max(x, axis=axis, keepdims=True)
-    z = x - np.where(np.isfinite(m), m, 0.0)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
-
-
-def _cross_entropy(logits, targets, axis=-1):
-    per = -np.sum(targets * _log_softmax(logits, axis), axis=axis)
-    return np.mean(per) if per.ndim else per
-
-
-def _unbroadcast(g, like):
-    like = np.shape(like)
-    g = np.asarray(g)
-    if g.ndim > len(like):
-        g = g.sum(axis=tuple(range(g.ndim - len(like))))
-    axes = tuple(i for i, d in enumerate(like) if d == 1 and g.shape[i] != 1)
-    return g.sum(axis=axes, keepdims=True) if axes else g
-
-
-def _cross_entropy_back(logits, targets, axis=-1):
-    s = np.exp(_log_softmax(logits, axis))
-    g = s * np.sum(targets, axis=axis, keepdims=True) - targets
-    top = s > 0.5
-    rest = np.where(top, 0.0, g)
-    return np.where(top, -np.sum(rest, axis=axis, keepdims=True), rest)
-
-
-def _unjoin(ct, k, axis, stacking, *pieces):
-    if stacking:
-        return np.take(ct, k, axis=axis)
-    cuts = np.cumsum([np.shape(piece)[axis] for piece in pieces])[:-1]
-    return np.split(ct, cuts, axis=axis)[k]
-
-
-def _unindex(g, like, index):
-    out = np.zeros(np.shape(like))
-    out[index] = g
-    return out
-
-
-def _zeros_like(x):
-    if isinstance(x, dict):
-        return {k: _zeros_like(v) for k, v in x.items()}
-    if isinstance(x, tuple):
-        return tuple(_zeros_like(v) for v in x)
-    return np.zeros(np.shape(x))
-'''
-
-
-_TRIANGLES = '''
-
-def _triu_unpack(v, n, k):
-    rows, cols = np.triu_indices(n, k)
-    out = np.zeros(np.shape(v)[:-1] + (n, n))
-    out[..., rows, cols] = v
-    return out
-
-
-def _triu_pack(a, k):
-    rows, cols = np.triu_indices(np.shape(a)[-1], k)
-    return np.asarray(a)[..., rows, cols]
-'''
-
-
-def _special_helpers(names: set[str]) -> str:
-    """lgamma and digamma for the module: the kernels' own source (dsl/ops/special.py),
-    so the exported functions compute exactly what bp does."""
-    import inspect
-    from .ops import special
-    parts = ["", "import math"]
-    if "_lgamma" in names:
-        parts += [inspect.getsource(special._lgamma_one),
-                  "_lgamma_each = np.frompyfunc(_lgamma_one, 1, 1)\n",
-                  inspect.getsource(special._lgamma)]
-    if "_digamma" in names:
-        parts += [f"_BERNOULLI = {special._BERNOULLI!r}", f"_SHIFT = {special._SHIFT!r}\n"]
-        parts += [inspect.getsource(f) for f in (special._asymptotic, special._positive,
-                                                 special._cot_derivative, special._digamma)]
-    return "\n\n".join(parts)
-
-
-def _preamble(ops: set[str]) -> list[str]:
-    """The module's helpers, for the ops its functions use."""
-    parts = [_HELPERS]
-    if ops & {"triu_unpack", "triu_pack"}:
-        parts.append(_TRIANGLES)
-    special = ({"_lgamma"} if "lgamma" in ops else set()) | \
-        ({"_digamma"} if "digamma" in ops else set())
-    if special:
-        parts.append(_special_helpers(special))
-    from .ops import linalg
-    for op, fn in _KERNEL_SOURCES.items():    # the kernels' own source (solve: NumPy 2's rule)
-        if op in ops and hasattr(linalg, fn):
-            import inspect
-            parts.append("\n\n" + inspect.getsource(getattr(linalg, fn)))
-    return parts
-
-
-# Ops whose module code is their kernel's own source, a function of dsl/ops/linalg.py.
-_KERNEL_SOURCES = {"solve": "_solve", "matmul_vjp": "_matmul_vjp_kernel"}
+def _preamble(ops) -> list[str]:
+    """The module's helpers: what the exports of the ops its functions use call
+    (`OpDef.helpers`), each once, in the order the registry lists them."""
+    seen: dict[str, None] = {}
+    for name, opdef in REGISTRY.items():
+        if name in ops:
+            for item in opdef.helpers:
+                seen.setdefault(_helper_source(item))
+    return ["\n\n" + text for text in seen]
 
 
 _RESERVED: tuple[frozenset, frozenset] | None = None
@@ -182,8 +58,7 @@ def _reserved() -> tuple[frozenset, frozenset]:
     global _RESERVED
     if _RESERVED is None:
         import symtable
-        src = "import numpy as np\n" + "\n".join(_preamble(
-            {"triu_unpack", "lgamma", "digamma"} | set(_KERNEL_SOURCES)))
+        src = "import numpy as np\n" + "\n".join(_preamble(set(REGISTRY)))
         top = symtable.symtable(src, "<export preamble>", "exec")
         defined = {s.get_name() for s in top.get_symbols()
                    if s.is_assigned() or s.is_imported() or s.is_namespace()}
@@ -275,73 +150,14 @@ def _choose_names(fn_syms, params, temps, global_syms, const_syms) -> None:
         _generate(ts, module_taken | {p.name for p in ps}, 1)
 
 
-def _index_expr(items) -> str:
-    """The index in subscript syntax (`1:3, 0`): no builtin (`slice`) is named."""
-    parts = []
-    for item in items:
-        if item[0] == "i":
-            parts.append(str(int(item[1])))
-        else:
-            parts.append(":".join("" if b is None else str(int(b)) for b in item[1:]))
-    return ", ".join(parts) if parts else "()"
-
-
 def _expr(node: Node, args: list[str]) -> str:
-    op, a = node.op, dict(node.attrs)
-    if op in _BINARY:
-        return _BINARY[op].format(*args)
-    if op in _UNARY:
-        return _UNARY[op].format(*args)
-    if op in _REDUCE:
-        return f"{_REDUCE[op]}({args[0]}, axis={a.get('axis')!r}, keepdims={bool(a.get('keepdims'))})"
-    match op:
-        case "where":
-            return f"np.where({args[0]} != 0, {args[1]}, {args[2]})"
-        case "transpose":
-            return f"np.transpose({args[0]}, {a.get('axes')!r})"
-        case "reshape":
-            return f"np.reshape({args[0]}, {a['shape']!r})"
-        case "broadcast_to":
-            return f"np.broadcast_to({args[0]}, {a['shape']!r}).copy()"
-        case "expand_dims":
-            return f"np.expand_dims({args[0]}, {a['axis']!r})"
-        case "concat":
-            return f"np.concatenate([{', '.join(args)}], axis={a.get('axis', 0)})"
-        case "unjoin":
-            return (f"_unjoin({args[0]}, {a['k']}, {a['axis']}, {int(a.get('stacking', 0))}, "
-                    f"{', '.join(args[1:])})")
-        case "stack":
-            return f"np.stack([{', '.join(args)}], axis={a.get('axis', 0)})"
-        case "index":
-            return f"{args[0]}[{_index_expr(a['items'])}]"
-        case "unindex":
-            return f"_unindex({args[0]}, {args[1]}, np.s_[{_index_expr(a['items'])}])"
-        case "softmax":
-            return f"np.exp(_log_softmax({args[0]}, {a.get('axis', -1)}))"
-        case "log_softmax":
-            return f"_log_softmax({args[0]}, {a.get('axis', -1)})"
-        case "cross_entropy":
-            return f"_cross_entropy({args[0]}, {args[1]}, {a.get('axis', -1)})"
-        case "cross_entropy_back":
-            return f"_cross_entropy_back({args[0]}, {args[1]}, {a.get('axis', -1)})"
-        case "one_hot":
-            return f"np.eye({a['n']})[np.asarray({args[0]}).astype(np.intp)]"
-        case "lgamma":
-            return f"_lgamma({args[0]})"
-        case "digamma":
-            return f"_digamma({args[0]}, {a.get('n', 0)})"
-        case "triu_unpack":
-            return f"_triu_unpack({args[0]}, {a['n']}, {a.get('k', 0)})"
-        case "triu_pack":
-            return f"_triu_pack({args[0]}, {a.get('k', 0)})"
-        case "swapaxes":
-            return f"np.swapaxes({args[0]}, {a['axis1']}, {a['axis2']})"
-        case "matmul_vjp":
-            return f"_matmul_vjp_kernel({', '.join(args)}, {a.get('wrt', 0)})"
-    if op in ("host", "host_vjp"):
-        raise BpTypeError(f"export writes NumPy code, and {a['fn'].name} is a Python function "
-                          f"defined into the session: it cannot be exported")
-    raise BpTypeError(f"export has no NumPy code for the op {op!r}")
+    """The node's NumPy code, from its op's export template (OpDef.export)."""
+    opdef = REGISTRY[node.op]
+    attrs = {a.name: a.default for a in opdef.attrs} | dict(node.attrs)
+    code = opdef.export
+    if code is None:
+        raise BpTypeError(f"export has no NumPy code for the op {node.op!r}")
+    return code.format(*args, **attrs) if isinstance(code, str) else code(args, attrs)
 
 
 # ── constants, spelled to read back to the same float64 bits ─────────────
@@ -505,8 +321,4 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
 
 def has_code(op: str) -> bool:
     """Whether export can write `op` (a registry test checks every op)."""
-    return op in _BINARY or op in _UNARY or op in _REDUCE or op in (
-        "where", "transpose", "reshape", "broadcast_to", "expand_dims", "concat", "stack", "index",
-        "unindex", "softmax", "log_softmax", "cross_entropy", "cross_entropy_back", "one_hot",
-        "lgamma", "digamma", "triu_unpack", "triu_pack", "swapaxes", "matmul_vjp", "unjoin") or \
-        not REGISTRY[op].params
+    return REGISTRY[op].export is not None

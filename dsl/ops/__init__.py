@@ -2,8 +2,11 @@
 
 Everything about one operation lives in one `OpDef`: its bp name and
 parameters, its shape rule, its NumPy kernel, its derivative rules (VJP
-and JVP, graph-building code added by the differentiation issue) and how
-it prints.  `apply` is the one way to make an op node: it infers the
+and JVP, graph-building code), its batching rules (dsl/ops/batched.py says
+their form; dsl/batching.py runs them), the NumPy source `export` writes
+for it and the helpers that source needs (dsl/codegen.py writes them), how
+it prints, and its doc line.  docs/design.md, "Adding an op", lists what an
+entry holds.  `apply` is the one way to make an op node: it infers the
 shape (raising located shape errors), folds constants, and interns.
 Builtins that are not one op (`mse`, `clip`, `shape`, …) are `Macro`s:
 graph-building functions over registered ops.
@@ -67,6 +70,14 @@ class OpDef:
     fmt: Infix | Prefix | CallForm | None = None
     builtin: bool = True                   # callable from bp under `name`
     doc: str = ""
+    # (node, ins, m) -> the batched node (dsl/ops/batched.py); a str says why there is none
+    batch: Callable | str | None = None
+    banded: Callable | None = None         # (node, bands) -> bands, for an identity seed kept as bands
+    # The NumPy source export writes: a template ("np.exp({0})": {0}, {1}, … the operands'
+    # code, {axis}, … the attributes, defaults filled in), or (args, attrs) -> source.
+    export: str | Callable | None = None
+    helpers: tuple = ()                    # what that source calls: module-preamble code, each a
+                                           # str or a function (its own source is written)
 
     @property
     def form(self):

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import shapes
 from . import CallForm, Infix, OpDef, Prefix, apply, const, is_const_value, register, zeros
+from .batched import elementwise as _batch, map_bands
 from .sym import add, broadcast_like, c, div, mul, neg, op, pow_, sub, unbroadcast, where
 
 
@@ -24,14 +25,22 @@ def broadcast_shape(shs, attrs, span):
 
 # ── unary ops, from their local derivative ───────────────────────────────
 
-def _unary(name, kernel, doc, d=None, builtin=True, fmt=None, fold=None):
+def unary(name, kernel, doc, export, d=None, builtin=True, fmt=None, fold=None, helpers=(),
+          **more):
+    """Register an elementwise op of one tensor from its local derivative `d(x, out)`
+    (None: not differentiable); it batches elementwise.  `export` is its NumPy source
+    (a template on {0}), `more` any other OpDef field."""
     vjp = jvp = None
     if d is not None:
         vjp = lambda ct, out, ins, attrs: (mul(ct, d(ins[0], out)),)   # noqa: E731
         jvp = lambda ts, out, ins, attrs: mul(ts[0], d(ins[0], out))   # noqa: E731
     return register(OpDef(name=name, kernel=kernel, shape=same_shape, params=("x",),
                           vjp=vjp, jvp=jvp, differentiable=d is not None, builtin=builtin,
-                          fmt=fmt, fold=fold, doc=doc))
+                          fmt=fmt, fold=fold, doc=doc, batch=_batch, export=export,
+                          helpers=helpers, **more))
+
+
+_unary = unary
 
 
 def _sigmoid(x):
@@ -61,10 +70,11 @@ def _one_minus_square(x):
 register(OpDef(name="neg", kernel=np.negative, shape=same_shape, params=("x",), builtin=False,
                vjp=lambda ct, out, ins, attrs: (neg(ct),),
                jvp=lambda ts, out, ins, attrs: neg(ts[0]),
-               fold=_fold_neg, fmt=Prefix("-", 9), doc="-x"))
-_unary("abs", np.abs, "absolute value; abs'(0) = 0", d=lambda x, out: op("sign", x))
-_unary("sign", np.sign, "-1, 0 or 1; derivative 0")
-_unary("exp", np.exp, "e^x", d=lambda x, out: out)
+               fold=_fold_neg, fmt=Prefix("-", 9), doc="-x", batch=_batch, export="-{0}",
+               banded=lambda node, ins: map_bands(ins[0], neg)))
+_unary("abs", np.abs, "absolute value; abs'(0) = 0", "np.abs({0})", d=lambda x, out: op("sign", x))
+_unary("sign", np.sign, "-1, 0 or 1; derivative 0", "np.sign({0})")
+_unary("exp", np.exp, "e^x", "np.exp({0})", d=lambda x, out: out)
 def _softplus_of(x):
     """log(1 + exp(u)) and log1p(exp(u)) are softplus(u): computed without overflow, and
     differentiated as the text writes it (sigmoid(u), not exp(u) / (1 + exp(u)))."""
@@ -82,33 +92,33 @@ def _fold_log(ins, attrs, shape):
     return None
 
 
-_unary("log", np.log, "natural logarithm; log(0) = -inf", d=lambda x, out: div(c(1), x),
+_unary("log", np.log, "natural logarithm; log(0) = -inf", "np.log({0})", d=lambda x, out: div(c(1), x),
        fold=_fold_log)
-_unary("log1p", np.log1p, "log(1 + x), accurate near 0", d=lambda x, out: div(c(1), add(c(1), x)),
+_unary("log1p", np.log1p, "log(1 + x), accurate near 0", "np.log1p({0})", d=lambda x, out: div(c(1), add(c(1), x)),
        fold=lambda ins, attrs, shape: _softplus_of(ins[0]))
-_unary("expm1", np.expm1, "exp(x) - 1, accurate near 0", d=lambda x, out: op("exp", x))
-_unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan", d=lambda x, out: div(c(0.5), out))
-_unary("sin", np.sin, "sine", d=lambda x, out: op("cos", x))
-_unary("cos", np.cos, "cosine", d=lambda x, out: neg(op("sin", x)))
-_unary("tan", np.tan, "tangent", d=lambda x, out: add(c(1), mul(out, out)))
-_unary("asin", np.arcsin, "inverse sine", d=lambda x, out: div(c(1), op("sqrt", _one_minus_square(x))))
-_unary("acos", np.arccos, "inverse cosine",
+_unary("expm1", np.expm1, "exp(x) - 1, accurate near 0", "np.expm1({0})", d=lambda x, out: op("exp", x))
+_unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan", "np.sqrt({0})", d=lambda x, out: div(c(0.5), out))
+_unary("sin", np.sin, "sine", "np.sin({0})", d=lambda x, out: op("cos", x))
+_unary("cos", np.cos, "cosine", "np.cos({0})", d=lambda x, out: neg(op("sin", x)))
+_unary("tan", np.tan, "tangent", "np.tan({0})", d=lambda x, out: add(c(1), mul(out, out)))
+_unary("asin", np.arcsin, "inverse sine", "np.arcsin({0})", d=lambda x, out: div(c(1), op("sqrt", _one_minus_square(x))))
+_unary("acos", np.arccos, "inverse cosine", "np.arccos({0})",
        d=lambda x, out: neg(div(c(1), op("sqrt", _one_minus_square(x)))))
-_unary("atan", np.arctan, "inverse tangent", d=lambda x, out: div(c(1), add(c(1), mul(x, x))))
-_unary("sinh", np.sinh, "hyperbolic sine", d=lambda x, out: op("cosh", x))
-_unary("cosh", np.cosh, "hyperbolic cosine", d=lambda x, out: op("sinh", x))
-_unary("tanh", np.tanh, "hyperbolic tangent; tanh' = 1 - tanh²", d=lambda x, out: _one_minus_square(out))
+_unary("atan", np.arctan, "inverse tangent", "np.arctan({0})", d=lambda x, out: div(c(1), add(c(1), mul(x, x))))
+_unary("sinh", np.sinh, "hyperbolic sine", "np.sinh({0})", d=lambda x, out: op("cosh", x))
+_unary("cosh", np.cosh, "hyperbolic cosine", "np.cosh({0})", d=lambda x, out: op("sinh", x))
+_unary("tanh", np.tanh, "hyperbolic tangent; tanh' = 1 - tanh²", "np.tanh({0})", d=lambda x, out: _one_minus_square(out))
 # σ' = σ(x)·σ(-x): the same as σ(1 - σ), but 1 - σ by subtraction loses digits for large x.
-_unary("sigmoid", _sigmoid, "1 / (1 + exp(-x)), computed stably",
+_unary("sigmoid", _sigmoid, "1 / (1 + exp(-x)), computed stably", "_sigmoid({0})", helpers=(_sigmoid,),
        d=lambda x, out: mul(out, op("sigmoid", neg(x))))
 # relu'(0) = 0: the comparison is strict.
-_unary("relu", lambda x: np.maximum(x, 0.0), "max(x, 0); relu'(0) = 0",
+_unary("relu", lambda x: np.maximum(x, 0.0), "max(x, 0); relu'(0) = 0", "np.maximum({0}, 0.0)",
        d=lambda x, out: op("greater", x, c(0)))
-_unary("softplus", lambda x: np.logaddexp(0.0, x), "log(1 + exp(x)), computed stably",
+_unary("softplus", lambda x: np.logaddexp(0.0, x), "log(1 + exp(x)), computed stably", "np.logaddexp(0.0, {0})",
        d=lambda x, out: op("sigmoid", x))
-_unary("floor", np.floor, "largest whole number ≤ x; derivative 0")
-_unary("round", np.round, "nearest whole number, half to even (NumPy); derivative 0")
-_unary("not", _flag(lambda x: x == 0), "not x, elementwise on 0/1", builtin=False,
+_unary("floor", np.floor, "largest whole number ≤ x; derivative 0", "np.floor({0})")
+_unary("round", np.round, "nearest whole number, half to even (NumPy); derivative 0", "np.round({0})")
+_unary("not", _flag(lambda x: x == 0), "not x, elementwise on 0/1", "({0} == 0).astype(np.float64)", builtin=False,
        fmt=Prefix("not", 5))
 
 
@@ -211,11 +221,50 @@ def _fold_pow(ins, attrs, shape):
     return None
 
 
-def _binary(name, kernel, doc, fmt=None, vjp=None, jvp=None, fold=None, builtin=False,
-            params=("a", "b")):
+def binary(name, kernel, doc, export, fmt=None, vjp=None, jvp=None, fold=None, builtin=False,
+           params=("a", "b"), **more):
+    """Register an elementwise op of two tensors that broadcast; it batches elementwise.
+    `export` is its NumPy source (a template on {0} and {1}), `more` any other OpDef field."""
     return register(OpDef(name=name, kernel=kernel, shape=broadcast_shape, params=params,
                           vjp=vjp, jvp=jvp, fold=fold, differentiable=vjp is not None,
-                          builtin=builtin, fmt=fmt, doc=doc))
+                          builtin=builtin, fmt=fmt, doc=doc, batch=_batch, export=export, **more))
+
+
+_binary = binary
+
+
+# ── banded rules (dsl/batching.py, "an identity seed kept as bands") ─────
+
+def _banded_mul(node, ins):
+    (a, b), (ba, bb) = node.inputs, ins
+    if (ba is None) == (bb is None):
+        return None                        # quadratic in the seed, or neither
+    mine, other = (a, b) if ba is not None else (b, a)
+    if mine.shape != node.shape or other.shape not in ((), node.shape):
+        return None
+    if ba is not None:
+        return map_bands(ba, lambda w: apply("mul", [w, b]))
+    return map_bands(bb, lambda w: apply("mul", [a, w]))
+
+
+def _banded_div(node, ins):
+    (a, b), (ba, bb) = node.inputs, ins
+    if ba is None or bb is not None or a.shape != node.shape or b.shape not in ((), node.shape):
+        return None
+    return map_bands(ba, lambda w: apply("div", [w, b]))
+
+
+def _banded_sum_of_two(node, ins):
+    (a, b), (ba, bb) = node.inputs, ins
+    if ba is None or bb is None or a.shape != node.shape or b.shape != node.shape:
+        return None                        # an affine term, or a broadcast operand
+    out = dict(ba)
+    for d, w in bb.items():
+        if node.op == "sub":
+            out[d] = apply("sub", [out[d], w]) if d in out else apply("neg", [w])
+        else:
+            out[d] = apply("add", [out[d], w]) if d in out else w
+    return out
 
 
 def _bt(t, like_out):
@@ -223,20 +272,24 @@ def _bt(t, like_out):
     return t if t.shape == like_out.shape else broadcast_like(t, like_out)
 
 
-_binary("add", np.add, "a + b", Infix("+", 7), fold=_fold_add,
+_binary("add", np.add, "a + b", "{0} + {1}", Infix("+", 7), fold=_fold_add,
+        banded=_banded_sum_of_two,
         vjp=lambda ct, out, ins, attrs: (unbroadcast(ct, ins[0]), unbroadcast(ct, ins[1])),
         jvp=lambda ts, out, ins, attrs: _bt(add(ts[0], ts[1]), out))
-_binary("sub", np.subtract, "a - b", Infix("-", 7), fold=_fold_sub,
+_binary("sub", np.subtract, "a - b", "{0} - {1}", Infix("-", 7), fold=_fold_sub,
+        banded=_banded_sum_of_two,
         vjp=lambda ct, out, ins, attrs: (unbroadcast(ct, ins[0]), unbroadcast(neg(ct), ins[1])),
         jvp=lambda ts, out, ins, attrs: _bt(
             ts[0] if ts[1] is None else neg(ts[1]) if ts[0] is None else sub(ts[0], ts[1]), out))
-_binary("mul", np.multiply, "a * b", Infix("*", 8), fold=_fold_mul,
+_binary("mul", np.multiply, "a * b", "{0} * {1}", Infix("*", 8), fold=_fold_mul,
+        banded=_banded_mul,
         vjp=lambda ct, out, ins, attrs: (unbroadcast(mul(ct, ins[1]), ins[0]),
                                          unbroadcast(mul(ct, ins[0]), ins[1])),
         jvp=lambda ts, out, ins, attrs: _bt(add(None if ts[0] is None else mul(ts[0], ins[1]),
                                                 None if ts[1] is None else mul(ins[0], ts[1])), out))
 # (a/b)' = a'/b - b'·(a/b)/b: reuse out.
-_binary("div", np.divide, "a / b", Infix("/", 8), fold=_fold_div,
+_binary("div", np.divide, "a / b", "{0} / {1}", Infix("/", 8), fold=_fold_div,
+        banded=_banded_div,
         vjp=lambda ct, out, ins, attrs: (unbroadcast(div(ct, ins[1]), ins[0]),
                                          unbroadcast(neg(div(mul(ct, out), ins[1])), ins[1])),
         jvp=lambda ts, out, ins, attrs: _bt(
@@ -287,7 +340,8 @@ def _power(a, b):
     return np.power(a, b)
 
 
-_binary("pow", _power, "a ^ b: NumPy power; (-8)^(1/3) is nan", Infix("^", 10, "right"),
+_binary("pow", _power, "a ^ b: NumPy power; (-8)^(1/3) is nan", "np.power({0}, {1})",
+        Infix("^", 10, "right"),
         fold=_fold_pow, vjp=_pow_vjp, jvp=_pow_jvp)
 
 
@@ -311,8 +365,8 @@ def _extremum(name, first, doc):
         tb = None if ts[1] is None else mul(ts[1], sub(c(1), wa))
         return _bt(add(ta, tb), out)
 
-    _binary(name, {"maximum": np.maximum, "minimum": np.minimum}[name], doc, vjp=vjp, jvp=jvp,
-            builtin=True)
+    _binary(name, {"maximum": np.maximum, "minimum": np.minimum}[name], doc,
+            f"np.{name}({{0}}, {{1}})", vjp=vjp, jvp=jvp, builtin=True)
 
 
 _extremum("maximum", "greater", "elementwise maximum; a tie gives each side half the gradient")
@@ -322,9 +376,12 @@ _extremum("minimum", "less", "elementwise minimum; a tie gives each side half th
 for _name, _fn, _sym in (("less", np.less, "<"), ("less_equal", np.less_equal, "<="),
                          ("greater", np.greater, ">"), ("greater_equal", np.greater_equal, ">="),
                          ("equal", np.equal, "=="), ("not_equal", np.not_equal, "!=")):
-    _binary(_name, _flag(_fn), f"a {_sym} b: 1 where true, else 0", Infix(_sym, 6, "none"))
-_binary("and", _flag(lambda a, b: (a != 0) & (b != 0)), "a and b, elementwise on 0/1", Infix("and", 4))
-_binary("or", _flag(lambda a, b: (a != 0) | (b != 0)), "a or b, elementwise on 0/1", Infix("or", 3))
+    _binary(_name, _flag(_fn), f"a {_sym} b: 1 where true, else 0",
+            f"np.{_name}({{0}}, {{1}}).astype(np.float64)", Infix(_sym, 6, "none"))
+_binary("and", _flag(lambda a, b: (a != 0) & (b != 0)), "a and b, elementwise on 0/1",
+        "(({0} != 0) & ({1} != 0)).astype(np.float64)", Infix("and", 4))
+_binary("or", _flag(lambda a, b: (a != 0) | (b != 0)), "a or b, elementwise on 0/1",
+        "(({0} != 0) | ({1} != 0)).astype(np.float64)", Infix("or", 3))
 
 
 # ── where: the gradient goes to the chosen side only ─────────────────────
@@ -359,5 +416,6 @@ def _fold_where(ins, attrs, shape):
 
 register(OpDef(name="where", kernel=lambda c_, a, b: np.where(c_ != 0, a, b),
                shape=broadcast_shape, params=("c", "a", "b"), fmt=CallForm("where"),
-               vjp=_where_vjp, jvp=_where_jvp, fold=_fold_where,
+               vjp=_where_vjp, jvp=_where_jvp, fold=_fold_where, batch=_batch,
+               export="np.where({0} != 0, {1}, {2})",
                doc="a where c is nonzero, else b; the gradient goes to the chosen side only"))

@@ -12,6 +12,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpTypeError, BpValueError
 from . import OpDef, apply, register
+from .batched import NO_SEED
 
 
 def _host_shape(shs, attrs, span):
@@ -69,14 +70,20 @@ def _vjp_kernel(*xs, fn, i):
     return g
 
 
+def _no_export(args, attrs):
+    raise BpTypeError(f"export writes NumPy code, and {attrs['fn'].name} is a Python function "
+                      f"defined into the session: it cannot be exported")
+
+
 def _second_order(ct, out, ins, attrs):
     raise BpTypeError(f"the host function {attrs['fn'].name} has a first derivative only (its vjp "
                       f"is Python code): bp cannot differentiate it again")
 
 
 register(OpDef(name="host", kernel=_call, shape=_host_shape, params=("xs",), variadic=True,
-               builtin=False, vjp=_host_vjp, jvp=_no_forward,
+               builtin=False, vjp=_host_vjp, jvp=_no_forward, batch=NO_SEED, export=_no_export,
                doc="a Python function defined into the session"))
 register(OpDef(name="host_vjp", kernel=_vjp_kernel, shape=lambda shs, a, span: shs[a["i"]],
                params=("xs",), variadic=True, builtin=False, vjp=_second_order, jvp=_no_forward,
+               batch=NO_SEED, export=_no_export,
                doc="the Python vjp of a host function"))

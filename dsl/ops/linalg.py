@@ -14,6 +14,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, CallForm, Infix, OpDef, apply, const, register
+from .batched import FALLBACK, Rebatch, lift
 from .shape import known_shape
 from .sym import add, mul, neg, op, transpose, unbroadcast
 
@@ -410,12 +411,70 @@ def _fold_transpose(ins, attrs, shape):
     return transpose(x.inputs[0], None if perm == tuple(reversed(range(rank))) else perm)
 
 
+# ── batching rules (dsl/ops/batched.py) ──────────────────────────────────
+
+def _batch_matmul(node, ins, m):
+    (a, ab), (b, bb) = ins
+    ra, rb = len(node.inputs[0].shape), len(node.inputs[1].shape)
+    if ab and bb:
+        return None                   # quadratic in the seed: not a linear map
+    if ab:
+        if ra == 1:
+            return apply("matmul", [a, b]) if rb <= 2 else None
+        return apply("matmul", [lift(a, True, max(ra, rb), m), b])
+    if rb == 1:
+        if ra == 1:
+            return apply("matmul", [b, a])
+        return apply("matmul", [b, apply("transpose", [a], {"axes": None})]) if ra == 2 else None
+    return apply("matmul", [a, lift(b, True, max(ra, rb), m)])
+
+
+def _batch_solve(node, ins, m):
+    (a, ab), (b, bb) = ins
+    if ab or len(a.shape) > 2:
+        return None                   # batched or stacked matrices: one solve per direction
+    col = apply("expand_dims", [b], {"axis": (-1,)}) if len(node.inputs[1].shape) == 1 else b
+    return apply("reshape", [apply("solve", [a, col])], {"shape": (m,) + node.shape})
+
+
+def _batch_swapaxes(node, ins, m):
+    (x, _), = ins
+    rank = len(node.shape)
+    return apply("swapaxes", [x], {"axis1": node.attr("axis1") % rank + 1,
+                                   "axis2": node.attr("axis2") % rank + 1})
+
+
+def _batch_transpose(node, ins, m):
+    (x, _), = ins
+    rank = len(node.shape)
+    axes = node.attr("axes")
+    perm = tuple(reversed(range(rank))) if axes is None else tuple(a % rank for a in axes)
+    return apply("transpose", [x], {"axes": (0,) + tuple(a + 1 for a in perm)})
+
+
+def _batch_matmul_vjp(node, ins, m):
+    """matmul_vjp folds to its known-rank form wherever shapes are known (and batching
+    needs them), so this meets it only if a graph kept one: batch that form, seeded
+    where the one batched operand is (linear in it; two batched operands are not)."""
+    batched = [k for k, (_, b) in enumerate(ins) if b]
+    if len(batched) != 1:
+        return None
+    k = batched[0]
+    a, b, g = node.inputs
+    return Rebatch([_matmul_cotangent(a, b, g, node.attr("wrt", 0))], node.inputs[k], ins[k][0])
+
+
+_NO_BATCH = FALLBACK + " (its own derivatives use it: those Jacobians take the per-row fallback)"
+
+
 register(OpDef(name="matmul", kernel=np.matmul, shape=matmul_shape, params=("a", "b"),
                vjp=_matmul_vjp, jvp=_matmul_jvp, fold=_fold_matmul,
-               fmt=Infix("@", 8), builtin=False, doc="a @ b: matrix product, NumPy matmul rules"))
+               fmt=Infix("@", 8), builtin=False, batch=_batch_matmul, export="np.matmul({0}, {1})",
+               doc="a @ b: matrix product, NumPy matmul rules"))
 register(OpDef(name="matmul_vjp", kernel=_matmul_vjp_kernel, shape=matmul_vjp_shape,
                params=("a", "b", "g"), attrs=(Attr("wrt", "int", 0),), fold=_fold_matmul_vjp,
-               vjp=_matmul_vjp_vjp, jvp=_matmul_vjp_jvp,
+               vjp=_matmul_vjp_vjp, jvp=_matmul_vjp_jvp, batch=_batch_matmul_vjp,
+               export="_matmul_vjp_kernel({0}, {1}, {2}, {wrt})", helpers=(_matmul_vjp_kernel,),
                doc="the cotangent of a (wrt=0) or b (wrt=1) in a @ b for the output cotangent g, "
                    "for operands of any rank (how a derivative of @ prints when ranks are unknown)"))
 register(OpDef(name="swapaxes", kernel=lambda x, axis1, axis2: np.swapaxes(x, axis1, axis2),
@@ -423,22 +482,30 @@ register(OpDef(name="swapaxes", kernel=lambda x, axis1, axis2: np.swapaxes(x, ax
                                             Attr("axis2", "int", required=True)),
                fold=_fold_swapaxes, vjp=lambda ct, out, ins, a: (_swapaxes_rule(ct, a),),
                jvp=lambda ts, out, ins, a: _swapaxes_rule(ts[0], a),
+               batch=_batch_swapaxes, export="np.swapaxes({0}, {axis1}, {axis2})",
                doc="x with two axes exchanged (NumPy swapaxes); swapaxes(x, -1, -2) transposes "
                    "every matrix of a stack"))
 register(OpDef(name="transpose", kernel=_transpose, shape=transpose_shape,
                attrs=(Attr("axes", "perm", None),), vjp=_transpose_vjp, fold=_fold_transpose,
                jvp=lambda ts, out, ins, a: transpose(ts[0], a.get("axes")),
+               batch=_batch_transpose, export="np.transpose({0}, {axes!r})",
                doc="reverse the axes (like x'), or permute them with axes="))
 register(OpDef(name="outer", kernel=np.outer, shape=outer_shape, params=("a", "b"),
-               vjp=_outer_vjp, jvp=_outer_jvp, doc="outer product of two vectors"))
+               vjp=_outer_vjp, jvp=_outer_jvp, batch=_NO_BATCH, export="np.outer({0}, {1})",
+               doc="outer product of two vectors"))
 register(OpDef(name="trace", kernel=np.trace, shape=trace_shape, vjp=_trace_vjp,
+               batch=FALLBACK + " (its output is a scalar)", export="np.trace({0})",
                jvp=lambda ts, out, ins, a: op("trace", ts[0]), doc="sum of the diagonal"))
 register(OpDef(name="diag", kernel=np.diag, shape=diag_shape, vjp=_diag_vjp,
+               batch=_NO_BATCH, export="np.diag({0})",
                jvp=lambda ts, out, ins, a: op("diag", ts[0]),
                doc="a vector to a diagonal matrix, or a matrix's diagonal as a vector"))
 register(OpDef(name="inv", kernel=np.linalg.inv, shape=inv_shape, vjp=_inv_vjp, jvp=_inv_jvp,
+               batch=FALLBACK, export="np.linalg.inv({0})",
                doc="matrix inverse"))
 register(OpDef(name="det", kernel=np.linalg.det, shape=det_shape, vjp=_det_vjp, jvp=_det_jvp,
+               batch=FALLBACK, export="np.linalg.det({0})",
                doc="determinant"))
 register(OpDef(name="solve", kernel=_solve, shape=solve_shape, params=("A", "b"),
-               vjp=_solve_vjp, jvp=_solve_jvp, doc="x with A @ x = b"))
+               vjp=_solve_vjp, jvp=_solve_jvp, batch=_batch_solve, export="_solve({0}, {1})",
+               helpers=(_solve,), doc="x with A @ x = b"))

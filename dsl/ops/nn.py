@@ -6,6 +6,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, OpDef, apply, const, register
+from .batched import FALLBACK
 from .sym import broadcast_like, div, mul, neg, op, sub, sum_, where
 
 
@@ -218,18 +219,26 @@ def _one_hot(labels, n):
 
 AXIS = (Attr("axis", "int", -1),)
 register(OpDef(name="softmax", kernel=_softmax, shape=_axis_shape, attrs=AXIS,
-               vjp=_softmax_vjp, jvp=_softmax_jvp,
+               vjp=_softmax_vjp, jvp=_softmax_jvp, batch=FALLBACK,
+               export="_softmax({0}, {axis})", helpers=(_shifted_exp, _softmax),
                doc="exp(x) / sum(exp(x)) along axis=, computed stably"))
 register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs=AXIS,
-               vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, doc="x - logsumexp(x) along axis=, computed stably"))
+               vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, batch=FALLBACK,
+               export="_log_softmax({0}, {axis})", helpers=(_shifted_exp, _log_softmax), doc="x - logsumexp(x) along axis=, computed stably"))
 register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
                params=("logits", "targets"), attrs=AXIS,
-               vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp, doc="mean over the batch of -sum(targets * log_softmax(logits))"))
+               vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp, batch=FALLBACK,
+               export="_cross_entropy({0}, {1}, {axis})",
+               helpers=(_shifted_exp, _log_softmax, _cross_entropy), doc="mean over the batch of -sum(targets * log_softmax(logits))"))
 register(OpDef(name="cross_entropy_back", kernel=_cross_entropy_back, shape=_back_shape,
                params=("logits", "targets"), attrs=AXIS, builtin=False,
-               vjp=_back_vjp, jvp=_back_jvp,
+               vjp=_back_vjp, jvp=_back_jvp, batch=FALLBACK,
+               export="_cross_entropy_back({0}, {1}, {axis})",
+               helpers=(_shifted_exp, _softmax, _cross_entropy_back),
                doc="softmax(logits) * sum(targets) - targets along axis=, computed stably: "
                    "cross_entropy's gradient, one node"))
 register(OpDef(name="one_hot", kernel=_one_hot, shape=_one_hot_shape, params=("labels",),
                attrs=(Attr("n", "int", required=True),), differentiable=False,
+               batch="not differentiable: no derivative carries a seed into it",
+               export="np.eye({n})[np.asarray({0}).astype(np.intp)]",
                doc="rows of the identity picked by whole-number labels"))

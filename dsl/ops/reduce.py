@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import shapes
 from . import Attr, OpDef, apply, const, register
+from .batched import reduction as _batch_reduction
 from .sym import broadcast_like, div, mul, op, sub, sum_
 
 REDUCE_ATTRS = (Attr("axis", "axes", None), Attr("keepdims", "flag", False))
@@ -86,19 +87,30 @@ def _share_of_ties(x, out, attrs):
     return div(hit, broadcast_like(sum_(hit, attrs.get("axis"), True), x))
 
 
-def _reduction(name, kernel, doc, vjp, jvp):
-    register(OpDef(name=name, kernel=kernel, shape=reduce_shape, attrs=REDUCE_ATTRS,
-                   vjp=vjp, jvp=jvp, doc=doc))
+def reduce_export(fn: str):
+    """The export of a reduction: `fn(x, axis=…, keepdims=…)`."""
+    return lambda args, a: f"{fn}({args[0]}, axis={a['axis']!r}, keepdims={bool(a['keepdims'])})"
+
+
+def reduction(name, kernel, doc, vjp, jvp, export, helpers=(), **more):
+    """Register a reduction over axis= (an int or a tuple; None: all) with keepdims=; it
+    batches by shifting its axes.  `export` is the NumPy function's name in the module."""
+    return register(OpDef(name=name, kernel=kernel, shape=reduce_shape, attrs=REDUCE_ATTRS,
+                          vjp=vjp, jvp=jvp, doc=doc, batch=_batch_reduction,
+                          export=reduce_export(export), helpers=helpers, **more))
+
+
+_reduction = reduction
 
 
 def _reduce(t, attrs, name="sum"):
     return apply(name, [t], attrs)
 
 
-_reduction("sum", _sum, "sum of the elements (over axis=)",
+_reduction("sum", _sum, "sum of the elements (over axis=)", export="np.sum",
            vjp=lambda ct, out, ins, a: (back(ct, ins[0], a),),
            jvp=lambda ts, out, ins, a: _reduce(ts[0], a))
-_reduction("mean", _mean, "mean of the elements (over axis=)",
+_reduction("mean", _mean, "mean of the elements (over axis=)", export="np.mean",
            vjp=lambda ct, out, ins, a: (back(div(ct, count(ins[0], out, a)), ins[0], a),),
            jvp=lambda ts, out, ins, a: _reduce(ts[0], a, "mean"))
 def _prod_of_others(x, out, attrs):
@@ -111,13 +123,15 @@ def _prod_of_others(x, out, attrs):
     return op("where", zero, broadcast_like(others, x), div(back(out, x, attrs), x))
 
 
-_reduction("prod", _prod, "product of the elements (over axis=)",
+_reduction("prod", _prod, "product of the elements (over axis=)", export="np.prod",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _prod_of_others(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _prod_of_others(ins[0], out, a)), a))
 _reduction("max", _max, "largest element (over axis=); tied elements share the gradient",
+           export="np.max",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
 _reduction("min", _min, "smallest element (over axis=); tied elements share the gradient",
+           export="np.min",
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _share_of_ties(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _share_of_ties(ins[0], out, a)), a))
 
@@ -139,5 +153,6 @@ def _softmax_weights(x, out, attrs):
 
 
 _reduction("logsumexp", _logsumexp, "log(sum(exp(x))) (over axis=), computed stably",
+           export="_logsumexp", helpers=(_logsumexp,),
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _softmax_weights(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _softmax_weights(ins[0], out, a)), a))

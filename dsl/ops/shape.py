@@ -5,7 +5,8 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, CallForm, OpDef, Prefix, apply, register
+from . import Attr, CallForm, OpDef, Prefix, apply, const, register
+from .batched import FALLBACK, lift, shift, with_batch
 from .sym import broadcast_like, unbroadcast
 
 
@@ -232,16 +233,168 @@ def _fold_reshape_like(ins, attrs, shape):
     return None
 
 
+# ── batching rules (dsl/ops/batched.py) ──────────────────────────────────
+
+_ALL = ("s", None, None, None)             # the index item `:`, for the batch axis
+
+
+def _batch_expand_dims(node, ins, m):
+    (x, _), = ins
+    return apply("expand_dims", [x], {"axis": shift(node.attr("axis"), len(node.shape))})
+
+
+def _batch_to_own_shape(node, ins, m):
+    (x, _), = ins
+    return apply("reshape", [x], {"shape": (m,) + node.shape})
+
+
+def _batch_broadcast_to(node, ins, m):
+    (x, _), = ins
+    return apply("broadcast_to", [lift(x, True, len(node.shape), m)], {"shape": (m,) + node.shape})
+
+
+def _batch_broadcast_like(node, ins, m):
+    (g, gb), (like, lb) = ins
+    if not gb:                       # only the shape donor depends on the seed
+        return apply("broadcast_like", [g, node.inputs[1]]), False
+    return apply("broadcast_to", [lift(g, True, len(node.shape), m)], {"shape": (m,) + node.shape})
+
+
+def _batch_unbroadcast(node, ins, m):
+    (g, gb), _ = ins
+    if not gb:
+        return apply("unbroadcast", [g, node.inputs[1]]), False
+    target = node.shape
+    extra = len(g.shape) - 1 - len(target)
+    if extra > 0:
+        g = apply("sum", [g], {"axis": tuple(range(1, extra + 1)), "keepdims": False})
+    axes = tuple(i + 1 for i, d in enumerate(target) if d == 1 and g.shape[i + 1] != 1)
+    if axes:
+        g = apply("sum", [g], {"axis": axes, "keepdims": True})
+    return g
+
+
+def _batch_index(node, ins, m):
+    (x, _), = ins
+    return apply("index", [x], {"items": (_ALL,) + node.attr("items")})
+
+
+def _batch_unindex(node, ins, m):
+    (g, gb), _ = ins
+    if not gb:
+        return apply("unindex", [g, node.inputs[1]], dict(node.attrs)), False
+    like = const(np.zeros((m,) + node.shape))
+    return apply("unindex", [g, like], {"items": (_ALL,) + node.attr("items")})
+
+
+def _batch_join(node, ins, m):
+    rank = len(node.shape)
+    axis = node.attr("axis", 0) % rank + 1
+    return apply(node.op, [with_batch(x, b, m) for x, b in ins], {"axis": axis})
+
+
+def _batch_zeros_like(node, ins, m):
+    return const(np.zeros((m,) + node.shape))
+
+
+def _slice_start(node, length: int) -> int | None:
+    """The start of a single step-1 slice x[a:b] of a vector, counted from 0."""
+    items = node.attr("items")
+    if len(items) != 1 or items[0][0] != "s" or items[0][3] not in (None, 1):
+        return None
+    return slice(*items[0][1:]).indices(length)[0]
+
+
+def _banded_index(node, ins):
+    start = _slice_start(node, node.inputs[0].shape[0])
+    if start is None:
+        return None
+    return {d + start: apply("index", [w], dict(node.attrs)) for d, w in ins[0].items()}
+
+
+def _banded_unindex(node, ins):
+    g, like = node.inputs
+    if ins[0] is None or ins[1] is not None:
+        return None
+    start = _slice_start(node, like.shape[0])
+    if start is None:
+        return None
+    return {d - start: apply("unindex", [w, like], dict(node.attrs)) for d, w in ins[0].items()}
+
+
+def _banded_same_shape(node, ins):
+    """broadcast_like / unbroadcast that change nothing: the shapes are equal."""
+    if ins[0] is None or node.inputs[0].shape != node.shape:
+        return None
+    return ins[0]
+
+
+# ── export (dsl/codegen.py) ──────────────────────────────────────────────
+
+def index_code(items) -> str:
+    """The index in subscript syntax (`1:3, 0`): no builtin (`slice`) is named."""
+    parts = []
+    for item in items:
+        if item[0] == "i":
+            parts.append(str(int(item[1])))
+        else:
+            parts.append(":".join("" if b is None else str(int(b)) for b in item[1:]))
+    return ", ".join(parts) if parts else "()"
+
+
+_UNJOIN_CODE = """
+def _unjoin(ct, k, axis, stacking, *pieces):
+    if stacking:
+        return np.take(ct, k, axis=axis)
+    cuts = np.cumsum([np.shape(piece)[axis] for piece in pieces])[:-1]
+    return np.split(ct, cuts, axis=axis)[k]
+"""
+
+_UNINDEX_CODE = """
+def _unindex(g, like, index):
+    out = np.zeros(np.shape(like))
+    out[index] = g
+    return out
+"""
+
+_UNBROADCAST_CODE = """
+def _unbroadcast(g, like):
+    like = np.shape(like)
+    g = np.asarray(g)
+    if g.ndim > len(like):
+        g = g.sum(axis=tuple(range(g.ndim - len(like))))
+    axes = tuple(i for i, d in enumerate(like) if d == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+"""
+
+_ZEROS_LIKE_CODE = """
+def _zeros_like(x):
+    if isinstance(x, dict):
+        return {k: _zeros_like(v) for k, v in x.items()}
+    if isinstance(x, tuple):
+        return tuple(_zeros_like(v) for v in x)
+    return np.zeros(np.shape(x))
+"""
+
+
+def _join_code(fn: str):
+    return lambda args, a: f"np.{fn}([{', '.join(args)}], axis={a['axis']})"
+
+
 register(OpDef(name="unjoin", kernel=_unjoin, shape=lambda shs, a, span: shs[1 + a["k"]],
                params=("ct", "xs"), variadic=True, builtin=False,
                attrs=(Attr("k", "int", 0), Attr("axis", "int", 0), Attr("stacking", "int", 0)),
-               fold=_fold_unjoin, vjp=_unjoin_vjp,
+               fold=_fold_unjoin, vjp=_unjoin_vjp, batch=FALLBACK + " (it folds to an index once "
+               "the shapes are known, and batching needs them)", helpers=(_UNJOIN_CODE,),
+               export=lambda args, a: (f"_unjoin({args[0]}, {a['k']}, {a['axis']}, "
+                                       f"{int(a['stacking'])}, {', '.join(args[1:])})"),
                jvp=lambda ts, out, ins, a: None if ts[0] is None else apply("unjoin", [ts[0], *ins[1:]], a),
                doc="the cotangent of piece k of concat or stack (xs the pieces), cut out when the "
                    "shapes are known; prints as vjp((a, b, …) -> concat(a, b, …), wrt=k)(xs…, ct)[1]"))
 register(OpDef(name="reshape_like", kernel=lambda g, like: np.reshape(g, np.shape(like)),
                shape=lambda shs, a, span: shs[1], params=("g", "like"), builtin=False,
-               fold=_fold_reshape_like,
+               fold=_fold_reshape_like, batch=_batch_to_own_shape,
+               export="np.reshape({0}, np.shape({1}))",
                vjp=lambda ct, out, ins, a: (_reshape_back(ct, ins[0]), None),
                jvp=lambda ts, out, ins, a: None if ts[0] is None else apply("reshape_like", [ts[0], ins[1]]),
                doc="g's elements in like's shape (prints as reshape(g, shape(like))): the adjoint "
@@ -250,11 +403,12 @@ register(OpDef(name="reshape", kernel=lambda x, shape: np.reshape(x, shape), sha
                attrs=(Attr("shape", "shape", required=True),),
                vjp=lambda ct, out, ins, a: (_reshape_back(ct, ins[0]),),
                jvp=lambda ts, out, ins, a: apply("reshape", [ts[0]], a),
-               fold=_fold_same_shape,
+               fold=_fold_same_shape, batch=_batch_to_own_shape, export="np.reshape({0}, {shape!r})",
                doc="the same elements in a new shape (one dimension may be -1)"))
 register(OpDef(name="concat", kernel=lambda *xs, axis=0: np.concatenate(xs, axis=axis),
                shape=_join_shape(False), params=("xs",), variadic=True,
                attrs=(Attr("axis", "int", 0),), vjp=_join_vjp(False), jvp=_join_jvp("concat"),
+               batch=_batch_join, export=_join_code("concatenate"),
                doc="join tensors along an existing axis"))
 def _stack(*xs, axis=0):
     # Along axis 0 (the shape rule has made the shapes equal) np.array stacks in one
@@ -265,28 +419,37 @@ def _stack(*xs, axis=0):
 register(OpDef(name="stack", kernel=_stack,
                shape=_join_shape(True), params=("xs",), variadic=True,
                attrs=(Attr("axis", "int", 0),), vjp=_join_vjp(True), jvp=_join_jvp("stack"),
+               batch=_batch_join, export=_join_code("stack"),
                doc="join tensors of one shape along a new axis"))
 register(OpDef(name="broadcast_to", kernel=lambda x, shape: np.broadcast_to(x, shape).copy(),
                shape=broadcast_to_shape, attrs=(Attr("shape", "shape", required=True),),
                vjp=lambda ct, out, ins, a: (unbroadcast(ct, ins[0]),),
                jvp=lambda ts, out, ins, a: apply("broadcast_to", [ts[0]], a),
-               fold=_fold_same_shape, doc="x broadcast to a shape (NumPy rules)"))
+               fold=_fold_same_shape, batch=_batch_broadcast_to,
+               export="np.broadcast_to({0}, {shape!r}).copy()", doc="x broadcast to a shape (NumPy rules)"))
 register(OpDef(name="index", kernel=_index, shape=index_shape, builtin=False,
                vjp=lambda ct, out, ins, a: (apply("unindex", [ct, ins[0]], a),),
                jvp=lambda ts, out, ins, a: apply("index", [ts[0]], a),
+               batch=_batch_index, banded=_banded_index,
+               export=lambda args, a: f"{args[0]}[{index_code(a['items'])}]",
                doc="x[i, a:b:c]: integers and slices, static"))
 register(OpDef(name="unindex", kernel=_unindex, shape=lambda shs, a, span: shs[1],
                params=("g", "like"), builtin=False,
                vjp=lambda ct, out, ins, a: (apply("index", [ct], a), None),
                jvp=lambda ts, out, ins, a: None if ts[0] is None else apply("unindex", [ts[0], ins[1]], a),
+               batch=_batch_unindex, banded=_banded_unindex, helpers=(_UNINDEX_CODE,),
+               export=lambda args, a: f"_unindex({args[0]}, {args[1]}, np.s_[{index_code(a['items'])}])",
                doc="zeros shaped like `like` with g placed at the index: the adjoint of x[…]"))
 register(OpDef(name="unbroadcast", kernel=_unbroadcast, shape=unbroadcast_shape,
-               params=("g", "like"), fold=_fold_same_shape,
+               params=("g", "like"), fold=_fold_same_shape, batch=_batch_unbroadcast,
+               banded=_banded_same_shape, export="_unbroadcast({0}, {1})", helpers=(_UNBROADCAST_CODE,),
                vjp=lambda ct, out, ins, a: (broadcast_like(ct, ins[0]), None),
                jvp=lambda ts, out, ins, a: None if ts[0] is None else unbroadcast(ts[0], ins[1]),
                doc="g summed over the axes that broadcasting added to like's shape"))
 register(OpDef(name="broadcast_like", kernel=lambda g, like: np.broadcast_to(g, like.shape).copy(),
                shape=_broadcast_like_shape, params=("g", "like"), fold=_fold_broadcast_like,
+               batch=_batch_broadcast_like, banded=_banded_same_shape,
+               export="np.broadcast_to({0}, np.shape({1})).copy()",
                vjp=lambda ct, out, ins, a: (unbroadcast(ct, ins[0]), None),
                jvp=lambda ts, out, ins, a: None if ts[0] is None else broadcast_like(ts[0], ins[1]),
                doc="g broadcast to like's shape: the adjoint of unbroadcast"))
@@ -294,7 +457,9 @@ register(OpDef(name="expand_dims", kernel=lambda x, axis: np.expand_dims(x, axis
                shape=_expand_dims_shape, attrs=(Attr("axis", "axes", required=True),),
                vjp=lambda ct, out, ins, a: (apply("sum", [ct], {"axis": a["axis"], "keepdims": False}),),
                jvp=lambda ts, out, ins, a: apply("expand_dims", [ts[0]], a),
+               batch=_batch_expand_dims, export="np.expand_dims({0}, {axis!r})",
                doc="x with new axes of size 1 at the given positions"))
 register(OpDef(name="zeros_like", kernel=np.zeros_like, shape=lambda shs, a, span: shs[0],
                builtin=False, differentiable=False, fmt=CallForm("zeros_like"),
+               batch=_batch_zeros_like, export="_zeros_like({0})", helpers=(_ZEROS_LIKE_CODE,),
                doc="zeros of x's shape (prints as 0*x)"))

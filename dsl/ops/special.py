@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import BpValueError
 from . import Attr, OpDef, register
+from .batched import elementwise as _batch
 from .elementwise import same_shape
 from .sym import mul, op
 
@@ -90,6 +91,14 @@ def _digamma(x, n=0):
     return out
 
 
+# What export writes for them: the kernels' own source, so the exported functions
+# compute exactly what bp does.
+_LGAMMA_CODE = ("import math", _lgamma_one, "_lgamma_each = np.frompyfunc(_lgamma_one, 1, 1)\n",
+                _lgamma)
+_DIGAMMA_CODE = ("import math", f"_BERNOULLI = {_BERNOULLI!r}", f"_SHIFT = {_SHIFT!r}\n",
+                 _asymptotic, _positive, _cot_derivative, _digamma)
+
+
 def _digamma_order(shs, attrs, span):
     if attrs.get("n", 0) < 0:
         raise BpValueError(f"digamma: the order n must be at least 0, got {attrs['n']}", span)
@@ -103,10 +112,12 @@ def _next_order(x, attrs):
 register(OpDef(name="lgamma", kernel=_lgamma, shape=same_shape,
                vjp=lambda ct, out, ins, a: (mul(ct, op("digamma", ins[0], n=0)),),
                jvp=lambda ts, out, ins, a: mul(ts[0], op("digamma", ins[0], n=0)),
+               batch=_batch, export="_lgamma({0})", helpers=_LGAMMA_CODE,
                doc="log|Γ(x)|, the log-gamma function; +inf at the poles 0, -1, -2, …"))
 register(OpDef(name="digamma", kernel=_digamma, shape=_digamma_order,
                attrs=(Attr("n", "int", 0),),
                vjp=lambda ct, out, ins, a: (mul(ct, _next_order(ins[0], a)),),
                jvp=lambda ts, out, ins, a: mul(ts[0], _next_order(ins[0], a)),
+               batch=_batch, export="_digamma({0}, {n})", helpers=_DIGAMMA_CODE,
                doc="ψ(x) = lgamma'(x); with n=k its k-th derivative ψ⁽ᵏ⁾ (polygamma); "
                    "nan at the poles"))

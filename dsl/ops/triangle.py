@@ -15,6 +15,21 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, OpDef, apply, check_size, register
+from .batched import on_last_axes
+
+# What export writes for them (the module has no cache of the indices).
+_UNPACK_CODE = """
+def _triu_unpack(v, n, k):
+    rows, cols = np.triu_indices(n, k)
+    out = np.zeros(np.shape(v)[:-1] + (n, n))
+    out[..., rows, cols] = v
+    return out
+"""
+_PACK_CODE = """
+def _triu_pack(a, k):
+    rows, cols = np.triu_indices(np.shape(a)[-1], k)
+    return np.asarray(a)[..., rows, cols]
+"""
 
 
 @lru_cache(maxsize=64)
@@ -75,6 +90,7 @@ register(OpDef(name="triu_unpack", kernel=_unpack, shape=_unpack_shape, params=(
                attrs=(Attr("n", "int", required=True), Attr("k", "int", 0)),
                vjp=lambda ct, out, ins, a: (apply("triu_pack", [ct], {"k": a.get("k", 0)}),),
                jvp=lambda ts, out, ins, a: apply("triu_unpack", [ts[0]], a),
+               batch=on_last_axes, export="_triu_unpack({0}, {n}, {k})", helpers=(_UNPACK_CODE,),
                doc="an n×n matrix (a stack of them) with v's last axis on and above diagonal k, "
                    "row by row; zeros elsewhere"))
 register(OpDef(name="triu_pack", kernel=_pack, shape=_pack_shape, params=("A",),
@@ -82,5 +98,6 @@ register(OpDef(name="triu_pack", kernel=_pack, shape=_pack_shape, params=("A",),
                vjp=lambda ct, out, ins, a: (apply("triu_unpack", [ct],
                                                   {"n": _n_of(ins[0]), "k": a.get("k", 0)}),),
                jvp=lambda ts, out, ins, a: apply("triu_pack", [ts[0]], a),
+               batch=on_last_axes, export="_triu_pack({0}, {k})", helpers=(_PACK_CODE,),
                doc="the entries of A on and above diagonal k, row by row: the inverse of "
                    "triu_unpack"))
