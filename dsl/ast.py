@@ -69,15 +69,20 @@ class Param:
     # name that binds per call, or "_" for any size), or None
     shape: tuple[int | str, ...] | None
     span: Span
+    # `lr=0.1`: evaluated once, where the function is defined (as Python does); None
+    # when the parameter has no default
+    default: Expr | None = None
 
 
 @node
 class TypedName:
-    """`x: [n]` inside parentheses: only a lambda's head may hold one (the parser
-    turns it into a Param there, and rejects it anywhere else)."""
+    """`x: [n]` or `lr=0.1` (or `x: [n] = e`) inside parentheses: only a lambda's
+    head may hold one (the parser turns it into a Param there, and rejects it
+    anywhere else)."""
     name: str
-    shape: tuple[int | str, ...]
+    shape: tuple[int | str, ...] | None
     span: Span
+    default: Expr | None = None
 
 
 @node
@@ -163,6 +168,18 @@ class Block:
 @node
 class Assign:
     targets: tuple[str, ...]    # one name, or several for destructuring
+    value: Expr
+    span: Span
+
+
+@node
+class Update:
+    """`x[i, :] = v`, `x[i] += v`: rebinds the name `x` to a copy of its tensor with the
+    indexed part replaced (op None) or combined with v by op ("+", "-", "*", "/",
+    "%", "^", "@"); nothing is mutated.  (`x += v` is parsed as `x = x + v`.)"""
+    name: str
+    items: tuple[Expr | Slice, ...]
+    op: str | None
     value: Expr
     span: Span
 
@@ -255,7 +272,7 @@ class ExprStmt:
     span: Span
 
 
-Stmt = (Assign | Def | Return | Print | Latex | Assert | For | If | Break | Import | Export
+Stmt = (Assign | Update | Def | Return | Print | Latex | Assert | For | If | Break | Import | Export
         | GraphStmt | Plot | ExprStmt)
 
 

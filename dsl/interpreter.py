@@ -364,8 +364,12 @@ class Interpreter:
                     if isinstance(part, str):
                         raise BpTypeError("a string can only be printed or name a file", value.span)
                 self.globals.update(zip(targets, parts))
+            case ast.Update(name):
+                self.globals[name] = to_value(Lowerer(_Globals(self), eager=True).update(stmt, None))
             case ast.Def(name, params, body):
-                self.globals[name] = Closure(name, params, body, None, stmt.span)
+                # parameter defaults are evaluated here, once (as Python does)
+                self.globals[name] = Lowerer(_Globals(self), eager=True).closure(
+                    name, params, body, None, stmt.span)
             case ast.Print(values):
                 text = " ".join(self.format(self._eval(v)) for v in values)
                 self.stdout.write(text + "\n")

@@ -24,7 +24,7 @@ from .values import (Builtin, Closure, Function, HostFunction, Record, Transform
                      leaves, rebuild)
 
 ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
-TENSOR_ONLY = {"@": "matmul", "<": "less", "<=": "less_equal", ">": "greater",
+TENSOR_ONLY = {"@": "matmul", "%": "mod", "<": "less", "<=": "less_equal", ">": "greater",
                ">=": "greater_equal", "==": "equal", "!=": "not_equal", "and": "and", "or": "or"}
 TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp")
 SPECIAL = TRANSFORMS + ("gradcheck",)
@@ -95,7 +95,7 @@ class Lowerer:
                     self.need_tensor(part, "if … then … else", x.span)
                 return apply("where", parts, span=e.span)
             case ast.Lambda(params, body):
-                return Closure(None, params, body, scope, e.span)
+                return self.closure(None, params, body, scope, e.span)
             case ast.Call():
                 return self.call_expr(e, scope)
             case ast.Index(value, items):
@@ -131,6 +131,9 @@ class Lowerer:
             return self.arith(ARITH[op], a, b, span)
         self.need_tensor(a, f"'{op}'", span)
         self.need_tensor(b, f"'{op}'", span)
+        if TENSOR_ONLY[op] not in ops.REGISTRY:
+            raise BpTypeError(f"'{op}' needs the builtin {TENSOR_ONLY[op]}, which this build lacks",
+                              span)
         return apply(TENSOR_ONLY[op], [a, b], span=span)
 
     def arith(self, name: str, a, b, span: Span):
@@ -189,6 +192,58 @@ class Lowerer:
                               f"{', '.join(rec.keys())})", span)
         return rec[name]
 
+    def closure(self, name, params, body, scope, span: Span) -> Closure:
+        """A def or lambda; its parameters' defaults are evaluated here, once, where it is
+        defined (as Python does: `def f(x, lr=c)` keeps the c of that moment)."""
+        fn = Closure(name, params, body, scope, span)
+        defaults = {}
+        for p in params:
+            if p.default is not None:
+                value = self.expr(p.default, scope)
+                if isinstance(value, str):
+                    raise BpTypeError(f"the default of '{p.name}' is a string; a default is a "
+                                      f"tensor, a tuple, a record or a function", p.default.span)
+                defaults[p.name] = value
+        if defaults:
+            fn.defaults = defaults
+        return fn
+
+    def update(self, stmt: ast.Update, scope):
+        """`x[items] = v` (op None) or `x[items] op= v`: a copy of x with the indexed part
+        replaced, as NumPy's x[items] = v leaves it (v broadcast to the part's shape).
+        `=` keeps x where the index does not reach and v where it does (exactly, even
+        where x is inf or nan); `+=` and `-=` add v placed at the index."""
+        span = stmt.span
+        x = self.name(stmt.name, scope, span)
+        if not isinstance(x, Node):
+            raise BpTypeError(f"an indexed update needs a tensor, but {stmt.name} is "
+                              f"{describe(x)}", span)
+        part = self.index(x, stmt.items, scope, span)
+        v = self.expr(stmt.value, scope)
+        if stmt.op is None:
+            new = self.need_tensor(v, "an indexed assignment", stmt.value.span)
+        else:
+            new = self.binop(stmt.op, part, v, span)
+            self.need_tensor(new, f"'{stmt.op}='", span)
+        if isinstance(new.shape, tuple) and isinstance(part.shape, tuple) and \
+                (len(new.shape) > len(part.shape) or any(
+                    a != b and a != 1 for a, b in zip(reversed(new.shape), reversed(part.shape)))):
+            target = f"{stmt.name}[…] of shape {shapes.fmt(part.shape)}"
+            raise BpShapeError(f"cannot assign a value of shape {shapes.fmt(new.shape)} to {target}"
+                               if stmt.op is None else
+                               f"{stmt.name}[…] {stmt.op}= v gives shape {shapes.fmt(new.shape)}, "
+                               f"not the shape {shapes.fmt(part.shape)} of {stmt.name}[…]", span)
+        items = part.attr("items") if part.op == "index" else _index_items(self, stmt.items, scope)
+        if stmt.op in ("+", "-") and isinstance(v, Node):
+            placed = apply("unindex", [apply("broadcast_like", [v, part], span=span), x],
+                           {"items": items}, span)
+            return apply("add" if stmt.op == "+" else "sub", [x, placed], span=span)
+        new = apply("broadcast_like", [new, part], span=span)
+        ones = apply("broadcast_like", [const(1.0), part], span=span)
+        mask = apply("unindex", [ones, x], {"items": items}, span)
+        return apply("where", [mask, apply("unindex", [new, x], {"items": items}, span), x],
+                     span=span)
+
     def index(self, x, items, scope, span: Span):
         if isinstance(x, tuple):
             if len(items) != 1 or isinstance(items[0], ast.Slice):
@@ -198,16 +253,7 @@ class Lowerer:
                 raise BpValueError(f"index {i} is out of range for a tuple of {len(x)}", span)
             return x[i]
         x = self.need_tensor(x, "indexing", span)
-        spec = []
-        for item in items:
-            if isinstance(item, ast.Slice):
-                parts = [None if p is None else
-                         ops.static_int(self.expr(p, scope), "a slice bound", p.span)
-                         for p in (item.start, item.stop, item.step)]
-                spec.append(("s", *parts))
-            else:
-                spec.append(("i", ops.static_int(self.expr(item, scope), "an index", item.span)))
-        return apply("index", [x], {"items": tuple(spec)}, span)
+        return apply("index", [x], {"items": _index_items(self, items, scope)}, span)
 
     # ── calls ────────────────────────────────────────────────────────────
     def call_expr(self, e: ast.Call, scope):
@@ -227,6 +273,7 @@ class Lowerer:
     def call(self, fn, args: list, kwargs: dict, span: Span):
         match fn:
             case Closure():
+                args, kwargs = with_defaults(fn, args, kwargs)
                 if self.eager and all(map(_is_constant, args)) and all(map(_is_constant, kwargs.values())):
                     result = self.ctx.call_eager(fn, args, kwargs, span)
                     if result is not None:
@@ -249,6 +296,7 @@ class Lowerer:
                     self.need_tensor(a, fn.name, span)
                 return apply("host", args, {"fn": fn}, span)
             case Transform():
+                args, kwargs = with_defaults(fn, args, kwargs)
                 if self.eager and all(map(_is_constant, args)) and all(map(_is_constant, kwargs.values())):
                     result = self.ctx.call_eager(fn, args, kwargs, span)
                     if result is not None:
@@ -261,6 +309,7 @@ class Lowerer:
     def bind_args(self, fn: Closure, args: list, kwargs: dict, span: Span) -> dict:
         """Parameters → arguments, checking count, keywords and shape annotations."""
         label = fn.name or "the lambda"
+        args, kwargs = with_defaults(fn, args, kwargs)
         bound = bind_arguments(label, fn.param_names, args, kwargs, span)
         dims: dict = {}
         for p in fn.params:
@@ -316,8 +365,10 @@ class Lowerer:
                 case ast.Assign(targets, value):
                     for name, v in zip(targets, unpack(targets, self.expr(value, scope), stmt.span)):
                         scope.bind(name, v)
+                case ast.Update(name):
+                    scope.bind(name, self.update(stmt, scope))
                 case ast.Def(name, params, body):
-                    scope.bind(name, Closure(name, params, body, scope, stmt.span))
+                    scope.bind(name, self.closure(name, params, body, scope, stmt.span))
                 case ast.Return(value):
                     return self.expr(value, scope)
                 case ast.For(var, it, body):
@@ -363,6 +414,74 @@ class Lowerer:
 
 
 _NO_RETURN = object()
+
+
+def _index_items(lowerer: Lowerer, items, scope) -> tuple:
+    """The static items of x[…]: ("i", k) for a whole number, ("s", a, b, c) for a slice."""
+    spec = []
+    for item in items:
+        if isinstance(item, ast.Slice):
+            parts = [None if p is None else
+                     ops.static_int(lowerer.expr(p, scope), "a slice bound", p.span)
+                     for p in (item.start, item.stop, item.step)]
+            spec.append(("s", *parts))
+        else:
+            spec.append(("i", ops.static_int(lowerer.expr(item, scope), "an index", item.span)))
+    return tuple(spec)
+
+
+def defaults_of(fn) -> dict:
+    """A closure's parameter defaults (name → lowered value), evaluated where it was defined."""
+    return getattr(fn, "defaults", None) or {}
+
+
+def parameter_defaults(fn) -> list:
+    """(name, default or _REQUIRED) for each parameter a call of fn binds, in order: a
+    closure's own; a transform's are its function's, with the tangent or cotangent
+    that jvp, vjp and hvp add (required) at the end."""
+    match fn:
+        case Closure():
+            d = defaults_of(fn)
+            return [(n, d.get(n, _REQUIRED)) for n in fn.param_names]
+        case Transform(kind, inner):
+            spec = parameter_defaults(inner)
+            names = autodiff.param_names(fn)
+            if len(names) > len(spec):
+                spec = spec + [(n, _REQUIRED) for n in names[len(spec):]]
+            return spec
+    return [(n, _REQUIRED) for n in autodiff.param_names(fn)]
+
+
+_REQUIRED = object()
+
+
+def with_defaults(fn, args: list, kwargs: dict) -> tuple[list, dict]:
+    """The arguments of a call with the defaults of the parameters it does not pass.
+
+    Positional arguments fill the parameters in order, as in Python, except that a
+    parameter with a default takes one only when there are more positional arguments
+    than parameters without defaults to fill: so `jvp(f)(x, v)` of `def f(x, lr=0.1)`
+    gives the tangent to v and lr its default, and `jvp(f)(x, 0.2, v)` passes lr.
+    A call that does not fit is left as it is, for the usual binding to report."""
+    if not isinstance(fn, (Closure, Transform)):
+        return args, kwargs
+    spec = parameter_defaults(fn)
+    if all(d is _REQUIRED for _, d in spec) or len(args) >= len(spec) or \
+            not set(kwargs) <= {n for n, _ in spec}:
+        return args, kwargs
+    free = [(n, d) for n, d in spec if n not in kwargs]
+    extra = len(args) - sum(d is _REQUIRED for _, d in free)
+    if extra < 0:
+        return args, kwargs
+    it = iter(args)
+    filled = dict(kwargs)
+    for n, d in free:
+        if d is _REQUIRED or extra > 0:
+            extra -= d is not _REQUIRED
+            filled[n] = next(it)
+        else:
+            filled[n] = d
+    return [filled[n] for n, _ in spec], {}
 
 # The constants every session starts with (SPEC §6); programs may rebind their names.
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}

@@ -53,10 +53,10 @@ class _Unexpected(Exception):
 
 # A newline after one of these continues the statement (SPEC §2).
 _CONTINUES = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "NOT", "COMMA",
-              "ARROW", "EQUAL", "THEN", "ELSE", "COLON"}
+              "ARROW", "EQUAL", "AUG_OP", "THEN", "ELSE", "COLON"}
 _OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
 _CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
-_BINARY = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "ARROW", "EQUAL"}
+_BINARY = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "ARROW", "EQUAL", "AUG_OP"}
 
 _SKIP = r"(?:\s|#[^\n]*+)*+"     # possessive: no backtracking into a comment
 _ELSE_AHEAD = re.compile(_SKIP + r"else\b")
@@ -384,7 +384,7 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
     return program
 
 
-_BODY_STMTS = (ast.Assign, ast.Def, ast.Return, ast.For, ast.ExprStmt)
+_BODY_STMTS = (ast.Assign, ast.Update, ast.Def, ast.Return, ast.For, ast.ExprStmt)
 _STMT_WORD = {ast.Print: "print", ast.Latex: "latex", ast.Assert: "assert", ast.If: "an if statement",
               ast.Break: "break", ast.Import: "import", ast.Export: "export",
               ast.GraphStmt: "graph", ast.Plot: "plot"}
@@ -403,9 +403,13 @@ def _check_placement(program: ast.Program) -> None:
                 hint = "; a loop in a function is unrolled and runs all its steps"
             raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body{hint}",
                                 node.span)
-        if isinstance(node, ast.TypedName):
+        if isinstance(node, ast.TypedName) and node.shape is not None:
             raise BpSyntaxError(f"a shape annotation ({node.name}: [...]) belongs on a parameter: "
                                 f"def f({node.name}: [...]) or ({node.name}: [...]) -> e", node.span)
+        if isinstance(node, ast.TypedName):
+            raise BpSyntaxError(f"'{node.name}=…' inside parentheses is a parameter's default: "
+                                f"(x, {node.name}=…) -> e or def f(x, {node.name}=…); a keyword "
+                                f"argument belongs in a call", node.span)
         if isinstance(node, ast.Break) and not in_loop:
             raise BpSyntaxError("break outside a loop", node.span)
         if isinstance(node, ast.Return) and where != "body":
@@ -474,8 +478,32 @@ class _Builder:
         return ast.Block(self._stmts(kids), span)
 
     def r_assign(self, span, kids):
-        names = tuple(str(k) for k in kids[:-1] if isinstance(k, Token) and k.type == "NAME")
-        return ast.Assign(names, kids[-1], span)
+        equal = next(i for i, k in enumerate(kids) if isinstance(k, Token) and k.type == "EQUAL")
+        targets = [k for k in kids[:equal] if not isinstance(k, Token)]
+        values = [k for k in kids[equal + 1:] if not isinstance(k, Token)]
+        value = values[0] if len(values) == 1 else \
+            ast.TupleLit(tuple(values), values[0].span.to(values[-1].span))
+        if len(targets) == 1 and isinstance(targets[0], ast.Index):
+            name = _update_target(targets[0])
+            return ast.Update(name, targets[0].items, None, value, span)
+        names = []
+        for t in targets:
+            if not isinstance(t, ast.Name):
+                raise BpSyntaxError(_bad_target(t, len(targets) > 1), t.span)
+            names.append(t.id)
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise BpSyntaxError(f"'{twice}' appears twice on the left of '='", span)
+        return ast.Assign(tuple(names), value, span)
+
+    def r_update(self, span, kids):
+        target, op, value = kids[0], str(kids[1])[:-1], kids[2]
+        op = "^" if op == "**" else op
+        if isinstance(target, ast.Index):
+            return ast.Update(_update_target(target), target.items, op, value, span)
+        if not isinstance(target, ast.Name):
+            raise BpSyntaxError(_bad_target(target, False, f"{op}="), target.span)
+        return ast.Assign((target.id,), ast.BinOp(op, target, value, span), span)
 
     def r_def_stmt(self, span, kids):
         params = kids[3] or ()
@@ -488,17 +516,27 @@ class _Builder:
             if p.name in seen:
                 raise BpSyntaxError(f"parameter '{p.name}' appears twice", p.span)
             seen.add(p.name)
+        _check_defaults_last(params)
         return tuple(params)
 
     def r_param(self, span, kids):
-        shape = kids[2] if len(kids) > 2 else None
-        return ast.Param(str(kids[0]), shape, span)
+        shape, default = None, None
+        for i, k in enumerate(kids):
+            if isinstance(k, Token) and k.type == "COLON":
+                shape = kids[i + 1]
+            elif isinstance(k, Token) and k.type == "EQUAL":
+                default = kids[i + 1]
+        return ast.Param(str(kids[0]), shape, span, default)
 
     def r_shape_ann(self, span, kids):
         return tuple(k for k in kids if isinstance(k, (int, str)) and not isinstance(k, Token))
 
     def r_typed_name(self, span, kids):
-        return ast.TypedName(str(kids[0]), kids[2], span)
+        default = kids[4] if len(kids) > 4 else None
+        return ast.TypedName(str(kids[0]), kids[2], span, default)
+
+    def r_named_default(self, span, kids):
+        return ast.TypedName(str(kids[0]), None, span, kids[2])
 
     def r_dim(self, span, kids):
         if kids[0].type == "NAME":
@@ -564,7 +602,7 @@ class _Builder:
         params = []
         for item in items:
             if isinstance(item, ast.TypedName):
-                params.append(ast.Param(item.name, item.shape, item.span))
+                params.append(ast.Param(item.name, item.shape, item.span, item.default))
                 continue
             if not isinstance(item, ast.Name):
                 raise BpSyntaxError("a lambda's parameters must be names, as in (x, y) -> e "
@@ -572,6 +610,7 @@ class _Builder:
             params.append(ast.Param(item.id, None, item.span))
         if len({p.name for p in params}) != len(params):
             raise BpSyntaxError("a lambda's parameters must have different names", span)
+        _check_defaults_last(params)
         return ast.Lambda(tuple(params), body, span)
 
     def r_ifexpr(self, span, kids):
@@ -660,6 +699,32 @@ class _Builder:
 
     def r_field_def(self, span, kids):
         return ast.Keyword(str(kids[0]), kids[2], span)
+
+
+def _check_defaults_last(params) -> None:
+    """As in Python: once a parameter has a default, every later one has one."""
+    after = None
+    for p in params:
+        if p.default is not None:
+            after = p
+        elif after is not None:
+            raise BpSyntaxError(f"parameter '{p.name}' has no default but follows '{after.name}', "
+                                f"which has one: parameters with defaults come last", p.span)
+
+
+def _update_target(target: ast.Index) -> str:
+    """The name that `x[…] = v` rebinds: the indexed value must be a plain name."""
+    if not isinstance(target.value, ast.Name):
+        raise BpSyntaxError("an indexed update rebinds a name: write x[i] = v with x a name "
+                            "(for a record field, rebuild the record)", target.value.span)
+    return target.value.id
+
+
+def _bad_target(t, several: bool, op: str = "=") -> str:
+    if several:
+        return f"only names can be bound together, as in a, b = f(x); cannot assign to this"
+    return (f"cannot assign to this with '{op}': the left side of '{op}' is a name (x {op} e) "
+            f"or an indexed name (x[i] {op} e)")
 
 
 def _unquote(tok: Token) -> str:
