@@ -28,7 +28,7 @@ import numpy as np
 from .errors import BpTypeError
 from .graph import Node, topo_order
 from .ops import REGISTRY
-from .values import Record, leaves
+from .values import Record, leaf_paths, leaves
 
 def _helper_source(item) -> str:
     """A helper as module code: a string as it is, a function by its own source."""
@@ -130,7 +130,7 @@ def _generate(syms: list[_Sym], taken: set[str], start: int) -> None:
         k += 1
 
 
-def _choose_names(fn_syms, params, temps, global_syms, const_syms) -> None:
+def _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms) -> None:
     """Every Python name of the module.  Module-level names avoid keywords, what the
     helpers define and every name they read (builtins included).  The exported
     functions are named first, so they keep their SPEC §12 names; then each
@@ -146,8 +146,10 @@ def _choose_names(fn_syms, params, temps, global_syms, const_syms) -> None:
     _assign([g for g in global_syms if g.shown == g.want], module_taken)
     _assign([g for g in global_syms if g.shown != g.want], module_taken)  # leaves: P.a → P_a
     _generate(const_syms, module_taken, 0)
-    for ps, ts in zip(params, temps):
-        _generate(ts, module_taken | {p.name for p in ps}, 1)
+    for ps, ls, ts in zip(params, leaf_syms, temps):
+        taken = module_taken | {p.name for p in ps}
+        _assign(ls, taken)                # a record parameter's leaves: p['W'] → p_W
+        _generate(ts, taken, 1)
 
 
 def _expr(node: Node, args: list[str]) -> str:
@@ -225,6 +227,7 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
     fn_syms: list[_Sym] = []
     params: list[list[_Sym]] = []
     temps: list[list[_Sym]] = []
+    leaf_syms: list[list[_Sym]] = []
     global_syms: list[_Sym] = []
     const_syms: list[_Sym] = []
     constant_lines: list[str] = []
@@ -239,6 +242,18 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         params.append(psyms)
         temps.append(tsyms)
         label = {id(n): ref(p) for n, p in zip(inputs, psyms)}
+        # A record parameter (a dict here, as the module returns records) is read
+        # leaf by leaf: p['W'] into a local of its own.
+        reads, lsyms = [], []
+        leaf_syms.append(lsyms)
+        for n, p in zip(inputs, psyms):
+            if isinstance(n, Node):
+                continue
+            for path, leaf in zip(leaf_paths(n), leaves(n)):
+                lsym = _Sym("_".join([p.want] + [str(k) for _, k in path]))
+                lsyms.append(lsym)
+                label[id(leaf)] = ref(lsym)
+                reads.append((leaf, f"{label[id(n)]}" + "".join(f"[{k!r}]" for _, k in path)))
         own = set(label)
         order = topo_order([o for o in leaves(out) if isinstance(o, Node)])
         # A parameter is made an array only if an op reads its values: one that is
@@ -248,6 +263,8 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         body = [f"def {ref(fsym)}({', '.join(label[id(n)] for n in inputs)}):"]
         body += [f"    {label[id(n)]} = np.asarray({label[id(n)]}, dtype=np.float64)"
                  for n in inputs if id(n) in arrays]
+        body += [f"    {label[id(leaf)]} = np.asarray({source}, dtype=np.float64)"
+                 for leaf, source in reads]
         for node in order:
             if id(node) in own:
                 continue
@@ -285,7 +302,8 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
             own.add(id(node))
             code = _expr(node, [label[id(i)] for i in node.inputs])
             body.append(f"    {label[id(node)]} = {code}")
-        params_given = {id(n) for n in inputs}
+        params_given = {id(n) for n in inputs} | {id(leaf) for leaf, _ in reads}
+        arrays |= {id(leaf) for leaf, _ in reads}
 
         def result(x):
             if isinstance(x, tuple):
@@ -302,7 +320,7 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         body.append(f"    return {result(out)}")
         bodies.append("\n".join(body))
 
-    _choose_names(fn_syms, params, temps, global_syms, const_syms)
+    _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms)
     renamed = dict.fromkeys(f"{s.shown} → {s.name}" for s in
                             fn_syms + [p for ps in params for p in ps] + global_syms
                             if s.name != s.shown)

@@ -254,7 +254,7 @@ class Interpreter:
         if ranked is not None:
             return ranked
         try:
-            names, inputs, out = self._function_graph(fn)
+            names, inputs, out = self._function_graph(fn, records=True)
             return render.format_graph_function(names, out, inputs, self._shadowed_names())
         except BpError:
             if isinstance(fn, Transform):
@@ -308,8 +308,9 @@ class Interpreter:
         fn = self._value_of(src)
         if not isinstance(fn, Function):
             raise BpTypeError(f"{src!r} is not a function")
-        names, inputs, out = self._guard(lambda: self._function_graph(fn))
-        return render.FunctionGraph(names, inputs, [o for o in leaves(out) if isinstance(o, Node)],
+        names, inputs, out = self._guard(lambda: self._function_graph(fn, records=True))
+        return render.FunctionGraph(*_flat_inputs(names, inputs),
+                                    [o for o in leaves(out) if isinstance(o, Node)],
                                     _transform_word(fn))
 
     def define(self, name: str, fn: Callable, vjp: Callable | None = None,
@@ -415,7 +416,8 @@ class Interpreter:
                 self._import(path, stmt.span)
             case ast.GraphStmt(value, path):
                 fn, (names, inputs, out) = self._graph_of(value, "graph shows")
-                g = render.FunctionGraph(names, inputs, [o for o in leaves(out) if isinstance(o, Node)],
+                g = render.FunctionGraph(*_flat_inputs(names, inputs),
+                                         [o for o in leaves(out) if isinstance(o, Node)],
                                          _transform_word(fn))
                 if path is None:
                     self.stdout.write(g.listing() + "\n")
@@ -451,7 +453,7 @@ class Interpreter:
         fn = self._eval(value)
         if not isinstance(fn, Function):
             raise BpTypeError(f"{what} a function, got {ops.describe(to_lowered(fn))}", value.span)
-        return fn, self._function_graph(fn, value.span)
+        return fn, self._function_graph(fn, value.span, records=True)
 
     def _exec_block(self, block: ast.Block, echo, shown: list) -> None:
         for stmt in block.stmts:
@@ -615,13 +617,18 @@ class Interpreter:
             return None
         return Plan(inputs, outs), out, deps
 
-    def _function_graph(self, fn: Function, span: Span | None = None, sizes: dict | None = None):
+    def _function_graph(self, fn: Function, span: Span | None = None, sizes: dict | None = None,
+                        records: bool = False):
         """Lower fn on inputs of unknown shape (or the annotated one): names, inputs, output.
 
         A parameter annotated with named dimensions (`W: [m, n]`) has an unknown
-        shape, unless `sizes` gives each name (and each `_`, by position) a size."""
+        shape, unless `sizes` gives each name (and each `_`, by position) a size.
+        With `records`, a parameter that the body reads fields of (`θ.W`) is a
+        record of inputs of unknown shape, one per field read (nested for `θ.l1.W`):
+        its inputs are then that record (the printer writes its leaves θ.W)."""
         names = list(autodiff.param_names(fn))
         known = _annotations(fn)
+        fields = _record_params(fn) if records else {}
 
         def shape_of(name):
             ann = known.get(name)
@@ -629,7 +636,13 @@ class Interpreter:
                 return SymShape.of(name)
             return tuple(d if isinstance(d, int) else sizes[(name, k) if d == "_" else d]
                          for k, d in enumerate(ann))
-        inputs = [make_input(n, shape_of(n), span) for n in names]
+
+        def record_of(name, tree):
+            return Record({k: record_of(f"{name}.{k}", sub) if sub else
+                           make_input(f"{name}.{k}", SymShape.of(f"{name}.{k}"), span)
+                           for k, sub in tree.items()})
+        inputs = [record_of(n, fields[n]) if fields.get(n) else make_input(n, shape_of(n), span)
+                  for n in names]
         out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
         if not all(isinstance(o, Node) for o in leaves(out)):
             raise BpTypeError("the function does not return tensors", span)
@@ -805,6 +818,49 @@ def _annotations(fn: Function) -> dict:
     if isinstance(fn, Transform):
         return _annotations(fn.fn)
     return {}
+
+
+def _flat_inputs(names: list[str], inputs: list) -> tuple[list[str], list[Node]]:
+    """One name per input node: a record parameter's leaves as θ.W, θ.l1.b."""
+    out_names, out_nodes = [], []
+    for name, x in zip(names, inputs):
+        for path, leaf in zip(leaf_paths(x), leaves(x)):
+            out_names.append(name + "".join(f".{k}" if kind == "field" else f"[{k}]"
+                                            for kind, k in path))
+            out_nodes.append(leaf)
+    return out_names, out_nodes
+
+
+def _record_params(fn: Function) -> dict:
+    """The fields the body reads of each parameter, as nested dicts ({θ: {W: {}, b: {}}}
+    for θ.W and θ.b): which parameters are records, for printing a function whose
+    parameters have no annotation.  Read off the source (fields read through a
+    function that the parameter is passed to are not seen)."""
+    while isinstance(fn, Transform):
+        fn = fn.fn
+    if not isinstance(fn, Closure):
+        return {}
+    params = set(fn.param_names)
+    out: dict = {}
+    stack: list = [fn.body]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(reversed(x))             # source order: fields print as first read
+            continue
+        if not hasattr(x, "_fields") or isinstance(x, Span):
+            continue
+        if isinstance(x, ast.Field):
+            chain, base = [], x
+            while isinstance(base, ast.Field):
+                chain.append(base.name)
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in params:
+                tree = out.setdefault(base.id, {})
+                for name in reversed(chain):
+                    tree = tree.setdefault(name, {})
+        stack.extend(reversed([getattr(x, f) for f in x._fields]))
+    return out
 
 
 def _transform_word(fn: Function) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import ast
 from .graph import Graph, Node
-from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaves
+from .values import Builtin, Closure, Function, HostFunction, Record, Transform, leaf_paths, leaves
 
 SUMMARY_THRESHOLD = 1000
 EDGE_ITEMS = 3
@@ -280,11 +280,18 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
     binders = _Binders()
     text: dict[int, tuple[str, int]] = {}
     params = {id(node): binders.add("param", name) for node, name in zip(inputs or (), names)}
+    for node, name in zip(inputs or (), names):
+        if not isinstance(node, Node):  # a record parameter: its leaves print as θ.W
+            for path, leaf in zip(leaf_paths(node), leaves(node)):
+                text[id(leaf)] = (params[id(node)] + "".join(
+                    f".{k}" if kind == "field" else f"[{k}]" for kind, k in path), 12)
     if inputs is None:                   # no input nodes given: parameters go by their names
         params = {}
         by_name = {name: binders.add("param", name) for name in names}
     lines: list[str] = []
     for node in order:
+        if id(node) in text:
+            continue
         if id(node) in params:
             text[id(node)] = (params[id(node)], 12)
         elif inputs is None and node.op == "input" and node.attr("name") in by_name \

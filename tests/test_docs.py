@@ -466,7 +466,7 @@ INLINE: list[tuple[str, str, str]] = [
     ("docs/language.md", "print hessian(x -> sum(x^3))", "hessian(x -> sum(x^3))"),
     ("docs/language.md", "def q(x: [2]) = x^2; print jacobian(q)", "x -> diag(2*x)"),
     ("docs/language.md", "x = [1, 2]\ndef loss(θ) = sum(θ.W @ x)\ngrad(loss)",
-     "grad(θ -> sum(θ.W @ x))"),
+     "θ -> {W: matmul_vjp(θ.W, x, broadcast_like(1, θ.W @ x))}"),
     ("docs/language.md", "grad(x -> x[1]^2)", "x -> grad(z -> sum(z[1] * 2*x[1]))(x)"),
     ("docs/language.md", "grad(x -> if x > 0 then sqrt(x)^3 else 0)(0)", "0"),
     ("docs/language.md", "grad(x -> prod(x))([1, 0, 3])", "[0, 3, 0]"),
