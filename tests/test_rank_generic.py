@@ -493,3 +493,14 @@ def test_batching_rules_of_the_rank_generic_ops():
     seeds = uniform((m, 2, 3, 4), rng)
     out = batching.batch([node], x, ops.const(seeds))
     np.testing.assert_array_equal(Plan([x], out).run([seeds[0]])[0], np.swapaxes(seeds, -1, 1))
+
+
+# ── outer flattens its operands (np.outer), whatever their ranks ─────────
+
+def test_outer_printed_gradients_every_rank():
+    rng = _rng("outer")
+    shapes_ = [(), (3,), (2, 3), (2, 1, 2)]
+    points = [(uniform(sa, rng), uniform(sb, rng)) for sa in shapes_ for sb in shapes_[:3]]
+    check_printed_gradients("def f(a, b) = sum(sin(outer(a, b)) * outer(a, b))", "f", ["a", "b"],
+                            lambda a, b: np.sum(np.sin(np.outer(a, b)) * np.outer(a, b)),
+                            points, "outer")

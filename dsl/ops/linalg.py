@@ -15,7 +15,7 @@ from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, CallForm, Infix, OpDef, apply, const, register
 from .batched import FALLBACK, Rebatch, lift
-from .shape import known_shape
+from .shape import _reshape_back, known_shape
 from .sym import add, mul, neg, op, transpose, unbroadcast
 
 
@@ -370,9 +370,11 @@ def _solve_jvp(ts, out, ins, attrs):
 
 
 def _outer_vjp(ct, out, ins, attrs):
+    """np.outer flattens its operands: ā = ḡ @ flatten(b), b̄ = flatten(a) @ ḡ, each
+    put back in its operand's shape (known or not)."""
     a, b = ins
-    return (op("reshape", op("matmul", ct, op("reshape", b, shape=(-1,))), shape=known_shape(a, "outer")),
-            op("reshape", op("matmul", op("reshape", a, shape=(-1,)), ct), shape=known_shape(b, "outer")))
+    return (_reshape_back(op("matmul", ct, op("reshape", b, shape=(-1,))), a),
+            _reshape_back(op("matmul", op("reshape", a, shape=(-1,)), ct), b))
 
 
 def _outer_jvp(ts, out, ins, attrs):
