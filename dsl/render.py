@@ -463,6 +463,10 @@ def node_source(node, text: dict, binders: _Binders | None = None,
     if node.op == "add" and node.inputs[1].op == "const" and node.inputs[1].value.ndim == 0 \
             and float(node.inputs[1].value) < 0:
         return f"{_wrap(ins[0], 7)} - {_wrap(_scalar_source(-float(node.inputs[1].value), shadowed), 8)}", 7
+    if node.op == "mul":
+        merged = _merged_coefficient(node, text, shadowed)
+        if merged is not None:
+            return merged
     if isinstance(form, Infix) and len(ins) == 2:
         ins = [_as_scalar(i, other, node, shadowed) or t
                for i, other, t in ((node.inputs[0], node.inputs[1], ins[0]),
@@ -525,6 +529,51 @@ def node_source(node, text: dict, binders: _Binders | None = None,
             args.append(f"{a.name}={_attr_source(value)}" if not a.required else _attr_source(value))
     name = form.name if isinstance(form, CallForm) else node.op
     return f"{ref(name, shadowed)}({', '.join(args)})", 11
+
+
+def _uniform(c, other, node) -> float | None:
+    """The one value of a constant that prints as a scalar beside `other` in `node`:
+    a scalar constant, or one with one value everywhere (see _as_scalar)."""
+    if c.op != "const":
+        return None
+    if c.value.ndim == 0:
+        return float(c.value)
+    if c.value.size < 2 or other.shape != node.shape:
+        return None
+    first = c.value.flat[0]
+    if not (c.value == first).all() or (first == 0 and np.signbit(c.value).any()):
+        return None
+    return float(first)
+
+
+def _merged_coefficient(node, text, shadowed) -> tuple[str, int] | None:
+    """k * (c * x), two constants that print as scalars, prints as (k·c) * x, and as x
+    where k·c is 1 (the gradient of 0.5 * sum(W^2) is W, not 2*0.5*W).  Only where
+    the inner product is written out in place (not a block's temporary)."""
+    for k in (0, 1):
+        outer_c, inner = node.inputs[k], node.inputs[1 - k]
+        a = _uniform(outer_c, inner, node)
+        if a is None or inner.op != "mul" or _is_binder(text[id(inner)][0]):
+            continue
+        for j in (0, 1):
+            b = _uniform(inner.inputs[j], inner.inputs[1 - j], inner)
+            rest = inner.inputs[1 - j]
+            if b is None or rest.shape != node.shape or _uniform(rest, inner.inputs[j], inner) is not None:
+                continue
+            c = a * b
+            if not math.isfinite(c) or c == 0:
+                return None
+            if c == 1:
+                return text[id(rest)]
+            if c == -1:
+                return f"-{_wrap(text[id(rest)], 9)}", 9
+            coef = _scalar_source(c, shadowed)
+            return f"{_wrap(coef, 8)}*{_wrap(text[id(rest)], 9)}", 8
+    return None
+
+
+def _is_binder(s: str) -> bool:
+    return s.startswith(_PLACEHOLDER) and s.endswith(_PLACEHOLDER) and s.count(_PLACEHOLDER) == 2
 
 
 def _as_scalar(c, other, node, shadowed) -> tuple[str, int] | None:

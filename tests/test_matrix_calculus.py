@@ -112,6 +112,14 @@ CASES = [
      lambda x: x / np.linalg.norm(x), (X0,)),
     ("mean of squares", "def f(x: [3]) = mean(x^2)", "grad(f)", "x -> 2 / 3 * x",
      lambda x: 2 / 3 * x, (X0,)),
+    # d/dW ½‖W‖²_F = W (weight decay): the ½ and the 2 cancel
+    ("weight decay", "def f(W: [2, 3]) = 0.5 * sum(W^2)", "grad(f)", "W -> W",
+     lambda W: W, (W23,)),
+    ("half squared norm, negated", "def f(x: [3]) = -0.5 * sum(x^2)", "grad(f)", "x -> -x",
+     lambda x: -x, (X0,)),
+    # d/dx ½‖Ax‖² = Aᵀ A x
+    ("half squared norm of a linear map", "def f(x: [3]) = 0.5 * sum((A @ x)^2)", "grad(f)",
+     "x -> A' @ (A @ x)", lambda x: A.T @ (A @ x), (X0,)),
 ]
 
 TOKEN = re.compile(r"\d+\.?\d*(?:e[-+]?\d+)?|[^\W\d]\w*|->|\S")
