@@ -210,15 +210,21 @@ class Lowerer:
 
     def update(self, stmt: ast.Update, scope):
         """`x[items] = v` (op None) or `x[items] op= v`: a copy of x with the indexed part
-        replaced, as NumPy's x[items] = v leaves it (v broadcast to the part's shape).
-        `=` keeps x where the index does not reach and v where it does (exactly, even
-        where x is inf or nan); `+=` and `-=` add v placed at the index."""
+        replaced, as NumPy's x[items] = v leaves it (v broadcast to the part's shape);
+        `x[items] op= v` is `x[items] = x[items] op v`, as in NumPy.
+
+        With whole numbers and slices, `=` keeps x where the index does not reach and
+        the new value where it does (exactly, even where x is inf or nan), and `+=`,
+        `-=` add v placed at the index.  With a tensor index that repeats a position,
+        NumPy leaves unspecified which value lands there; bp takes the mean of the
+        values assigned to it (each gets its share of the gradient), so x[[0, 0]] += 1
+        adds 1 once, as NumPy does (scatter_add adds every one, as np.add.at)."""
         span = stmt.span
         x = self.name(stmt.name, scope, span)
         if not isinstance(x, Node):
             raise BpTypeError(f"an indexed update needs a tensor, but {stmt.name} is "
                               f"{describe(x)}", span)
-        part = self.index(x, stmt.items, scope, span)
+        part, place, repeats = self.access(x, stmt.items, scope, span)
         v = self.expr(stmt.value, scope)
         if stmt.op is None:
             new = self.need_tensor(v, "an indexed assignment", stmt.value.span)
@@ -233,16 +239,15 @@ class Lowerer:
                                if stmt.op is None else
                                f"{stmt.name}[…] {stmt.op}= v gives shape {shapes.fmt(new.shape)}, "
                                f"not the shape {shapes.fmt(part.shape)} of {stmt.name}[…]", span)
-        items = part.attr("items") if part.op == "index" else _index_items(self, stmt.items, scope)
-        if stmt.op in ("+", "-") and isinstance(v, Node):
-            placed = apply("unindex", [apply("broadcast_like", [v, part], span=span), x],
-                           {"items": items}, span)
-            return apply("add" if stmt.op == "+" else "sub", [x, placed], span=span)
-        new = apply("broadcast_like", [new, part], span=span)
-        ones = apply("broadcast_like", [const(1.0), part], span=span)
-        mask = apply("unindex", [ones, x], {"items": items}, span)
-        return apply("where", [mask, apply("unindex", [new, x], {"items": items}, span), x],
-                     span=span)
+        with ops.building(ops.ACTIVE.building[-1][0], span):
+            if stmt.op in ("+", "-") and isinstance(v, Node) and not repeats:
+                placed = place(apply("broadcast_like", [v, part]))
+                return apply("add" if stmt.op == "+" else "sub", [x, placed])
+            new = place(apply("broadcast_like", [new, part]))
+            count = place(apply("broadcast_like", [const(1.0), part]))
+            if repeats:
+                new = apply("div", [new, apply("maximum", [count, const(1.0)])])
+            return apply("where", [count, new, x])
 
     def index(self, x, items, scope, span: Span):
         if isinstance(x, tuple):
@@ -253,7 +258,99 @@ class Lowerer:
                 raise BpValueError(f"index {i} is out of range for a tuple of {len(x)}", span)
             return x[i]
         x = self.need_tensor(x, "indexing", span)
-        return apply("index", [x], {"items": _index_items(self, items, scope)}, span)
+        return self.access(x, items, scope, span)[0]
+
+    def access(self, x: Node, items, scope, span: Span):
+        """x[items] as (the part read, place, repeats): place(g) puts a g of the part's
+        shape into zeros of x's shape (adding where positions repeat), the adjoint of
+        reading; repeats says whether a tensor index may repeat a position.
+
+        Whole numbers and constant slices are one `index` node.  A tensor of whole
+        numbers (or a scalar computed at run time) gathers with `take` on its axis,
+        NumPy's advanced indexing with one index array: whole numbers beside it index
+        their axes, and its own shape replaces its axis.  A slice whose start is computed
+        at run time and whose length stop - start is a constant (X[i*B : i*B + B]) is
+        take(X, start + arange(length)) on its axis."""
+        entries = [self._index_entry(item, scope) for item in items]
+        dynamic = [k for k, e in enumerate(entries) if e[0] in ("t", "d")]
+        static = tuple(("s", None, None, None) if e[0] in ("t", "d") else e for e in entries)
+        if not dynamic:
+            return (apply("index", [x], {"items": static}, span),
+                    lambda g: apply("unindex", [g, x], {"items": static}, span), False)
+        tensors = [k for k in dynamic if entries[k][0] == "t"]
+        if len(tensors) > 1:
+            raise BpValueError("bp gathers with one index tensor per indexing: write x[i][:, j] "
+                               "to index two axes one after the other, or "
+                               "take_along_axis(x, reshape(j, n, 1), axis=1) to pick one element "
+                               "per row", items[tensors[1]].span)
+        if tensors:
+            advanced = [k for k, e in enumerate(entries) if e[0] in ("i", "t")]
+            if advanced != list(range(advanced[0], advanced[-1] + 1)):
+                raise BpValueError("a whole-number index and an index tensor separated by a slice "
+                                   "(NumPy moves their axes to the front): index in two steps, "
+                                   "x[i][:, j]", span)
+        with ops.building(ops.ACTIVE.building[-1][0], span):
+            trivial = all(e == ("s", None, None, None) for e in static)
+            y = x if trivial else apply("index", [x], {"items": static})
+            steps = []                      # (axis, index tensor, the tensor it was taken from)
+            for k in reversed(dynamic):     # the last axis first: earlier axes keep their numbers
+                axis = sum(1 for e in entries[:k] if e[0] != "i")
+                kind = entries[k]
+                idx = kind[1] if kind[0] == "t" else \
+                    apply("add", [kind[1], const(ops.np.arange(kind[2], dtype=float))])
+                steps.append((axis, idx, y))
+                y = apply("take", [y, idx], {"axis": axis})
+
+        def place(g):
+            with ops.building(ops.ACTIVE.building[-1][0], span):
+                for axis, idx, source in reversed(steps):
+                    g = apply("scatter_add", [apply("zeros_like", [source]), idx, g], {"axis": axis})
+                return g if trivial else apply("unindex", [g, x], {"items": static})
+        return y, place, bool(tensors)
+
+    def _index_entry(self, item, scope):
+        """One item of x[…]: ("i", k) a whole number, ("s", a, b, c) a constant slice,
+        ("t", node) an index tensor or a runtime scalar, ("d", start, n) a slice that
+        starts at a runtime value and is n long."""
+        if not isinstance(item, ast.Slice):
+            lv = self.expr(item, scope)
+            if isinstance(lv, Node) and lv.op == "const" and lv.value.ndim == 0:
+                return ("i", ops.static_int(lv, "an index", item.span))
+            if not isinstance(lv, Node):
+                raise BpTypeError(f"an index is a whole number, a slice or a tensor of whole "
+                                  f"numbers, got {describe(lv)}", item.span)
+            return ("t", lv)
+        parts = [None if p is None else self.expr(p, scope) for p in (item.start, item.stop, item.step)]
+        for lv, p in zip(parts, (item.start, item.stop, item.step)):
+            if lv is not None and not isinstance(lv, Node):
+                raise BpTypeError(f"a slice bound must be a number, got {describe(lv)}", p.span)
+        if all(lv is None or lv.op == "const" for lv in parts):
+            return ("s", *[None if lv is None else ops.static_int(lv, "a slice bound", p.span)
+                           for lv, p in zip(parts, (item.start, item.stop, item.step))])
+        start, stop, step = parts
+        if step is not None and not (step.op == "const" and step.value.ndim == 0 and
+                                     float(step.value) == 1):
+            raise BpValueError("a slice with a step must have constant bounds", item.span)
+        if start is None or stop is None or start.op == "const":
+            raise BpValueError("a slice bound computed at run time needs a constant length: "
+                               "start at a runtime value s and stop at s plus a constant, "
+                               "as in X[i*B : i*B + B]", item.span)
+        if start.shape != () and isinstance(start.shape, tuple):
+            raise BpValueError(f"a slice bound must be a scalar, got shape "
+                               f"{shapes.fmt(start.shape)}", item.start.span)
+        length = _slice_length(start, stop)
+        if length is None:
+            raise BpValueError("a slice that starts at a runtime value must have a length "
+                               "(stop - start) known when the function is built, as in "
+                               "X[i*B : i*B + B]; this one's length depends on the arguments",
+                               item.span)
+        n = float(length.value)
+        if n != int(n) or n < 0:
+            raise BpValueError(f"the length of a slice must be a whole number ≥ 0, got {n:g}",
+                               item.span)
+        if not isinstance(start.shape, tuple):        # a scalar at run time, or an error then
+            start = apply("reshape", [start], {"shape": ()}, item.start.span)
+        return ("d", start, int(n))
 
     # ── calls ────────────────────────────────────────────────────────────
     def call_expr(self, e: ast.Call, scope):
@@ -416,18 +513,18 @@ class Lowerer:
 _NO_RETURN = object()
 
 
-def _index_items(lowerer: Lowerer, items, scope) -> tuple:
-    """The static items of x[…]: ("i", k) for a whole number, ("s", a, b, c) for a slice."""
-    spec = []
-    for item in items:
-        if isinstance(item, ast.Slice):
-            parts = [None if p is None else
-                     ops.static_int(lowerer.expr(p, scope), "a slice bound", p.span)
-                     for p in (item.start, item.stop, item.step)]
-            spec.append(("s", *parts))
-        else:
-            spec.append(("i", ops.static_int(lowerer.expr(item, scope), "an index", item.span)))
-    return tuple(spec)
+def _slice_length(start: Node, stop: Node) -> Node | None:
+    """stop - start as a constant scalar, or None when it is not one.  Where the shapes
+    are known only at call time (a function printed for every shape), the difference
+    is taken as it is for scalar arguments, which the slice's start must be."""
+    length = apply("sub", [stop, start])
+    if length.op != "const" and not (isinstance(start.shape, tuple) and isinstance(stop.shape, tuple)):
+        from .graph import make_input, topo_order
+        scalars = {id(n): make_input(n.attr("name"), (), n.span) for n in topo_order([start, stop])
+                   if n.op == "input" and not isinstance(n.shape, tuple)}
+        start, stop = autodiff.substitute([start, stop], scalars)
+        length = apply("sub", [stop, start])
+    return length if length.op == "const" and length.value.ndim == 0 else None
 
 
 def defaults_of(fn) -> dict:

@@ -284,8 +284,10 @@ def test_update_mistakes_are_located():
     assert e.kind == "type error"
     e = error("r = {a: [1, 2]}\nr.a[0] = 3")
     assert e.kind == "syntax error" and e.column == 1
-    e = error("x = [1, 2]\nx[x[0]] = 3\ndef f(x, i) { x[i] = 0; return x }\nf([1, 2], 1)")
-    assert e.kind == "value error" and e.line == 3
+    e = error("x = [1, 2]\nx[0.5] = 3")
+    assert e.kind == "value error" and "whole number" in e.message and e.line == 2
+    e = error("def f(x, i) { x[i] = 0; return x }\nf([1, 2], 2)")
+    assert e.kind == "value error" and "out of bounds" in e.message and e.line == 1
     e = error("x = 1\nx(0) += 2")
     assert e.kind == "syntax error"
 
