@@ -3,9 +3,12 @@ no kernel of their own, so no derivative rules of their own either."""
 from __future__ import annotations
 
 from .. import shapes
+import numpy as np
+
 from ..errors import BpTypeError, BpValueError
 from ..graph import Node
-from . import BUILTINS, REGISTRY, Macro, apply, bind, const, describe, register_macro
+from . import (BUILTINS, REGISTRY, Macro, apply, bind, const, describe, register_macro,
+               static_int, static_ints, static_value)
 
 
 def _tensor_args(name, args, kwargs, span, params):
@@ -48,10 +51,107 @@ def _clip(x, lo, hi, span):
     return apply("minimum", [apply("maximum", [x, lo], span=span), hi], span=span)
 
 
-@_macro("norm", ("x",), "sqrt(sum(x^2)): the Frobenius / 2-norm")
-def _norm(x, span):
-    sq = apply("mul", [x, x], span=span)
-    return apply("sqrt", [apply("sum", [sq], {"axis": None, "keepdims": False}, span)], span=span)
+def _norm(ctx, args, kwargs, span):
+    """numpy.linalg.norm(x, ord=None, axis=None, keepdims=0) for the orders that need no
+    SVD, as a graph of abs, sum, max, min, sqrt and ^ (so its derivatives are theirs)."""
+    kwargs = dict(kwargs)
+    names = ("x", "ord", "axis", "keepdims")
+    given = dict(zip(names, args))
+    if len(args) > len(names):
+        raise BpTypeError(f"norm takes at most 4 arguments: {_NORM_SIGNATURE}", span)
+    for k in list(kwargs):
+        if k not in names or k in given:
+            raise BpTypeError(f"norm has no argument '{k}' (or got it twice); its signature is "
+                              f"{_NORM_SIGNATURE}", span)
+        given[k] = kwargs.pop(k)
+    if "x" not in given:
+        raise BpTypeError(f"{_NORM_SIGNATURE} is missing its argument 'x'", span)
+    x = given["x"]
+    if not isinstance(x, Node):
+        raise BpTypeError(f"norm expects a tensor, got {describe(x)}", span)
+    order = given.get("ord")
+    if isinstance(order, str):
+        if order not in ("fro", "nuc"):
+            raise BpValueError(f"norm: ord={order!r} is not an order (numbers, inf, 'fro')", span)
+    elif order is not None:
+        order = float(static_value(order, "norm's 'ord'", span))
+    axis = None if given.get("axis") is None else static_ints(given["axis"], "norm's 'axis'", span)
+    keep = bool(static_int(given["keepdims"], "norm's 'keepdims'", span)) if "keepdims" in given \
+        else False
+    rank = len(x.shape) if isinstance(x.shape, tuple) else None
+
+    def red(name, v, axes, keepdims=keep):
+        return apply(name, [v], {"axis": axes, "keepdims": keepdims}, span)
+
+    def frobenius(axes):
+        return apply("sqrt", [red("sum", apply("mul", [x, x], span=span), axes)], span=span)
+
+    if order is None:
+        return frobenius(axis)
+    if axis is None:
+        if rank is None:
+            raise BpValueError("norm with ord= needs x's rank (give it a shape annotation) or "
+                               "axis=", span)
+        if rank not in (1, 2):
+            raise BpValueError(f"norm with ord= of a tensor of rank {rank} needs axis=", span)
+        axis = tuple(range(rank))
+    if len(axis) == 1:
+        return _vector_norm(x, order, axis, keep, red, frobenius, span)
+    if len(axis) == 2:
+        return _matrix_norm(x, order, axis, keep, red, frobenius, span)
+    raise BpValueError("norm's axis= is one axis (a vector norm) or two (a matrix norm)", span)
+
+
+_NORM_SIGNATURE = "norm(x, ord=None, axis=None, keepdims=0)"
+
+
+def _vector_norm(x, order, axis, keep, red, frobenius, span):
+    if isinstance(order, str):
+        raise BpValueError(f"norm: ord={order!r} is a matrix norm; a vector has numbers or inf", span)
+    a = apply("abs", [x], span=span)
+    if order == 2:
+        return frobenius(axis)
+    if order == np.inf:
+        return red("max", a, axis)
+    if order == -np.inf:
+        return red("min", a, axis)
+    if order == 0:
+        return red("sum", apply("not_equal", [x, const(0.0)], span=span), axis)
+    if order == 1:
+        return red("sum", a, axis)
+    p = const(order)
+    return apply("pow", [red("sum", apply("pow", [a, p], span=span), axis), const(1 / order)],
+                 span=span)
+
+
+def _matrix_norm(x, order, axis, keep, red, frobenius, span):
+    if order == "fro":
+        return frobenius(axis)
+    if order in ("nuc", 2.0, -2.0):
+        raise BpValueError(f"norm: ord={order!r} of a matrix needs its singular values, which bp "
+                           f"does not compute yet; ord= 'fro', 1, -1, inf and -inf work", span)
+    if order not in (1.0, -1.0, np.inf, -np.inf):
+        raise BpValueError(f"norm: ord={order:g} is not a matrix norm ('fro', 1, -1, inf, -inf)",
+                           span)
+    rows, cols = axis
+    # 1, -1: the largest (smallest) column sum; inf, -inf: the largest (smallest) row sum
+    inner = rows if abs(order) == 1 else cols
+    outer = cols if abs(order) == 1 else rows
+    rank = len(x.shape) if isinstance(x.shape, tuple) else None
+    if rank is not None:
+        inner, outer = inner % rank, outer % rank
+    elif (inner < 0) != (outer < 0):
+        raise BpValueError("norm's two axes must both count from the start or both from the "
+                           "end when x's rank is not known", span)
+    sums = red("sum", apply("abs", [x], span=span), (inner,), keepdims=True)
+    out = red("max" if order > 0 else "min", sums, (outer,), keepdims=True)
+    return out if keep else red("sum", out, tuple(sorted((inner, outer))), keepdims=False)
+
+
+register_macro(Macro("norm", _norm, _NORM_SIGNATURE,
+                     "numpy.linalg.norm: vector orders (2, 1, inf, -inf, 0, any p) over one axis, "
+                     "matrix orders ('fro', 1, -1, inf, -inf) over two; without ord= the 2-norm "
+                     "of all the elements (of each slice along axis=)"))
 
 
 @_macro("dot", ("a", "b"), "inner product of vectors; matrix product of matrices")

@@ -1,4 +1,4 @@
-"""Neural-network ops: softmax, log_softmax, cross_entropy, one_hot."""
+"""Neural-network ops: softmax, log_softmax, cross_entropy, one_hot, gelu."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,9 @@ from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, OpDef, apply, const, register
 from .batched import FALLBACK
-from .sym import broadcast_like, div, mul, neg, op, sub, sum_, where
+from .elementwise import unary
+from .special import _ERF_CODE, _erfc
+from .sym import add, broadcast_like, c, div, mul, neg, op, sub, sum_, where
 
 
 # Where one entry of a softmax is within ~1e-13 of 1, `1 - p` computed by subtraction
@@ -242,3 +244,24 @@ register(OpDef(name="one_hot", kernel=_one_hot, shape=_one_hot_shape, params=("l
                batch="not differentiable: no derivative carries a seed into it",
                export="np.eye({n})[np.asarray({0}).astype(np.intp)]",
                doc="rows of the identity picked by whole-number labels"))
+
+
+# gelu, the exact form: x Φ(x) = x/2 · erfc(-x/√2) (torch.nn.functional.gelu's default,
+# jax.nn.gelu(approximate=False)); erfc keeps it accurate far into the negative tail.
+_SQRT_HALF = 0.7071067811865476                 # 1/√2
+_INV_SQRT_2PI = 0.3989422804014327              # 1/√(2π)
+
+
+def _gelu(x):
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * x * _erfc(-x * _SQRT_HALF)
+
+
+def _gelu_d(x, out):
+    # gelu' = Φ(x) + x φ(x)
+    phi = mul(c(_INV_SQRT_2PI), op("exp", mul(c(-0.5), mul(x, x))))
+    return add(mul(c(0.5), op("erfc", mul(c(-_SQRT_HALF), x))), mul(x, phi))
+
+
+unary("gelu", _gelu, "x Φ(x) = x/2 · erfc(-x/√2), the exact (erf) form", "_gelu({0})",
+      d=_gelu_d, helpers=_ERF_CODE + (_erfc, f"_SQRT_HALF = {_SQRT_HALF!r}", _gelu))

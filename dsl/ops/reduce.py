@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
+from ..errors import BpValueError
 from . import Attr, OpDef, apply, const, register
 from .batched import reduction as _batch_reduction
 from .sym import broadcast_like, div, mul, op, sub, sum_
@@ -156,3 +157,98 @@ _reduction("logsumexp", _logsumexp, "log(sum(exp(x))) (over axis=), computed sta
            export="_logsumexp", helpers=(_logsumexp,),
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _softmax_weights(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _softmax_weights(ins[0], out, a)), a))
+
+
+# ── var and std (with ddof=), NumPy's np.var and np.std ──────────────────
+
+STAT_ATTRS = (Attr("axis", "axes", None), Attr("ddof", "int", 0), Attr("keepdims", "flag", False))
+
+
+def _spread(x, out, attrs):
+    """(x - mean(x)) / (N - ddof), spread over x's shape: half of var's gradient."""
+    keep = {"axis": attrs.get("axis"), "keepdims": True}
+    dev = sub(x, broadcast_like(apply("mean", [x], keep), x))
+    return div(dev, sub(count(x, out, attrs), const(float(attrs.get("ddof", 0)))))
+
+
+def _stat_export(fn: str):
+    return lambda args, a: (f"np.{fn}({args[0]}, axis={a['axis']!r}, ddof={a['ddof']}, "
+                            f"keepdims={bool(a['keepdims'])})")
+
+
+def _var(x, axis=None, ddof=0, keepdims=False):
+    return np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
+
+
+def _std(x, axis=None, ddof=0, keepdims=False):
+    return np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)
+
+
+register(OpDef(name="var", kernel=_var, shape=reduce_shape, attrs=STAT_ATTRS,
+               vjp=lambda ct, out, ins, a: (mul(back(mul(const(2.0), ct), ins[0], a),
+                                                _spread(ins[0], out, a)),),
+               jvp=lambda ts, out, ins, a: mul(const(2.0), sum_(mul(ts[0], _spread(ins[0], out, a)),
+                                                                a.get("axis"), a.get("keepdims", False))),
+               batch=_batch_reduction, export=_stat_export("var"),
+               doc="variance: mean((x - mean(x))^2) with N - ddof in the denominator (over axis=)"))
+# std = sqrt(var): its derivative is var's over 2·std, nan where std is 0 (as JAX gives)
+register(OpDef(name="std", kernel=_std, shape=reduce_shape, attrs=STAT_ATTRS,
+               vjp=lambda ct, out, ins, a: (mul(back(div(ct, out), ins[0], a),
+                                                _spread(ins[0], out, a)),),
+               jvp=lambda ts, out, ins, a: div(sum_(mul(ts[0], _spread(ins[0], out, a)),
+                                                    a.get("axis"), a.get("keepdims", False)), out),
+               batch=_batch_reduction, export=_stat_export("std"),
+               doc="standard deviation sqrt(var(x, ddof=)) (over axis=); its derivative is nan "
+                   "where it is 0"))
+
+
+# ── any, all, argmax, argmin: no gradient ────────────────────────────────
+
+def _any(x, axis=None, keepdims=False):
+    return np.any(x != 0, axis=axis, keepdims=keepdims).astype(np.float64)
+
+
+def _all(x, axis=None, keepdims=False):
+    return np.all(x != 0, axis=axis, keepdims=keepdims).astype(np.float64)
+
+
+for _name, _fn, _doc in (("any", _any, "1 if any element is nonzero (nan counts), else 0"),
+                         ("all", _all, "1 if every element is nonzero (nan counts), else 0")):
+    register(OpDef(name=_name, kernel=_fn, shape=reduce_shape, attrs=REDUCE_ATTRS,
+                   differentiable=False, batch=_batch_reduction,
+                   export=(lambda fn: lambda args, a: (
+                       f"np.{fn}({args[0]} != 0, axis={a['axis']!r}, "
+                       f"keepdims={bool(a['keepdims'])}).astype(np.float64)"))(_name),
+                   doc=_doc + " (over axis=); no gradient"))
+
+
+def _arg_shape(shs, attrs, span):
+    s, axis, keep = shs[0], attrs.get("axis"), attrs.get("keepdims", False)
+    if isinstance(s, shapes.SymShape):
+        return () if axis is None and not keep else shapes.SymShape()
+    if axis is None:
+        return (1,) * len(s) if keep else ()
+    ax, = shapes.normalize_axes((axis,), len(s), span)
+    if s[ax] == 0:
+        raise BpValueError("argmax and argmin of an empty axis have no answer", span)
+    return tuple(1 if i == ax else d for i, d in enumerate(s)) if keep else s[:ax] + s[ax + 1:]
+
+
+def _argmax(x, axis=None, keepdims=False):
+    return np.argmax(x, axis=axis, keepdims=keepdims).astype(np.float64)
+
+
+def _argmin(x, axis=None, keepdims=False):
+    return np.argmin(x, axis=axis, keepdims=keepdims).astype(np.float64)
+
+
+ARG_ATTRS = (Attr("axis", "int", None), Attr("keepdims", "flag", False))
+for _name, _fn, _doc in (("argmax", _argmax, "the index of the largest element"),
+                         ("argmin", _argmin, "the index of the smallest element")):
+    register(OpDef(name=_name, kernel=_fn, shape=_arg_shape, attrs=ARG_ATTRS, differentiable=False,
+                   batch="not differentiable: no derivative carries a seed into it",
+                   export=(lambda fn: lambda args, a: (
+                       f"np.{fn}({args[0]}, axis={a['axis']!r}, "
+                       f"keepdims={bool(a['keepdims'])}).astype(np.float64)"))(_name),
+                   doc=_doc + " (along axis=; of the flattened x without), as a number; the "
+                              "first one at a tie or nan (NumPy); no gradient"))

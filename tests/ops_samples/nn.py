@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _grad as g
 from ._forward import *  # noqa: F401,F403  (U, P, s, Spec, unary, binary, reduction, refs …)
+from .special import ref_mpmath
 
 
 def ref_log_softmax(x, axis=-1):
@@ -70,3 +71,12 @@ GRAD = {
 NONDIFF = {
     "one_hot": ((g.In(lambda r: r.integers(0, 4, (3,)).astype(float)),), {"n": 4}),
 }
+
+
+# gelu, the exact form x/2 (1 + erf(x/√2)), against mpmath
+FORWARD.update({
+    "gelu": unary(ref_mpmath(lambda mp, v: v / 2 * mp.erfc(-v / mp.sqrt(2))),
+                  extra=[s([-40.0, -8.0, 0.0, 8.0, 40.0], label="tails",
+                           ref=ref_mpmath(lambda mp, v: v / 2 * mp.erfc(-v / mp.sqrt(2))))]),
+})
+GRAD.update({"gelu": g.unary_samples(lambda *sh: g.U(*sh, lo=-3.0, hi=3.0))})

@@ -5,6 +5,8 @@ FORWARD: values and shapes (tests/test_ops_forward.py); GRAD: derivatives
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _grad as g
@@ -42,3 +44,21 @@ GRAD = {
 NONDIFF = {
 
 }
+
+
+# ── erf, erfc: against mpmath, and math.erf / math.erfc (both to 1 ulp-ish) ──
+
+ERF_POINTS = np.array([0.0, -0.0, 1e-300, 1e-10, 0.25, -0.5, 0.5000001, 0.9, 1.7, -2.5, 3.3, 5.9,
+                       10.0, 26.0, 27.5, np.inf, -np.inf, np.nan])
+FORWARD.update({
+    "erf": unary(ref_mpmath(lambda mp, v: mp.erf(v)),
+                 extra=[s(ERF_POINTS, label="edges", ref=each(math.erf)),
+                        s(U(50, lo=-6.0, hi=6.0), label="wide")]),
+    "erfc": unary(ref_mpmath(lambda mp, v: mp.erfc(v)),
+                  extra=[s(ERF_POINTS, label="edges", ref=each(math.erfc)),
+                         s(U(50, lo=-6.0, hi=27.0), label="wide")]),
+})
+GRAD.update({
+    "erf": g.unary_samples(g.U),
+    "erfc": g.unary_samples(g.U),
+})
