@@ -30,6 +30,55 @@ from .graph import Node, topo_order
 from .ops import REGISTRY
 from .values import Record, leaf_paths, leaves
 
+# A Jacobian whose shapes are known only at the call (jacobian and hessian of
+# parameters without annotations) is exported as a loop of VJPs, one per output
+# element, over two functions of the module: the value and its VJP.
+_JACOBIAN_ROWS = '''
+def _tree_leaves(x):
+    if isinstance(x, tuple):
+        return [y for z in x for y in _tree_leaves(z)]
+    if isinstance(x, dict):
+        return [y for z in x.values() for y in _tree_leaves(z)]
+    return [np.asarray(x, dtype=np.float64)]
+
+
+def _tree_rebuild(x, it):
+    if isinstance(x, tuple):
+        return tuple(_tree_rebuild(z, it) for z in x)
+    if isinstance(x, dict):
+        return {k: _tree_rebuild(z, it) for k, z in x.items()}
+    return next(it)
+
+
+def _jacobian_rows(value, vjp, args, wrt, many):
+    """d value(*args) / d args[i] for i in wrt, shaped shape(out) + shape(arg): one
+    VJP per element of each output, the cotangent a basis vector."""
+    out = value(*args)
+    outs = _tree_leaves(out)
+    xs = [np.asarray(args[i], dtype=np.float64) for i in wrt]
+    per_out = []
+    for k, o in enumerate(outs):
+        blocks = [np.zeros(o.shape + x.shape) for x in xs]
+        for n, e in enumerate(np.eye(o.size)):
+            us = [e.reshape(o.shape) if j == k else np.zeros(p.shape) for j, p in enumerate(outs)]
+            for block, c in zip(blocks, vjp(*args, *us)):
+                block.reshape((o.size,) + block.shape[o.ndim:])[n] = c
+        per_out.append(tuple(blocks) if many else blocks[0])
+    return _tree_rebuild(out, iter(per_out))
+'''
+
+
+class RowJacobian:
+    """An export entry for a Jacobian of unknown shapes: the parameters' names, the
+    value's graph and its VJP's graph (each (names, inputs, output), the VJP's
+    parameters followed by one cotangent per output leaf and its output the tuple
+    of cotangents of the wrt leaves), the wrt positions, and whether wrt is a tuple."""
+    __slots__ = ("names", "value", "vjp", "wrt", "many")
+
+    def __init__(self, names, value, vjp, wrt, many):
+        self.names, self.value, self.vjp, self.wrt, self.many = names, value, vjp, wrt, many
+
+
 def _helper_source(item) -> str:
     """A helper as module code: a string as it is, a function by its own source."""
     if isinstance(item, str):
@@ -58,7 +107,7 @@ def _reserved() -> tuple[frozenset, frozenset]:
     global _RESERVED
     if _RESERVED is None:
         import symtable
-        src = "import numpy as np\n" + "\n".join(_preamble(set(REGISTRY)))
+        src = "import numpy as np\n" + "\n".join(_preamble(set(REGISTRY))) + _JACOBIAN_ROWS
         top = symtable.symtable(src, "<export preamble>", "exec")
         defined = {s.get_name() for s in top.get_symbols()
                    if s.is_assigned() or s.is_imported() or s.is_namespace()}
@@ -130,18 +179,20 @@ def _generate(syms: list[_Sym], taken: set[str], start: int) -> None:
         k += 1
 
 
-def _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms) -> None:
+def _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms,
+                  called=()) -> None:
     """Every Python name of the module.  Module-level names avoid keywords, what the
     helpers define and every name they read (builtins included).  The exported
     functions are named first, so they keep their SPEC §12 names; then each
-    function's parameters (its keyword names), which avoid keywords and the helpers;
-    then the globals' constants, which avoid the parameters as well (a body reads
+    function's parameters (its keyword names), which avoid keywords, the helpers
+    and the functions a body calls; then the globals' constants, which avoid the parameters as well (a body reads
     both); the generated names (array constants, temporaries) last."""
     defined, read = _reserved()
     module_taken = set(keyword.kwlist) | defined | read
     _assign(fn_syms, module_taken)
+    called_names = {f.name for f in called}       # functions a body calls: not shadowed
     for ps in params:
-        _assign(ps, set(keyword.kwlist) | defined)
+        _assign(ps, set(keyword.kwlist) | defined | called_names)
         module_taken |= {p.name for p in ps}
     _assign([g for g in global_syms if g.shown == g.want], module_taken)
     _assign([g for g in global_syms if g.shown != g.want], module_taken)  # leaves: P.a → P_a
@@ -234,8 +285,18 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
     shared: dict[int, str] = {}          # a global's or an array constant's placeholder, by node
     ops_used: set[str] = set()
     bodies: list[str] = []
-    for fname, (names, inputs, out) in functions.items():
-        fsym = _Sym(fname)
+    # A RowJacobian is two functions of the module's own (named after every exported
+    # one) and a wrapper under the exported name that loops over them.
+    entries, inner_syms, wrappers = [], [], []
+    for fname, entry in functions.items():
+        if not isinstance(entry, RowJacobian):
+            entries.append((_Sym(fname), entry))
+            continue
+        value_sym, vjp_sym = _Sym(f"_{fname}_value"), _Sym(f"_{fname}_vjp")
+        inner_syms += [value_sym, vjp_sym]
+        entries += [(value_sym, entry.value), (vjp_sym, entry.vjp)]
+        wrappers.append((_Sym(fname), entry, value_sym, vjp_sym))
+    for fsym, (names, inputs, out) in entries:
         psyms = [_Sym(n) for n in names]
         tsyms: list[_Sym] = []
         fn_syms.append(fsym)
@@ -320,7 +381,21 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         body.append(f"    return {result(out)}")
         bodies.append("\n".join(body))
 
-    _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms)
+    for fsym, entry, value_sym, vjp_sym in wrappers:
+        psyms = [_Sym(n) for n in entry.names]
+        fn_syms.append(fsym)
+        params.append(psyms)
+        temps.append([])
+        leaf_syms.append([])
+        args = ", ".join(ref(p) for p in psyms)
+        bodies.append(f"def {ref(fsym)}({args}):\n"
+                      f"    return _jacobian_rows({ref(value_sym)}, {ref(vjp_sym)}, ({args},), "
+                      f"{tuple(entry.wrt)!r}, {bool(entry.many)})")
+    if wrappers:
+        constant_lines.append(_JACOBIAN_ROWS.rstrip("\n"))
+    inner = {id(s) for s in inner_syms}
+    fn_syms = [s for s in fn_syms if id(s) not in inner] + inner_syms   # exported names first
+    _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms, inner_syms)
     renamed = dict.fromkeys(f"{s.shown} → {s.name}" for s in
                             fn_syms + [p for ps in params for p in ps] + global_syms
                             if s.name != s.shown)

@@ -424,9 +424,18 @@ class Interpreter:
                 else:
                     write_file(self._path(path, stmt.span), g.to_dot(), stmt.span)
             case ast.Export(value, path):
-                _, (names, inputs, out) = self._graph_of(value, "export writes")
                 from . import codegen           # only export needs it: start-up stays quick
-                source = codegen.module({_export_name(value): (names, inputs, out)},
+                fn = self._eval(value)
+                if not isinstance(fn, Function):
+                    raise BpTypeError(f"export writes a function, got "
+                                      f"{ops.describe(to_lowered(fn))}", value.span)
+                try:
+                    entry = self._function_graph(fn, value.span, records=True)
+                except BpError:
+                    entry = self._row_jacobian(fn, value.span)
+                    if entry is None:
+                        raise
+                source = codegen.module({_export_name(value): entry},
                                         {n: v for n, v in self.globals.items()})
                 write_file(self._path(path, stmt.span), source, stmt.span)
             case ast.Plot(values, on, path):
@@ -647,6 +656,33 @@ class Interpreter:
         if not all(isinstance(o, Node) for o in leaves(out)):
             raise BpTypeError("the function does not return tensors", span)
         return names, inputs, out
+
+    def _row_jacobian(self, fn: Function, span: Span):
+        """What export writes for a jacobian or hessian whose shapes are known only at
+        the call (parameters without annotations): the value (f, or grad(f) for a
+        hessian) and its VJP, each built for unknown shapes, which the module loops
+        over, one VJP per output element.  None where that cannot be built either."""
+        from . import codegen
+        if not (isinstance(fn, Transform) and fn.kind in ("jacobian", "hessian")):
+            return None
+        try:
+            names = list(autodiff.param_names(fn))
+            wrt, many = autodiff.resolve_wrt(fn, tuple(names), span)
+            value = fn.fn if fn.kind == "jacobian" else Transform("grad", fn.fn, fn.options, fn.span)
+            entry = self._function_graph(value, span)
+            inputs = [make_input(n, SymShape.of(n), span) for n in names]
+            out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(value, inputs, {}, span)
+            outs = leaves(out)
+            if not outs or not all(isinstance(o, Node) for o in outs):
+                return None
+            cnames = [f"∂{k}" for k in range(len(outs))]
+            cts = [make_input(c, o.shape, span) for c, o in zip(cnames, outs)]
+            grads = autodiff.vjp_graph(outs, cts, [inputs[i] for i in wrt])
+        except BpError:
+            return None
+        vjp_names = names + [autodiff.fresh_name(f"u{k}", names) for k in range(len(outs))]
+        return codegen.RowJacobian(names, entry, (vjp_names, inputs + cts, tuple(grads)),
+                                   tuple(wrt), many)
 
     def _callable(self, fn: Function) -> Callable:
         # The direct path: a plan built by an earlier call for these argument shapes
