@@ -214,7 +214,8 @@ def test_the_generator_draws_the_adversarial_names():
 
 
 EXPORTED = {"grad(f)": "grad_f", "value_and_grad(f)": "value_and_grad_f", "jvp(f)": "jvp_f",
-            "vjp(f)": "vjp_f", "hvp(f)": "hvp_f"}
+            "vjp(f)": "vjp_f", "hvp(f)": "hvp_f", "hessian(f)": "hessian_f",
+            "jacobian(f)": "jacobian_f"}
 
 
 @SETTINGS
@@ -285,7 +286,10 @@ def test_printed_diff_reads_back_for_every_name_and_rank(program, seed):
 @given(program=programs(), seed=st.integers(0, 2**16))
 def test_functions_of_records_and_tuples_print_and_read_back(program, seed):
     """The same bodies with the parameters in a record, or in a tuple: their transforms
-    print (unexpanded, from the source) and read back to the same numbers."""
+    print (a record's expanded, its fields read as θ.x; a tuple's from the source), read
+    back to the same numbers, and the record's gradient exports (a dict in, a dict out)."""
+    import tempfile
+    from pathlib import Path
     params, values, body = program
     bp = _session(params, values, body)
     rng = np.random.default_rng(seed)
@@ -303,6 +307,13 @@ def test_functions_of_records_and_tuples_print_and_read_back(program, seed):
             bp.exec(f"g = {text}")
             _close_all(_py(_leaves(bp.function("g")(*call))), _py(_leaves(bp.function("bp." + transform)(*call))),
                        f"{transform} printed as {text} at shape {shape}")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "grad_r.py"
+            bp.exec(f'export bp.grad(r) to "{path}"')
+            scope = {"__name__": "exported"}
+            exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), scope)
+            _close_all(_py(_leaves(scope["grad_r"](record))), _py(_leaves(bp.function("bp.grad(r)")(record))),
+                       f"export grad(r) at shape {shape}:\n{path.read_text()}")
 
 
 def _leaves(v):
