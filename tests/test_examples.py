@@ -360,3 +360,32 @@ def test_tour(run):
     close(after(out, "f(2) ="), 4 * np.sin(2))
     close(after(out, "newton_sqrt([2, 9]) =", 2), np.sqrt([2, 9]))
     assert "all assertions passed" in out
+
+
+# ── minibatch_mlp.bp: minibatch SGD with dynamic slices ──────────────────
+
+def test_minibatch_mlp(run):
+    out = run("minibatch_mlp.bp")
+    N, B, K = 240, 24, 3
+    # The data and the initial model, from the same seeds (bp's rand(n, seed=k) is
+    # np.random.default_rng(k).random(n)): epoch 0's numbers by hand.
+    labels = np.floor(K * np.random.default_rng(1).random(N)).astype(int)
+    centres = np.array([[2, 0], [-1, 1.7], [-1, -1.7]])
+    X = centres[labels] + 0.8 * randn(2, N, 2)
+    W1, W2 = 0.5 * randn(3, 2, 16), 0.5 * randn(4, 16, K)
+    z = np.tanh(X @ W1) @ W2
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    loss0 = -logp[np.arange(N), labels].mean()
+    close(after(out, "epoch 0 loss", 2), [loss0, np.mean(z.argmax(axis=1) == labels)])
+    chance = np.bincount(labels).max() / N            # always guessing the commonest class
+    assert chance < 0.4
+    # training: the loss falls and the accuracy ends far above chance
+    losses = [after(out, f"epoch {e} loss")[0] for e in (0, 5, 10, 15, 20)]
+    accuracy = after(out, "epoch 20 loss", 2)[1]
+    assert losses[-1] < losses[0] / 10 and losses[-1] <= min(losses)
+    assert accuracy > 0.9 > chance + 0.5
+    assert round(accuracy * N) == pytest.approx(accuracy * N, abs=1e-5)   # a count of examples
+    # the gradient of one minibatch's loss wrt the data lives on that minibatch's rows
+    close(after(out, "gradient outside rows", 3), [3 * B, 4 * B - 1, 0])
+    close(after(out, "gradient inside:"), 1)
