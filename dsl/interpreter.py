@@ -250,6 +250,7 @@ class Interpreter:
         whatever the names mean where it is read."""
         if isinstance(fn, Builtin):
             return render.format_function(fn)
+        _check_wrt(fn)                   # a wrong wrt= is an error, printed or called
         ranked = self._format_with_named_dims(fn)
         if ranked is not None:
             return ranked
@@ -854,6 +855,14 @@ def _annotations(fn: Function) -> dict:
     if isinstance(fn, Transform):
         return _annotations(fn.fn)
     return {}
+
+
+def _check_wrt(fn: Function) -> None:
+    """Raise the located error a call would raise for a wrt= that names no parameter."""
+    while isinstance(fn, Transform):
+        if fn.kind != "diff":
+            autodiff.resolve_wrt(fn, autodiff.param_names(fn.fn), fn.span)
+        fn = fn.fn
 
 
 def _flat_inputs(names: list[str], inputs: list) -> tuple[list[str], list[Node]]:

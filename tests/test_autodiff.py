@@ -213,3 +213,14 @@ def test_jacobian_of_an_empty_output_is_a_type_error(bp):
     with pytest.raises(BpTypeError) as err:
         bp.eval("jacobian(x -> ())(1)")
     assert "returns a tensor" in err.value.message
+
+
+def test_printing_a_transform_with_a_wrong_wrt_is_the_error_a_call_gives(bp):
+    bp.exec("def f(x, y) = x * y")
+    for src in ("grad(f, wrt=z)", "grad(f, wrt=2)", "hessian(grad(f, wrt=-3))", "jvp(f, wrt=q)"):
+        with pytest.raises(BpTypeError) as printed:
+            bp.show(src)
+        with pytest.raises(BpTypeError) as called:
+            bp.eval(src + ("(1, 2, 1)" if src.startswith("jvp") else "(1, 2)"))
+        assert printed.value.message == called.value.message
+        assert printed.value.line == 1 and printed.value.column is not None
