@@ -236,3 +236,37 @@ def test_stop_gradient_is_the_value_with_derivative_zero():
     assert np.array_equal(bp.eval("grad(x -> sum(stop_gradient(x^2)))(x)"), np.zeros(3))
     assert bp.show("x -> stop_gradient(x) * 2") == "x -> 2*stop_gradient(x)"
     assert bp.show("grad(x -> sum(stop_gradient(x) * x))") == "x -> stop_gradient(x)"
+
+
+# ── printed first and second derivatives read back ───────────────────────
+
+READ_BACK = [  # a function of x (a 2×3 matrix), sums to a scalar
+    "sum(take(x, [2, 0, 2], axis=1) * [1, 2, 3])",
+    "sum(take(x, [[4], [0]]) * [[1], [2]])",
+    "sum(scatter_add(x, [1, 1], x[0] * [1, 2, 3]) ^ 2)",
+    "sum(take_along_axis(x, [[2], [0]], axis=1) * [[1], [2]])",
+    "sum(scatter_add_along_axis(x, [[1, 1, 0]], x[:1] * 2, axis=0) ^ 2)",
+    "sum(stop_gradient(x) * x^2)",
+    "sum(x[:, [2, 2, 0]] * [1, 2, 3])",
+    "sum(x[1, [0, 0]])",
+]
+
+
+@pytest.mark.parametrize("annotated", [True, False], ids=["annotated", "any-shape"])
+@pytest.mark.parametrize("body", READ_BACK)
+def test_printed_first_and_second_derivatives_read_back(body, annotated):
+    bp = dsl.Interpreter()
+    x0 = np.array([[0.7, -1.3, 2.1], [0.4, 1.1, -0.6]])
+    bp["x0"] = x0
+    bp.exec(f"def f(x{': [2, 3]' if annotated else ''}) = {body}\n"
+            f"def s(x) = sum(sin(x) * x0)")
+    for transform in ("grad(f)", "grad(y -> sum(grad(f)(sin(y)) * x0))"):
+        text = bp.show(transform)
+        bp.exec(f"g = {text}")
+        np.testing.assert_allclose(bp.eval("g(x0)"), bp.eval(f"{transform}(x0)"), rtol=1e-14,
+                                   atol=1e-14, err_msg=text)
+    if "stop_gradient" in body:         # its derivative is 0 on purpose: no differences
+        return
+    # and the gradient itself against central differences
+    fx = lambda a: float(bp.function("f")(a))
+    np.testing.assert_allclose(bp.eval("grad(f)(x0)"), numeric_grad(fx, x0), atol=1e-7)
