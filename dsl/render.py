@@ -467,8 +467,8 @@ def node_source(node, text: dict, binders: _Binders | None = None,
         merged = _merged_coefficient(node, text, shadowed)
         if merged is not None:
             return merged
-    if isinstance(form, Infix) and len(ins) == 2:
-        ins = [_as_scalar(i, other, node, shadowed) or t
+    if isinstance(form, Infix) and len(ins) == 2 and form.symbol != "@":   # not in a product:
+        ins = [_as_scalar(i, other, node, shadowed) or t                      # ones(3, 3) @ A is no 1 @ A
                for i, other, t in ((node.inputs[0], node.inputs[1], ins[0]),
                                    (node.inputs[1], node.inputs[0], ins[1]))]
     if isinstance(form, Infix):
@@ -521,14 +521,18 @@ def node_source(node, text: dict, binders: _Binders | None = None,
             return (f"{ref('vjp', shadowed)}({attrs['fn'].name}, wrt={attrs['i']})"
                     f"({', '.join(s for s, _ in ins[:-2])}, {ins[-1][0]})[1]", 11)
     args = [s for s, _ in ins]
+    index = form.index if isinstance(form, CallForm) else None
     for a in opdef.attrs:
         value = attrs.get(a.name, a.default)
+        if a.name == index:
+            continue
         if a.kind == "shape":
             args.extend(str(d) for d in value) if value else args.append("()")
         elif value != a.default or a.required:
             args.append(f"{a.name}={_attr_source(value)}" if not a.required else _attr_source(value))
     name = form.name if isinstance(form, CallForm) else node.op
-    return f"{ref(name, shadowed)}({', '.join(args)})", 11
+    call = f"{ref(name, shadowed)}({', '.join(args)})"
+    return (call if index is None else f"{call}[{attrs.get(index, 0)}]"), 11
 
 
 def _uniform(c, other, node) -> float | None:

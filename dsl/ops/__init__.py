@@ -44,6 +44,8 @@ class Prefix:
 @struct
 class CallForm:
     name: str
+    index: str | None = None     # an attribute that indexes the call's result: the parts of a
+                                 # decomposition print as eigh(A)[1] (index="part")
 
 
 @struct
