@@ -267,8 +267,9 @@ class Lowerer:
 
         Whole numbers and constant slices are one `index` node.  A tensor of whole
         numbers (or a scalar computed at run time) gathers with `take` on its axis,
-        NumPy's advanced indexing with one index array: whole numbers beside it index
-        their axes, and its own shape replaces its axis.  A slice whose start is computed
+        NumPy's advanced indexing: whole numbers beside it index their axes, and its own
+        shape replaces its axis; several on adjacent axes broadcast together and take
+        from their axes merged into one (_flat_index).  A slice whose start is computed
         at run time and whose length stop - start is a constant (X[i*B : i*B + B]) is
         take(X, start + arange(length)) on its axis."""
         entries = [self._index_entry(item, scope) for item in items]
@@ -278,35 +279,66 @@ class Lowerer:
             return (apply("index", [x], {"items": static}, span),
                     lambda g: apply("unindex", [g, x], {"items": static}, span), False)
         tensors = [k for k in dynamic if entries[k][0] == "t"]
-        if len(tensors) > 1:
-            raise BpValueError("bp gathers with one index tensor per indexing: write x[i][:, j] "
-                               "to index two axes one after the other, or "
-                               "take_along_axis(x, reshape(j, n, 1), axis=1) to pick one element "
-                               "per row", items[tensors[1]].span)
         if tensors:
             advanced = [k for k, e in enumerate(entries) if e[0] in ("i", "t")]
             if advanced != list(range(advanced[0], advanced[-1] + 1)):
-                raise BpValueError("a whole-number index and an index tensor separated by a slice "
+                raise BpValueError("whole-number indices and index tensors separated by a slice "
                                    "(NumPy moves their axes to the front): index in two steps, "
                                    "x[i][:, j]", span)
+        # what is taken, last axis first (earlier axes keep their numbers): each dynamic
+        # slice alone, and all the index tensors together (they are adjacent)
+        units = [[k] for k in dynamic if entries[k][0] == "d"] + ([tensors] if tensors else [])
+        units.sort(key=lambda u: -u[0])
         with ops.building(ops.ACTIVE.building[-1][0], span):
             trivial = all(e == ("s", None, None, None) for e in static)
             y = x if trivial else apply("index", [x], {"items": static})
-            steps = []                      # (axis, index tensor, the tensor it was taken from)
-            for k in reversed(dynamic):     # the last axis first: earlier axes keep their numbers
-                axis = sum(1 for e in entries[:k] if e[0] != "i")
-                kind = entries[k]
-                idx = kind[1] if kind[0] == "t" else \
-                    apply("add", [kind[1], const(ops.np.arange(kind[2], dtype=float))])
-                steps.append((axis, idx, y))
+            steps = []                      # (axis, index, the tensor taken from, its shape before)
+            for unit in units:
+                axis = sum(1 for e in entries[:unit[0]] if e[0] != "i")
+                kind = entries[unit[0]]
+                if kind[0] == "d":
+                    idx = apply("add", [kind[1], const(ops.np.arange(kind[2], dtype=float))])
+                    steps.append((axis, idx, y, None))
+                elif len(unit) == 1:
+                    idx = kind[1]
+                    steps.append((axis, idx, y, None))
+                else:
+                    idx, y, before = self._flat_index(y, axis, [entries[k][1] for k in unit],
+                                                      items[unit[1]].span)
+                    steps.append((axis, idx, y, before))
                 y = apply("take", [y, idx], {"axis": axis})
 
         def place(g):
             with ops.building(ops.ACTIVE.building[-1][0], span):
-                for axis, idx, source in reversed(steps):
+                for axis, idx, source, before in reversed(steps):
                     g = apply("scatter_add", [apply("zeros_like", [source]), idx, g], {"axis": axis})
+                    if before is not None:
+                        g = apply("reshape", [g], {"shape": before})
                 return g if trivial else apply("unindex", [g, x], {"items": static})
         return y, place, bool(tensors)
+
+    @staticmethod
+    def _flat_index(y: Node, axis: int, indices: list, span: Span):
+        """x[i, j, …] with several index tensors on adjacent axes (broadcast together, as
+        NumPy does): the axes merged into one by a reshape, and the index into it,
+        i'·n₁ + j' with each index first checked and made non-negative by reading it
+        from arange(n) (so an index out of range is still an error, not the next row)."""
+        if not isinstance(y.shape, tuple):
+            raise BpValueError("indexing with several index tensors needs the tensor's shape when "
+                               "the function is built: annotate the parameter (x: [m, n]), or "
+                               "index one axis at a time, x[i][:, j]", span)
+        dims = y.shape[axis:axis + len(indices)]
+        flat = None
+        for n, idx in zip(dims, indices):
+            checked = apply("take", [const(ops.np.arange(n, dtype=float)), idx], {"axis": 0})
+            flat = checked if flat is None else apply("add", [apply("mul", [flat, const(float(n))]),
+                                                              checked])
+        size = 1
+        for n in dims:
+            size *= n
+        merged = y.shape[:axis] + (size,) + y.shape[axis + len(indices):]
+        return flat, apply("reshape", [y], {"shape": merged}), y.shape
+
 
     def _index_entry(self, item, scope):
         """One item of x[…]: ("i", k) a whole number, ("s", a, b, c) a constant slice,

@@ -42,6 +42,9 @@ def numeric_grad(fn, a, h=1e-6):
 
 
 INDEXING = [  # bp index text, NumPy index
+    ("[0, 1, 1], [2, 0, -1]", (np.array([0, 1, 1]), np.array([2, 0, -1]))),
+    ("[[1], [0]], 2, [0, 3]", (np.array([[1], [0]]), 2, np.array([0, 3]))),
+    (":, [0, 2, 2], [-1, 1, 1]", (slice(None), np.array([0, 2, 2]), np.array([-1, 1, 1]))),
     ("[1, 0, 1]", np.array([1, 0, 1])),
     ("[[0], [1]]", np.array([[0], [1]])),
     (":, [2, 0, 2]", (slice(None), np.array([2, 0, 2]))),
@@ -69,6 +72,25 @@ def test_an_index_tensor_gathers_as_numpy_advanced_indexing(text, key):
     assert np.allclose(bp.eval(f"grad(x -> sum(x[{text}] * W))(X)"), expected, rtol=0, atol=1e-15)
 
 
+def test_picking_one_element_per_row_with_two_index_tensors():
+    """logp[arange(n), labels], the usual negative log-likelihood."""
+    bp = bp_with(Z=X[0])
+    bp.exec("def nll(z: [3, 4], y) = -mean(log_softmax(z)[arange(3), y])")
+    z, y = X[0], np.array([3, 0, 1])
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    assert float(bp.eval("nll(Z, [3, 0, 1])")) == pytest.approx(-logp[np.arange(3), y].mean(),
+                                                                 rel=1e-14)
+    soft = np.exp(logp)
+    expected = (soft - np.eye(4)[y]) / 3
+    assert np.allclose(bp.eval("grad(nll)(Z, [3, 0, 1])"), expected, rtol=1e-13, atol=1e-16)
+    text = bp.show("grad(nll)")
+    bp.exec(f"g = {text}")
+    assert np.allclose(bp.eval("g(Z, [3, 0, 1])"), expected, rtol=1e-13, atol=1e-16)
+    # an update through two index tensors, a repeated pair getting the mean
+    bp.exec("W = zeros(2, 3)\nW[[0, 1, 1], [1, 2, 2]] = [5, 6, 8]")
+    assert np.array_equal(bp["W"], [[0, 5, 0], [0, 0, 7]])
+
+
 def test_a_runtime_scalar_index_and_an_index_computed_in_the_function():
     bp = bp_with(X=X)
     bp.exec("def row(x, i) = x[i]\ndef cell(x, i) = x[1, i + 1, 2]")
@@ -92,8 +114,10 @@ def test_second_derivatives_and_jacobians_through_a_gather():
 
 
 def test_gather_mistakes_are_located():
-    e = error("y = X[[0, 1], [1, 2]]", X=X)
-    assert e.kind == "value error" and "one index tensor" in e.message and e.column == 15
+    e = error("y = X[[0, 1], 1, [4, 0]]", X=X)
+    assert e.kind == "value error" and "out of bounds" in e.message
+    e = error("y = X[[0, 1], :, [1, 2]]", X=X)
+    assert e.kind == "value error" and "x[i][:, j]" in e.message
     e = error("y = X[0, :, [1, 2]]", X=X)
     assert e.kind == "value error" and "x[i][:, j]" in e.message
     e = error("y = X[[0.5]]", X=X)

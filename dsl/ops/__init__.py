@@ -428,4 +428,5 @@ from . import elementwise, reduce, linalg, shape, nn, construct, macros, host  #
 from . import special, triangle, ufuncs, scan  # noqa: E402,F401
 from . import conv  # noqa: E402,F401
 from . import gather  # noqa: E402,F401
+from . import decomp  # noqa: E402,F401
 from .algebra import normalize as _normalize  # noqa: E402  (needs the registry above)
