@@ -833,3 +833,118 @@ def workload_hessian(opts: Options, peers: Peers):
                       f"{_yes(_met(hr, 3.0))}); bp HVP / bp gradient {fmt_ratio(vr)} (≤ 1.5×: "
                       f"{_yes(_met(vr, 1.5))}).", ""]
     return lines, targets
+
+
+# ── 6. conv2d training step (issue 14) ───────────────────────────────────
+
+BP_CNN = """
+def loss(W1, b1, W2, b2) {
+    h = relu(conv2d(X, W1, b1, padding=1))
+    p = max_pool2d(h, 2)
+    return cross_entropy(reshape(p, B, F) @ W2 + b2, Y)
+}
+"""
+CONV_TARGET = 1.5                 # issue 14: ≤ 1.5× the faster of PyTorch and NumPy
+
+
+def cnn_inputs(B: int, C: int, H: int, O: int, K: int = 3, classes: int = 10):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((B, C, H, H))
+    Y = np.eye(classes)[rng.integers(0, classes, size=B)]
+    F = O * (H // 2) ** 2
+    params = [rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K), 0.1 * rng.standard_normal(O),
+              rng.standard_normal((F, classes)) / np.sqrt(F), 0.1 * rng.standard_normal(classes)]
+    return X, Y, params
+
+
+def cnn_numpy_backprop(X, Y, W1, b1, W2, b2):
+    """The floor: conv (3×3, padding 1) → relu → 2×2 max pool → dense → cross-entropy and
+    its gradient by hand, im2col by numpy.lib.stride_tricks.sliding_window_view and one
+    matrix product per image (forward) and for the weights (backward)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    n, c, h, _ = X.shape
+    o, k = W1.shape[0], W1.shape[2]
+    half = h // 2
+    win = sliding_window_view(np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1))), (k, k), axis=(2, 3))
+    cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * k * k, h * h)      # (N, CKK, HW)
+    pre = (W1.reshape(o, -1) @ cols).reshape(n, o, h, h) + b1[:, None, None]
+    act = np.maximum(pre, 0.0)
+    quads = act.reshape(n, o, half, 2, half, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, o, half, half, 4)
+    first = quads.argmax(axis=-1)                   # the first largest, as PyTorch routes it
+    pooled = np.take_along_axis(quads, first[..., None], axis=-1)[..., 0]
+    flat = pooled.reshape(n, -1)
+    Z = flat @ W2 + b2
+    m = Z.max(axis=1, keepdims=True)
+    E = np.exp(Z - m)
+    s = E.sum(axis=1, keepdims=True)
+    L = np.mean(np.log(s[:, 0]) + m[:, 0] - np.sum(Y * Z, axis=1))
+    G = (E / s - Y) / n
+    dW2, db2 = flat.T @ G, G.sum(axis=0)
+    dq = np.zeros_like(quads)
+    np.put_along_axis(dq, first[..., None], (G @ W2.T).reshape(n, o, half, half, 1), axis=-1)
+    dpre = dq.reshape(n, o, half, half, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, o, h, h)
+    dpre *= pre > 0
+    db1 = dpre.sum(axis=(0, 2, 3))
+    dW1 = (dpre.reshape(n, o, -1).transpose(1, 0, 2).reshape(o, -1)
+           @ cols.transpose(0, 2, 1).reshape(-1, c * k * k)).reshape(W1.shape)
+    return L, (dW1, db1, dW2, db2)
+
+
+def _cnn_torch(torch, X, Y, P, ref) -> Candidate:
+    F = torch.nn.functional
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    Pt = [torch.tensor(p, requires_grad=True) for p in P]
+    B = X.shape[0]
+
+    def t_step():
+        W1, b1, W2, b2 = Pt
+        p = F.max_pool2d(F.relu(F.conv2d(Xt, W1, b1, padding=1)), 2)
+        Z = p.reshape(B, -1) @ W2 + b2
+        L = torch.mean(torch.logsumexp(Z, dim=1) - torch.sum(Yt * Z, dim=1))
+        return L, torch.autograd.grad(L, Pt)
+    return Candidate("torch eager", "float64", t_step, ref,
+                     convert=lambda r: (r[0].detach().numpy(), [g.numpy() for g in r[1]]))
+
+
+def workload_conv(opts: Options, peers: Peers):
+    lines = ["## 6. conv2d training step (loss and the four gradients of a small CNN)", ""]
+    targets: list[Target] = []
+    B, C, H, O = 32, 3, 16, 16
+    opts.log(f"CNN: B={B} {C}×{H}×{H} → conv {O}×{C}×3×3 → relu → max_pool2d 2 → dense 10")
+    X, Y, P = cnn_inputs(B, C, H, O)
+    ref = flatten(cnn_numpy_backprop(X, Y, *P))
+    bp = dsl.Interpreter()
+    bp["X"], bp["Y"], bp["B"], bp["F"] = X, Y, B, P[2].shape[0]
+    bp.exec(BP_CNN)
+    f = bp.function("value_and_grad(loss, wrt=(W1, b1, W2, b2))")
+    cands = [Candidate("numpy", "float64", lambda: cnn_numpy_backprop(X, Y, *P), ref),
+             Candidate("bp", "float64", lambda: f(*P), ref)]
+    threads = None
+    if peers.torch is not None:
+        threads = peers.torch.get_num_threads()
+        peers.torch.set_num_threads(1)           # the pinned CPU: one thread, as for NumPy
+        cands.append(_cnn_torch(peers.torch, X, Y, P, ref))
+    else:
+        opts.log("torch: not installed, the conv2d row compares with NumPy only")
+    try:
+        measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+    finally:
+        if threads is not None:
+            peers.torch.set_num_threads(threads)
+    bp_c, np_c = _find(cands, "bp", "float64"), _find(cands, "numpy", "float64")
+    t_c = _find(cands, "torch eager", "float64")
+    fastest = min((c for c in (np_c, t_c) if _median(c)), key=_median, default=None)
+    ratio = _median(bp_c) / _median(fastest) if _median(bp_c) and fastest is not None else None
+    cpu = _cpu_ratio(bp_c, fastest) if fastest is not None else None
+    lines += [f"B = {B} images {C}×{H}×{H}; conv2d {O}×{C}×3×3, padding 1, bias; relu; "
+              f"max_pool2d 2; dense {P[2].shape[0]}→10; cross_entropy. float64, one thread.", ""]
+    lines += _timing_table(cands, lambda c: np_c,
+                           {"bp float64": f"≤ {CONV_TARGET}× the faster of torch and numpy "
+                                          f"({fastest.peer if fastest else '?'}): "
+                                          f"{fmt_ratio(ratio)}, met? {_yes(_met(ratio, CONV_TARGET))}"})
+    lines += ["", f"bp's compiled plan: {_bp_plan_steps(bp)} steps. The ratio column is to the "
+                  "hand-written NumPy floor; the target is against the faster of it and PyTorch.", ""]
+    targets.append(Target("6. conv2d", f"B={B} CNN loss+grads, bp / faster of torch, numpy",
+                          fmt_ratio(ratio), f"≤ {CONV_TARGET}×", _met(ratio, CONV_TARGET),
+                          fmt_ratio(cpu), _met(cpu, CONV_TARGET)))
+    return lines, targets
