@@ -14,7 +14,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, CallForm, Infix, OpDef, apply, const, register
-from .batched import FALLBACK, Rebatch, lift
+from .batched import FALLBACK, Rebatch, lift, on_last_axes
 from .shape import _reshape_back, known_shape
 from .sym import add, mul, neg, op, transpose, unbroadcast
 
@@ -72,20 +72,40 @@ def trace_shape(shs, attrs, span):
     s = shs[0]
     if not _concrete(shs):
         return shapes.SymShape()
-    if len(s) != 2:
-        raise BpShapeError(f"trace needs a matrix, got shape {shapes.fmt(s)}", span)
-    return ()
+    if len(s) < 2:
+        raise BpShapeError(f"trace needs a matrix (or a stack of them), got shape "
+                           f"{shapes.fmt(s)}", span)
+    return s[:-2]
+
+
+def _diagonal_length(m: int, n: int, k: int) -> int:
+    """How many entries diagonal k of an m×n matrix has (NumPy's diagonal)."""
+    return max(0, min(m, n - k) if k >= 0 else min(m + k, n))
 
 
 def diag_shape(shs, attrs, span):
-    s = shs[0]
+    s, k = shs[0], attrs.get("k", 0)
     if not _concrete(shs):
         return shapes.SymShape()
     if len(s) == 1:
-        return (s[0], s[0])
-    if len(s) == 2:
-        return (min(s),)
-    raise BpShapeError(f"diag takes a vector or a matrix, got shape {shapes.fmt(s)}", span)
+        return (s[0] + abs(k),) * 2
+    if len(s) >= 2:
+        return s[:-2] + (_diagonal_length(s[-2], s[-1], k),)
+    raise BpShapeError(f"diag takes a vector, a matrix or a stack of matrices, got shape "
+                       f"{shapes.fmt(s)}", span)
+
+
+def _trace(x, offset=0):
+    """The sum of diagonal `offset` of every matrix of a stack (numpy.linalg.trace;
+    np.trace's default axes are the first two)."""
+    return np.trace(x, offset, -2, -1)
+
+
+def _diag(x, k=0):
+    """np.diag for a vector (onto diagonal k) or a matrix (its diagonal k), and
+    diagonal k of every matrix of a stack (numpy.linalg.diagonal) for rank 3 and up."""
+    x = np.asarray(x)
+    return np.diag(x, k) if x.ndim <= 2 else np.diagonal(x, k, -2, -1).copy()
 
 
 def inv_shape(shs, attrs, span):
@@ -285,17 +305,34 @@ def _transpose_vjp(ct, out, ins, attrs):
 
 
 def _trace_vjp(ct, out, ins, attrs):
-    m, n = known_shape(ins[0], "trace")[:2]
-    return (mul(ct, const(np.eye(m, n))),)
+    s = known_shape(ins[0], "trace")
+    if len(s) > 2:
+        ct = op("expand_dims", ct, axis=(-1, -2))
+    return (mul(ct, const(np.eye(s[-2], s[-1], attrs.get("offset", 0)))),)
 
 
 def _diag_vjp(ct, out, ins, attrs):
-    s = known_shape(ins[0], "diag")
+    s, k = known_shape(ins[0], "diag"), attrs.get("k", 0)
     if len(s) == 1:
-        return (op("diag", ct),)
-    m, n = s
-    column = ct if m > n else op("expand_dims", ct, axis=(-1,))
-    return (mul(const(np.eye(m, n)), column),)
+        return (op("diag", ct, k=k),)
+    # ḡ on diagonal k of zeros: indexed by row (k ≥ 0) or by column (k < 0), padded
+    # with zeros to that many rows or columns, times the mask of the diagonal
+    m, n = s[-2:]
+    size = m if k >= 0 else n
+    short = size - _diagonal_length(m, n, k)
+    if short:
+        ct = op("concat", ct, const(np.zeros(s[:-2] + (short,))), axis=-1)
+    spread = op("expand_dims", ct, axis=(-1,) if k >= 0 else (-2,))
+    return (mul(const(np.eye(m, n, k)), spread),)
+
+
+def _batch_diag(node, ins, m):
+    """diag of a matrix or a stack takes diagonals of the last two axes, whatever
+    leads them; a batched vector would read as a matrix: one per direction."""
+    (x, _), = ins
+    if len(node.inputs[0].shape) < 2:
+        return None
+    return apply("diag", [x], dict(node.attrs))
 
 
 def _inv_vjp(ct, out, ins, attrs):
@@ -495,13 +532,15 @@ register(OpDef(name="transpose", kernel=_transpose, shape=transpose_shape,
 register(OpDef(name="outer", kernel=np.outer, shape=outer_shape, params=("a", "b"),
                vjp=_outer_vjp, jvp=_outer_jvp, batch=_NO_BATCH, export="np.outer({0}, {1})",
                doc="outer product of two vectors"))
-register(OpDef(name="trace", kernel=np.trace, shape=trace_shape, vjp=_trace_vjp,
-               batch=FALLBACK + " (its output is a scalar)", export="np.trace({0})",
-               jvp=lambda ts, out, ins, a: op("trace", ts[0]), doc="sum of the diagonal"))
-register(OpDef(name="diag", kernel=np.diag, shape=diag_shape, vjp=_diag_vjp,
-               batch=_NO_BATCH, export="np.diag({0})",
-               jvp=lambda ts, out, ins, a: op("diag", ts[0]),
-               doc="a vector to a diagonal matrix, or a matrix's diagonal as a vector"))
+register(OpDef(name="trace", kernel=_trace, shape=trace_shape, attrs=(Attr("offset", "int", 0),),
+               vjp=_trace_vjp, batch=on_last_axes, export="np.trace({0}, {offset}, -2, -1)",
+               jvp=lambda ts, out, ins, a: op("trace", ts[0], **a),
+               doc="sum of diagonal offset= of a matrix (of each matrix of a stack)"))
+register(OpDef(name="diag", kernel=_diag, shape=diag_shape, attrs=(Attr("k", "int", 0),),
+               vjp=_diag_vjp, batch=_batch_diag, export="_diag({0}, {k})", helpers=(_diag,),
+               jvp=lambda ts, out, ins, a: op("diag", ts[0], **a),
+               doc="a vector onto diagonal k of a square matrix, or diagonal k of a matrix (of "
+                   "each matrix of a stack) as a vector"))
 register(OpDef(name="inv", kernel=np.linalg.inv, shape=inv_shape, vjp=_inv_vjp, jvp=_inv_jvp,
                batch=FALLBACK, export="np.linalg.inv({0})",
                doc="matrix inverse"))

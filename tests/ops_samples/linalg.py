@@ -43,16 +43,24 @@ def ref_solve(a, b):
     inv = ref_inv(a)
     return ref_matmul(inv, b) if b.ndim > 1 else np.einsum("...ij,j->...i", inv, b)
 
-def ref_trace(x):
-    return math.fsum(x[i, i] for i in range(min(x.shape)))
+def ref_trace(x, offset):
+    """By hand, matrix by matrix: the sum of x[i, i + offset] where both are in range."""
+    m, n = x.shape[-2:]
+    out = np.zeros(x.shape[:-2])
+    for idx in np.ndindex(*x.shape[:-2]):
+        out[idx] = math.fsum(x[idx + (i, i + offset)] for i in range(m) if 0 <= i + offset < n)
+    return out
 
-def ref_diag(x):
+def ref_diag(x, k):
     if x.ndim == 1:
-        out = np.zeros((len(x), len(x)))
+        n = len(x) + abs(k)
+        out = np.zeros((n, n))
         for i, v in enumerate(x):
-            out[i, i] = v
+            out[i + max(-k, 0), i + max(k, 0)] = v
         return out
-    return np.array([x[i, i] for i in range(min(x.shape))])
+    m, n = x.shape[-2:]
+    rows = [i for i in range(m) if 0 <= i + k < n]
+    return np.stack([x[..., i, i + k] for i in rows], axis=-1) if rows else np.zeros(x.shape[:-2] + (0,))
 
 def ref_transpose(x, axes=None):
     letters = "abcdefgh"[: x.ndim]
@@ -88,9 +96,16 @@ FORWARD = {
     "outer": Spec([s(U(3), U(4), label="vectors"), s(U(2, 2), U(3), label="flattens"),
                    s(U(), U(2), label="scalar")],
                   ref=lambda a, b: a.ravel()[:, None] * b.ravel()[None, :]),
-    "trace": Spec([s(U(3, 3), label="square"), s(U(2, 4), label="wide"),
-                   s(U(1, 1), label="1x1")], ref=ref_trace),
-    "diag": Spec([s(U(3), label="vector"), s(U(3, 3), label="square"), s(U(2, 4), label="wide")],
+    "trace": Spec([s(U(3, 3), offset=0, label="square"), s(U(2, 4), offset=0, label="wide"),
+                   s(U(1, 1), offset=0, label="1x1"), s(U(2, 4), offset=1, label="offset"),
+                   s(U(3, 2), offset=-2, label="negative-offset"), s(U(2, 4), offset=5, label="past"),
+                   s(U(2, 3, 3), offset=0, label="stack"), s(U(2, 1, 3, 4), offset=-1, label="stack2")],
+                  ref=ref_trace),
+    "diag": Spec([s(U(3), k=0, label="vector"), s(U(3, 3), k=0, label="square"),
+                  s(U(2, 4), k=0, label="wide"), s(U(3), k=1, label="vector-k"),
+                  s(U(2), k=-2, label="vector-negative-k"), s(U(2, 4), k=1, label="wide-k"),
+                  s(U(4, 2), k=-1, label="tall-negative-k"), s(U(2, 4), k=-3, label="empty"),
+                  s(U(2, 3, 3), k=0, label="stack"), s(U(2, 3, 4), k=2, label="stack-k")],
                  ref=ref_diag),
     "inv": Spec([s(Matrix(3, 3), label="3x3"), s(Matrix(1, 1), label="1x1"),
                  s(Matrix(2, 3, 3), label="stack")], ref=ref_inv, symbolic="same"),
@@ -116,9 +131,13 @@ GRAD = {
     "transpose": [g.S(g.U(2, 3), axes=None, label="mat"), g.S(g.U(2, 3, 4), axes=(1, 0, 2), label="perm"),
                   g.S(g.U(2, 3, 4), axes=(-1, 0, 1), label="negative-perm")],
     "outer": [g.S(g.U(3), g.U(2), label="vecs"), g.S(g.U(2, 2), g.U(3), label="flattened")],
-    "trace": [g.S(g.U(3, 3), label="square"), g.S(g.U(2, 3), label="wide")],
-    "diag": [g.S(g.U(3), label="vec->mat"), g.S(g.U(3, 3), label="mat->vec"), g.S(g.U(2, 3), label="wide"),
-             g.S(g.U(3, 2), label="tall")],
+    "trace": [g.S(g.U(3, 3), offset=0, label="square"), g.S(g.U(2, 3), offset=0, label="wide"),
+              g.S(g.U(2, 3), offset=1, label="offset"), g.S(g.U(2, 3, 2), offset=-1, label="stack")],
+    "diag": [g.S(g.U(3), k=0, label="vec->mat"), g.S(g.U(3, 3), k=0, label="mat->vec"),
+             g.S(g.U(2, 3), k=0, label="wide"), g.S(g.U(3, 2), k=0, label="tall"),
+             g.S(g.U(2), k=1, label="vec-k"), g.S(g.U(2, 4), k=1, label="wide-k"),
+             g.S(g.U(4, 2), k=-1, label="tall-negative-k"), g.S(g.U(2, 3, 4), k=-1, label="stack-k"),
+             g.S(g.U(3, 2, 2), k=0, label="stack")],
     "inv": [g.S(g.Matrix(3, 3), label="3x3"), g.S(g.Matrix(2, 3, 3), label="batch")],
     "det": [g.S(g.Matrix(3, 3), label="3x3"), g.S(g.Matrix(2, 3, 3), label="batch")],
     "solve": [g.S(g.Matrix(3, 3), g.U(3), label="vec"), g.S(g.Matrix(3, 3), g.U(3, 2), label="mat"),
