@@ -115,16 +115,13 @@ def _conv(x, w, stride, padding, dilation, groups, nd):
     o, ksize = w.shape[0], w.shape[2:]
     out = _out_sizes(x.shape[2:], ksize, s, pairs, d)
     win = _windows(_pad(x, pairs), ksize, s, d, out)          # (N, C, *out, *K), no copy
-    if groups == 1:                   # one GEMM, (N·L, C·K) @ (C·K, O): tensordot makes im2col
-        y = np.tensordot(win, w, axes=((1,) + tuple(range(2 + nd, 2 + 2 * nd)),
-                                       tuple(range(1, 2 + nd))))
-        y = np.moveaxis(y, -1, 1)                             # (N, O, *out)
-    else:                             # one GEMM per group: (Og, Cg·K) @ (Cg·K, L)
-        cg, og, kp = c // groups, o // groups, math.prod(ksize)
-        win = win.reshape((n, groups, cg) + out + tuple(ksize))
-        perm = (0, 1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + tuple(range(3, 3 + nd))
-        cols = win.transpose(perm).reshape(n, groups, cg * kp, math.prod(out))
-        y = np.matmul(w.reshape(groups, og, cg * kp), cols).reshape((n, o) + out)
+    # im2col as PyTorch lays it out, cols[n, g, (c, *k), l], then one GEMM per image and
+    # group, (Og, Cg·K) @ (Cg·K, L): the result is NCHW with no transpose
+    cg, og, kp = c // groups, o // groups, math.prod(ksize)
+    win = win.reshape((n, groups, cg) + out + tuple(ksize))
+    perm = (0, 1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + tuple(range(3, 3 + nd))
+    cols = win.transpose(perm).reshape(n, groups, cg * kp, math.prod(out))
+    y = np.matmul(w.reshape(groups, og, cg * kp), cols).reshape((n, o) + out)
     return _split(np.ascontiguousarray(y), lead)
 
 
@@ -160,13 +157,15 @@ def _conv_weight(x, w, g, stride, padding, dilation, groups, nd):
     g, _ = _merged(g, nd)
     s, d, pairs = _per_axis(stride, nd), _per_axis(dilation, nd), _pad_pairs(padding, nd)
     c, (o, _, *ksize) = x.shape[1], np.shape(w)
-    win = _windows(_pad(x, pairs), ksize, s, d, g.shape[2:])    # (N, C, *out, *K)
-    axes = (0,) + tuple(range(2, 2 + nd))
-    if groups == 1:
-        return np.tensordot(g, win, axes=(axes, axes))           # (O, C, *K)
-    cg, og = c // groups, o // groups
-    return np.concatenate([np.tensordot(g[:, k * og:(k + 1) * og], win[:, k * cg:(k + 1) * cg],
-                                        axes=(axes, axes)) for k in range(groups)])
+    out = g.shape[2:]
+    win = _windows(_pad(x, pairs), ksize, s, d, out)             # (N, C, *out, *K)
+    n, cg, og, kp, length = x.shape[0], c // groups, o // groups, math.prod(ksize), math.prod(out)
+    # cols[g, (c, *k), (n, l)] and g as [g, o, (n, l)]: one GEMM per group
+    win = win.reshape((n, groups, cg) + out + tuple(ksize))
+    perm = (1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + (0,) + tuple(range(3, 3 + nd))
+    cols = win.transpose(perm).reshape(groups, cg * kp, n * length)
+    gm = g.reshape(n, groups, og, length).transpose(1, 2, 0, 3).reshape(groups, og, n * length)
+    return np.matmul(gm, np.swapaxes(cols, 1, 2)).reshape(np.shape(w))
 
 
 def _conv_vjp(x, w, g, wrt, stride, padding, dilation, groups, nd):
@@ -338,27 +337,36 @@ def _argmax_flat(x, kernel_size, stride, padding, nd):
     xp = _pad(x, tuple((q, q) for q in p), -np.inf)
     n, c = x.shape[:2]
     ones = (1,) * nd
-    idx = np.zeros(out, dtype=np.intp)       # the first in-bound tap, as a flat tap index
-    mult = 1
-    for i in reversed(range(nd)):
-        first = np.maximum(p[i] - np.arange(out[i]) * s[i], 0)
-        idx = idx + (first * mult).reshape((-1,) + ones[i + 1:])
-        mult *= k[i]
-    idx = np.broadcast_to(idx, (n, c) + out)
-    best = np.full((n, c) + out, -np.inf)
-    for t, tap in enumerate(np.ndindex(*k)):
-        v = xp[_tap(tap, out, s)]
-        take = (v > best) | np.isnan(v)
-        best = np.where(take, v, best)
-        idx = np.where(take, t, idx)
-    taps = np.unravel_index(idx, k)
     sizes = xp.shape[2:]
-    flat = np.arange(n * c).reshape((n, c) + ones) * math.prod(sizes)
-    mult = 1
-    for i in reversed(range(nd)):
-        flat = flat + (np.arange(out[i]).reshape((-1,) + ones[i + 1:]) * s[i] + taps[i]) * mult
-        mult *= sizes[i]
-    return flat, xp.shape, p
+    steps = [math.prod(sizes[i + 1:]) for i in range(nd)]        # a padded row's elements, …
+    # PyTorch's scan, tap by tap: each window starts at its first in-bound tap with -inf,
+    # and a tap takes over where it is larger (padding, -inf, never is) or NaN.  `at` is
+    # the taken tap's offset from the window's first entry, in padded elements.
+    at = np.zeros((n, c) + out, dtype=np.intp)
+    for i in range(nd):
+        if p[i]:
+            first = np.maximum(p[i] - np.arange(out[i]) * s[i], 0)
+            at += (first * steps[i]).reshape((-1,) + ones[i + 1:])
+    best = np.full((n, c) + out, -np.inf)
+    take = np.empty((n, c) + out, dtype=bool)
+    nan = bool(np.isnan(x).any())
+    # every tap's entries as one contiguous block (strided reads are ~15 times slower)
+    win = _windows(xp, k, s, ones, out)
+    taps = np.ascontiguousarray(np.moveaxis(win, tuple(range(2 + nd, 2 + 2 * nd)),
+                                            tuple(range(nd)))).reshape((-1, n, c) + out)
+    for v, tap in zip(taps, np.ndindex(*k)):
+        np.greater(v, best, out=take)
+        if nan:
+            take |= np.isnan(v)
+            np.copyto(best, v, where=take)
+        else:
+            np.maximum(best, v, out=best)
+        np.copyto(at, sum(t * st for t, st in zip(tap, steps)), where=take)
+    start = np.arange(n * c).reshape((n, c) + ones) * math.prod(sizes)
+    for i in range(nd):
+        start = start + (np.arange(out[i]) * (s[i] * steps[i])).reshape((-1,) + ones[i + 1:])
+    at += start
+    return at, xp.shape, p
 
 
 def _max_pool_vjp(x, g, kernel_size, stride, padding, nd):
