@@ -24,7 +24,8 @@ from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, 
                      BpShapeError, BpTypeError, BpValueError, SourceName, Span)
 from .evaluate import Plan
 from .graph import Node, make_input, topo_order
-from .lower import CONSTANTS, SPECIAL, Lowerer, loop_count, unpack
+from .lower import _REQUIRED as REQUIRED  # the mark of a parameter without a default
+from .lower import CONSTANTS, SPECIAL, Lowerer, loop_count, parameter_defaults, unpack
 from .ops import Limits
 from .parser import is_complete as _is_complete
 from .parser import parse
@@ -256,12 +257,49 @@ class Interpreter:
             return ranked
         try:
             names, inputs, out = self._function_graph(fn, records=True)
-            return render.format_graph_function(names, out, inputs, self._shadowed_names())
+            return render.format_graph_function(names, out, inputs, self._shadowed_names(),
+                                                self._default_sources(fn))
         except BpError:
             if isinstance(fn, Transform):
                 inner = self._format_function(fn.fn)
                 return render.format_function(fn, inner=inner, shadowed=self._shadowed_names())
-            return render.format_function(fn)
+            return render.format_function(fn, defaults=self._default_sources(fn))
+
+    def _default_sources(self, fn: Function) -> dict:
+        """The printed defaults of fn's parameters (`lr=0.1`), each as bp source of its
+        value.  None printed where a parameter without one follows one with one (jvp's
+        tangent after a defaulted parameter: bp's syntax puts defaults last)."""
+        spec = parameter_defaults(fn)
+        given = [d is not REQUIRED for _, d in spec]
+        if not any(given) or any(not g for g in given[given.index(True):]):
+            return {}
+        out = {}
+        for name, value in spec:
+            if value is REQUIRED:
+                continue
+            text = self._value_source(value)
+            if text is None:
+                return {}
+            out[name] = text
+        return out
+
+    def _value_source(self, v) -> str | None:
+        """A lowered constant value as bp source that reads back to it, or None."""
+        if isinstance(v, Node):
+            return render.const_source(v.value, self._shadowed_names())[0] if v.op == "const" else None
+        if isinstance(v, Function):
+            return f"({self._format_function(v)})"
+        if isinstance(v, tuple):
+            items = [self._value_source(x) for x in v]
+            if None in items:
+                return None
+            return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+        if isinstance(v, Record):
+            items = {k: self._value_source(x) for k, x in v.items()}
+            if None in items.values():
+                return None
+            return "{" + ", ".join(f"{k}: {t}" for k, t in items.items()) + "}"
+        return None
 
     def _format_with_named_dims(self, fn: Function) -> str | None:
         """A function of parameters with named dimensions (`W: [m, n], x: [n]`), printed

@@ -93,9 +93,11 @@ def _nest(shape, it, summarise, width, indent, multiline) -> str:
 
 # ── functions, from their AST ────────────────────────────────────────────
 
-def format_function(fn: Function, inner: str | None = None, shadowed: frozenset = frozenset()) -> str:
+def format_function(fn: Function, inner: str | None = None, shadowed: frozenset = frozenset(),
+                    defaults: dict | None = None) -> str:
     """A function as bp source from its AST; a transform's function as `inner`
-    when given (its body printed from the graph)."""
+    when given (its body printed from the graph); a closure's parameters with the
+    `defaults` given (name → source of the value)."""
     if inner is not None and isinstance(fn, Transform):
         args = [inner] + [f"{k}={_format_option(v)}" for k, v in fn.options]
         if fn.kind == "diff" and fn.options:
@@ -103,7 +105,7 @@ def format_function(fn: Function, inner: str | None = None, shadowed: frozenset 
         return f"{ref(fn.kind, shadowed)}({', '.join(args)})"
     match fn:
         case Closure(params=params, body=body):
-            return format_lambda(params, body)
+            return format_lambda(params, body, defaults)
         case Builtin(name):
             return name
         case HostFunction(name=name):
@@ -128,9 +130,10 @@ def _format_option(v) -> str:
     return str(v)
 
 
-def format_lambda(params, body) -> str:
-    names = [p.name for p in params]
-    head = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+def format_lambda(params, body, defaults: dict | None = None) -> str:
+    defaults = defaults or {}
+    names = [p.name + (f"={defaults[p.name]}" if p.name in defaults else "") for p in params]
+    head = names[0] if len(names) == 1 and not defaults else "(" + ", ".join(names) + ")"
     if isinstance(body, ast.Block):
         return f"{head} -> {format_block(body)}"
     return f"{head} -> {format_expr(body)}"
@@ -260,7 +263,7 @@ def _literal(x: float) -> str:
 # ── functions, from their graph ──────────────────────────────────────────
 
 def format_graph_function(names: list[str], out, inputs: list | None = None,
-                          shadowed: frozenset = frozenset()) -> str:
+                          shadowed: frozenset = frozenset(), defaults: dict | None = None) -> str:
     """A function's graph as bp source: `x -> …`, with every subexpression
     used more than once bound to a name in a block body (SPEC §5).
 
@@ -272,7 +275,8 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
     numbered variant that is not.  So no printed name can capture, or be
     captured by, one the function refers to.  `shadowed` holds the builtins' and
     constants' names that the session has bound to something else: the text
-    writes those as bp.name."""
+    writes those as bp.name.  `defaults` maps a parameter's name to the source of
+    its default value (`lr=0.1`)."""
     from .graph import topo_order, use_counts
     outs = [o for o in leaves(out) if isinstance(o, Node)]
     order = topo_order(outs)
@@ -306,7 +310,9 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
     result = _container_source(out, text)
     head_names = [params[id(node)] for node in inputs] if inputs is not None else \
         [by_name[n] for n in names]
-    head = head_names[0] if len(head_names) == 1 else "(" + ", ".join(head_names) + ")"
+    defaults = defaults or {}
+    head_names = [h + (f"={defaults[n]}" if n in defaults else "") for h, n in zip(head_names, names)]
+    head = head_names[0] if len(head_names) == 1 and not defaults else "(" + ", ".join(head_names) + ")"
     if not lines:
         source = f"{head} -> {result}"
     else:
