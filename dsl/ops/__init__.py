@@ -426,7 +426,8 @@ def _attr_value(a: Attr, lv, span):
 # The op families register themselves on import, in this order.
 from . import elementwise, reduce, linalg, shape, nn, construct, macros, host  # noqa: E402,F401
 from . import special, triangle, ufuncs, scan  # noqa: E402,F401
-from . import conv  # noqa: E402,F401
-from . import gather  # noqa: E402,F401
 from . import decomp  # noqa: E402,F401
+from . import gather  # noqa: E402,F401
+from . import conv  # noqa: E402,F401
+from . import arrange, contract  # noqa: E402,F401
 from .algebra import normalize as _normalize  # noqa: E402  (needs the registry above)

@@ -21,7 +21,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
-from . import (REGISTRY, Attr, Macro, OpDef, apply, const, describe, register, register_macro,
+from . import (REGISTRY, Attr, CallForm, Macro, OpDef, apply, const, describe, register, register_macro,
                static_int, static_ints, static_value)
 from .shape import _reshape_back
 from .sym import broadcast_like, sum_, unbroadcast
@@ -211,8 +211,10 @@ def _batch_flip(node, ins, m):
 # split(x, n) or split(x, (i, j, …)) is a tuple of `split_part` nodes, piece k of
 # np.split's result each; a piece is an index of x as soon as x's shape is known.
 
-def _bounds(n: int, sections, indices, span) -> list[tuple[int | None, int | None]]:
-    if sections is not None:
+def _bounds(n: int, how, span) -> list[tuple[int | None, int | None]]:
+    """Each piece's (start, stop): `how` a number of equal sections, or a tuple of cuts."""
+    if isinstance(how, int):
+        sections = how
         if sections <= 0:
             raise BpValueError(f"split: the number of sections must be at least 1, got {sections}",
                                span)
@@ -221,13 +223,13 @@ def _bounds(n: int, sections, indices, span) -> list[tuple[int | None, int | Non
                                f"equal sections", span)
         step = n // sections
         return [(k * step, (k + 1) * step) for k in range(sections)]
-    cuts = [0, *indices, None]
+    cuts = [0, *how, None]
     return list(zip(cuts[:-1], cuts[1:]))
 
 
 def _split_items(s: tuple, attrs, span):
     ax, = shapes.normalize_axes((attrs.get("axis", 0),), len(s), span)
-    lo, hi = _bounds(s[ax], attrs.get("sections"), attrs.get("indices"), span)[attrs["k"]]
+    lo, hi = _bounds(s[ax], attrs["indices_or_sections"], span)[attrs["k"]]
     return (("s", None, None, None),) * ax + (("s", lo, hi, None),)
 
 
@@ -243,8 +245,9 @@ def _split_part_shape(shs, attrs, span):
     return s[:ax] + (len(range(*slice(lo, hi).indices(s[ax]))),) + s[ax + 1:]
 
 
-def _split_part(x, k, axis=0, sections=None, indices=None):
-    return np.split(x, sections if sections is not None else list(indices), axis=axis)[k]
+def _split_part(x, indices_or_sections, axis=0, k=0):
+    how = indices_or_sections
+    return np.split(x, how if isinstance(how, int) else list(how), axis=axis)[k]
 
 
 def _fold_split_part(ins, attrs, shape):
@@ -269,16 +272,21 @@ def _split(ctx, args, kwargs, span):
     if not isinstance(x, Node):
         raise BpTypeError(f"split expects a tensor, got {describe(x)}", span)
     attrs = {"axis": 0 if axis is None else static_int(axis, "'axis'", span)}
+    first = 0
     if isinstance(how, Node) and static_value(how, "'indices_or_sections'", span).ndim == 0:
-        attrs["sections"] = static_int(how, "'indices_or_sections'", span)
-        count = attrs["sections"]
+        attrs["indices_or_sections"] = count = static_int(how, "'indices_or_sections'", span)
         if count <= 0:
             raise BpValueError(f"split: the number of sections must be at least 1, got {count}",
                                span)
     else:
-        attrs["indices"] = static_ints(how, "'indices_or_sections'", span)
-        count = len(attrs["indices"]) + 1
-    return tuple(apply("split_part", [x], {**attrs, "k": k}, span) for k in range(count))
+        cuts = static_ints(how, "'indices_or_sections'", span)
+        if len(cuts) == 1:
+            # one cut i is written (0, i), whose first piece is empty, so that it prints as a
+            # tuple (a lone i would read back as a number of sections)
+            cuts, first = (0,) + cuts, 1
+        attrs["indices_or_sections"] = cuts
+        count = len(cuts) + 1
+    return tuple(apply("split_part", [x], {**attrs, "k": k}, span) for k in range(first, count))
 
 
 def _batch_split_part(node, ins, m):
@@ -333,18 +341,18 @@ def _pad_shape(shs, attrs, span):
     if not _concrete(shs):
         return shapes.SymShape()
     s = shs[0]
-    widths = _per_axis(attrs["widths"], len(s), span)
+    widths = _per_axis(attrs["pad_width"], len(s), span)
     return tuple(d + b + a for d, (b, a) in zip(s, widths))
 
 
-def _pad(x, widths, value=0.0):
-    return np.pad(x, widths, mode="constant", constant_values=value)
+def _pad(x, pad_width, constant_values=0.0):
+    return np.pad(x, pad_width, mode="constant", constant_values=constant_values)
 
 
 def _fold_pad(ins, attrs, shape):
     x, = ins
-    if isinstance(x.shape, tuple) and len(attrs["widths"]) != len(x.shape):
-        return apply("pad", [x], {**attrs, "widths": _per_axis(attrs["widths"], len(x.shape), None)})
+    if isinstance(x.shape, tuple) and len(attrs["pad_width"]) != len(x.shape):
+        return apply("pad", [x], {**attrs, "pad_width": _per_axis(attrs["pad_width"], len(x.shape), None)})
     if x.shape == shape:
         return x
     return None
@@ -352,7 +360,7 @@ def _fold_pad(ins, attrs, shape):
 
 def _pad_back(g, x, attrs):
     """The middle of g: each axis cut from `before` to `before + size`."""
-    widths = _per_axis(attrs["widths"], len(x.shape), None)
+    widths = _per_axis(attrs["pad_width"], len(x.shape), None)
     items = tuple(("s", b, b + d, None) for d, (b, a) in zip(x.shape, widths))
     return apply("index", [g], {"items": items})
 
@@ -389,13 +397,14 @@ def _pad_macro(ctx, args, kwargs, span):
         if v.ndim != 0:
             raise BpValueError("pad: constant_values must be one number", span)
         value = float(v)
-    return apply("pad", [x], {"widths": _widths(got["pad_width"], span), "value": value}, span)
+    return apply("pad", [x], {"pad_width": _widths(got["pad_width"], span),
+                                "constant_values": value}, span)
 
 
 def _batch_pad(node, ins, m):
     (x, _), = ins
     attrs = dict(node.attrs)
-    attrs["widths"] = ((0, 0),) + _per_axis(attrs["widths"], len(node.inputs[0].shape), None)
+    attrs["pad_width"] = ((0, 0),) + _per_axis(attrs["pad_width"], len(node.inputs[0].shape), None)
     return apply("pad", [x], attrs)
 
 
@@ -440,8 +449,8 @@ _BACK = {
 def _linear_attrs(of: str, args: tuple) -> dict:
     """The forward op's attrs without its constant part (pad's fill value)."""
     attrs = dict(args)
-    if "value" in attrs:
-        attrs["value"] = 0.0
+    if "constant_values" in attrs:
+        attrs["constant_values"] = 0.0
     return attrs
 
 
@@ -456,12 +465,72 @@ def _unarrange(g, like, of, args):
     return total[1:].reshape(shape)
 
 
+# Where x's shape is unknown, the adjoints that bp can write without it, right at every
+# shape (each a few nodes; past _PIECES pieces, unarrange):
+_PIECES = 64
+
+
+def _sum_of(nodes):
+    total = nodes[0]
+    for n in nodes[1:]:
+        total = apply("add", [total, n])
+    return total
+
+
+def _tile_back_any(g, x, attrs):
+    """Along each axis from the last, the reps[i] blocks of split(g, reps[i]) summed."""
+    reps = attrs["reps"]
+    if 0 in reps:
+        return apply("zeros_like", [x])
+    if sum(reps) > _PIECES:
+        return None
+    for i, r in enumerate(reversed(reps)):
+        if r > 1:
+            how = {"indices_or_sections": r, "axis": -(i + 1)}
+            g = _sum_of([apply("split_part", [g], {**how, "k": k}) for k in range(r)])
+    return apply("reshape_like", [g, x])
+
+
+def _repeat_back_any(g, x, attrs):
+    """One count r along a leading axis (or of the flattened x): g[…, j::r] summed over j."""
+    (r, *more), axis = attrs["repeats"], attrs.get("axis")
+    if more or r > _PIECES or (axis is not None and axis < 0):
+        return None
+    if r == 0:
+        return apply("zeros_like", [x])
+    lead = (("s", None, None, None),) * (axis or 0)
+    total = _sum_of([apply("index", [g], {"items": lead + (("s", j, None, r),)}) for j in range(r)])
+    return apply("reshape_like", [total, x]) if axis is None else total
+
+
+def _split_back_any(g, x, attrs):
+    """g in its piece's place, zeros of the other pieces' shapes around it."""
+    how = attrs["indices_or_sections"]
+    count = how if isinstance(how, int) else len(how) + 1
+    parts = [g if j == attrs["k"] else
+             apply("zeros_like", [apply("split_part", [x], {**attrs, "k": j})])
+             for j in range(count)]
+    return apply("concat", parts, {"axis": attrs.get("axis", 0)})
+
+
+def _pad_back_any(g, x, attrs):
+    """One (before, after) pair per axis fixes the rank: g[b₀:-a₀, b₁:-a₁, …]."""
+    widths = attrs["pad_width"]
+    if len(widths) == 1:                   # the same pair for every axis: the rank is unknown
+        return None
+    return apply("index", [g], {"items": tuple(("s", b, -a if a else None, None)
+                                               for b, a in widths)})
+
+
+_BACK_ANY = {"tile": _tile_back_any, "repeat": _repeat_back_any, "split_part": _split_back_any,
+             "pad": _pad_back_any}
+
+
 def adjoint(of: str, g: Node, x: Node, attrs: dict) -> Node:
     """The cotangent of x in `of(x; attrs)` given the output's cotangent g."""
-    if isinstance(x.shape, tuple):
-        back = _BACK[of](g, x, attrs)
-        if back is not None:
-            return back
+    back = (_BACK if isinstance(x.shape, tuple) else _BACK_ANY)[of](g, x, attrs)
+    if back is not None:
+        return back
     return apply("unarrange", [g, x], {"of": of, "args": tuple(sorted(attrs.items()))})
 
 
@@ -502,7 +571,8 @@ def _roll_code(args, a):
 
 
 def _split_code(args, a):
-    how = a["sections"] if a["sections"] is not None else list(a["indices"])
+    how = a["indices_or_sections"]
+    how = how if isinstance(how, int) else list(how)
     return f"np.split({args[0]}, {how!r}, axis={a['axis']})[{a['k']}]"
 
 
@@ -566,20 +636,21 @@ register(OpDef(name="flip", kernel=_flip, shape=_flip_shape, attrs=(Attr("axis",
                batch=_batch_flip, export="np.flip({0}, axis={axis!r})",
                doc="the elements in reverse order along axis= (every axis by default)"))
 register(OpDef(name="split_part", kernel=_split_part, shape=_split_part_shape, builtin=False,
-               attrs=(Attr("k", "int", 0), Attr("axis", "int", 0), Attr("sections", "int", None),
-                      Attr("indices", "axes", None)),
+               attrs=(Attr("indices_or_sections", "axes", required=True), Attr("axis", "int", 0),
+                      Attr("k", "int", 0)),
+               fmt=CallForm("split", index="k"),
                fold=_fold_split_part,
                vjp=lambda ct, out, ins, a: (adjoint("split_part", ct, ins[0], a),),
                jvp=_linear_jvp("split_part"), batch=_batch_split_part, export=_split_code,
                doc="piece k of split(x, …); prints as split(x, …)[k]"))
 register(OpDef(name="pad", kernel=_pad, shape=_pad_shape, builtin=False,
-               attrs=(Attr("widths", "axes", required=True), Attr("value", "float", 0.0)),
+               attrs=(Attr("pad_width", "axes", required=True), Attr("constant_values", "float", 0.0)),
                fold=_fold_pad,
                vjp=lambda ct, out, ins, a: (adjoint("pad", ct, ins[0], a),),
-               jvp=lambda ts, out, ins, a: apply("pad", [ts[0]], {**a, "value": 0.0}),
+               jvp=lambda ts, out, ins, a: apply("pad", [ts[0]], {**a, "constant_values": 0.0}),
                batch=_batch_pad,
-               export=lambda args, a: (f"np.pad({args[0]}, {a['widths']!r}, "
-                                       f"constant_values={_number_code(a['value'])})"),
+               export=lambda args, a: (f"np.pad({args[0]}, {a['pad_width']!r}, "
+                                       f"constant_values={_number_code(a['constant_values'])})"),
                doc="x with (before, after) elements of a constant added on each axis"))
 for _name, _kernel in (("tril", np.tril), ("triu", np.triu)):
     register(OpDef(name=_name, kernel=lambda x, k=0, _f=_kernel: _f(x, k), shape=_tri_shape(_name),

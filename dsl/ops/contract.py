@@ -146,9 +146,75 @@ def _path(spec: str, shs: tuple):
     return np.einsum_path(spec, *(np.empty(s) for s in shs), optimize="greedy")[0]
 
 
+@lru_cache(maxsize=512)
+def _matmul_plan(spec: str, sa: tuple, sb: tuple):
+    """Two operands as one matmul, the result laid out in the output's order where the
+    output is (batch, a's kept, b's kept): (axes of a summed alone, a's permutation, its
+    3-d shape, b's, the result's shape, its permutation or None); None where a letter
+    repeats in an operand or broadcasts (np.einsum does those)."""
+    (ta, tb), to = parse(spec, 2)
+    free = iter(c for c in ascii_letters if c not in spec)
+    ell: dict[int, str] = {}
+
+    def spell(term, rank):                     # `...` as letters, right-aligned
+        if ELL not in term:
+            return list(term)
+        n = rank - (len(term) - 1)
+        width = max(n, max(ell, default=0))
+        while len(ell) < width:
+            ell[len(ell) + 1] = next(free)
+        e = term.index(ELL)
+        return list(term[:e]) + [ell[i] for i in range(n, 0, -1)] + list(term[e + 1:])
+    la, lb = spell(ta, len(sa)), spell(tb, len(sb))
+    lo = [t for t in to if t != ELL]
+    if ELL in to:
+        e = to.index(ELL)
+        lo = list(to[:e]) + [ell[i] for i in range(len(ell), 0, -1)] + list(to[e + 1:])
+    size = {}
+    for labels, shape in ((la, sa), (lb, sb)):
+        if len(set(labels)) != len(labels) or len(labels) != len(shape):
+            return None
+        for t, d in zip(labels, shape):
+            if size.setdefault(t, d) != d:
+                return None                    # a broadcast: np.einsum's
+    if any(t not in la and t not in lb for t in lo):
+        return None
+    only_a = tuple(i for i, t in enumerate(la) if t not in lb and t not in lo)
+    only_b = tuple(i for i, t in enumerate(lb) if t not in la and t not in lo)
+    la = [t for i, t in enumerate(la) if i not in only_a]
+    lb = [t for i, t in enumerate(lb) if i not in only_b]
+    batch = [t for t in lo if t in la and t in lb]
+    left = [t for t in lo if t in la and t not in lb]
+    right = [t for t in lo if t in lb and t not in la]
+    inner = [t for t in la if t in lb and t not in lo]
+
+    def n(labels):
+        return int(np.prod([size[t] for t in labels], dtype=np.int64))
+    perm_a = tuple(la.index(t) for t in batch + left + inner)
+    perm_b = tuple(lb.index(t) for t in batch + inner + right)
+    order = batch + left + right
+    perm_out = None if order == lo else tuple(order.index(t) for t in lo)
+    return (only_a, perm_a, (n(batch), n(left), n(inner)), only_b, perm_b,
+            (n(batch), n(inner), n(right)), tuple(size[t] for t in order), perm_out)
+
+
 def _einsum(*xs, spec):
     if len(xs) == 1:
         return np.einsum(spec, xs[0])
+    if len(xs) == 2:
+        plan = _matmul_plan(spec, np.shape(xs[0]), np.shape(xs[1]))
+        if plan is not None:
+            only_a, perm_a, shape_a, only_b, perm_b, shape_b, shape, perm = plan
+            a, b = np.asarray(xs[0]), np.asarray(xs[1])
+            if only_a:
+                a = np.add.reduce(a, axis=only_a)
+            if only_b:
+                b = np.add.reduce(b, axis=only_b)
+            out = np.matmul(a.transpose(perm_a).reshape(shape_a),
+                            b.transpose(perm_b).reshape(shape_b))
+            if out.shape != shape:
+                out = out.reshape(shape)
+            return out if perm is None else out.transpose(perm)
     return np.einsum(spec, *xs, optimize=_path(spec, tuple(np.shape(x) for x in xs)))
 
 
