@@ -614,7 +614,7 @@ def _batch_avg_pool_vjp(node, ins, m):
 _BASICS = ("import math", _per_axis, _pad_pairs, _out_sizes, _pad, _merged, _split)
 _CONV_CODE = _BASICS + (_windows, _conv)
 _CONV_VJP_CODE = _BASICS + (_windows, _conv_input, _conv_weight, _conv_vjp)
-_POOL = _BASICS + (_pool_geometry, _tap, _crop)
+_POOL = _BASICS + (_windows, _pool_geometry, _tap, _crop)
 
 CONV_ATTRS = (Attr("stride", "axes", (1,)), Attr("padding", "axes", (0,)),
               Attr("dilation", "axes", (1,)), Attr("groups", "int", 1))
