@@ -577,7 +577,7 @@ def op_latex(op: str, ins: list[Tex], attrs: dict, shapes: list | None = None,
     return _generic(op, ins, attrs, defaults)
 
 
-def _generic(op: str, ins: list[Tex], attrs: dict, defaults=None) -> Tex:
+def _generic(op: str, ins: list[Tex], attrs: dict, defaults=None, sub: str = "") -> Tex:
     """\\operatorname{op}(operands, attributes), as bp would write the call."""
     args = [i.text for i in ins]
     for a in defaults or ():
@@ -589,7 +589,7 @@ def _generic(op: str, ins: list[Tex], attrs: dict, defaults=None) -> Tex:
             args.append(shown if a.required else rf"\text{{{_escape_text(a.name)}}} = {shown}")
     if defaults is None:
         args += [rf"\text{{{_escape_text(k)}}} = {_attr_latex(v)}" for k, v in attrs.items()]
-    return _call(_opname(op), args)
+    return _call(_opname(op), args, sub)
 
 
 def _attr_latex(value) -> str:
@@ -636,6 +636,13 @@ def node_latex(node: Node, tex: dict, precision: int = 8, row: bool = False) -> 
             axis = None if not node.shape else (tuple(range(lead)) if lead > 1 else 0)
             return op_latex("sum", [ins[0]], {"axis": axis})
     opdef = REGISTRY.get(node.op)
+    index = getattr(opdef.form, "index", None) if opdef else None
+    if index is not None:
+        # one result of a multi-result op (CallForm(index=)): eigh(A)[1] is eigh_{1}(A)
+        attrs = dict(node.attrs)
+        part = attrs.pop(index, 0)
+        return _generic(opdef.form.name, ins, attrs, [a for a in opdef.attrs if a.name != index],
+                        str(part))
     return op_latex(node.op, ins, dict(node.attrs), shapes, opdef.attrs if opdef else None, row)
 
 
