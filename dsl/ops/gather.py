@@ -307,5 +307,5 @@ register(OpDef(name="scatter_add_along_axis", kernel=_scatter_along, shape=_scat
 register(OpDef(name="stop_gradient", kernel=lambda x: np.array(x, dtype=np.float64, copy=True),
                shape=lambda shs, a, span: shs[0], differentiable=False,
                batch="never depends on a seed: its derivative is zero",
-               export="np.array({0}, dtype=float)",
+               export="np.array({0}, dtype=np.float64)",
                doc="x, with derivative 0: no gradient flows through it (jax.lax.stop_gradient)"))
