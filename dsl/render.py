@@ -131,9 +131,13 @@ def _format_option(v) -> str:
 
 
 def format_lambda(params, body, defaults: dict | None = None) -> str:
-    defaults = defaults or {}
-    names = [p.name + (f"={defaults[p.name]}" if p.name in defaults else "") for p in params]
-    head = names[0] if len(names) == 1 and not defaults else "(" + ", ".join(names) + ")"
+    """A lambda from its AST; the defaults as `defaults` gives their values' sources,
+    else as written (an expression the definition evaluated)."""
+    if defaults is None:
+        defaults = {p.name: format_expr(p.default, 2) for p in params if p.default is not None}
+    names = [_param(p) + (f"={defaults[p.name]}" if p.name in defaults else "") for p in params]
+    head = names[0] if len(names) == 1 and not defaults and params[0].shape is None \
+        else "(" + ", ".join(names) + ")"
     if isinstance(body, ast.Block):
         return f"{head} -> {format_block(body)}"
     return f"{head} -> {format_expr(body)}"
@@ -150,7 +154,7 @@ def format_stmt(s) -> str:
         case ast.Return(value):
             return f"return {format_expr(value)}"
         case ast.Def(name, params, body):
-            head = f"def {name}({', '.join(_param(p) for p in params)})"
+            head = f"def {name}({', '.join(_param(p, True) for p in params)})"
             if isinstance(body, ast.Block):
                 return f"{head} {format_block(body)}"
             return f"{head} = {format_expr(body)}"
@@ -158,17 +162,18 @@ def format_stmt(s) -> str:
             return f"for {var} in {format_expr(it)} {format_block(body)}"
         case ast.ExprStmt(value):
             return format_expr(value)
+        case ast.Update(name, items, op, value):
+            return f"{name}[{', '.join(_index_item(i) for i in items)}] {op or ''}= {format_expr(value)}"
     raise AssertionError(type(s).__name__)
 
 
-def _param(p: ast.Param) -> str:
-    if p.shape is None:
-        return p.name
-    return f"{p.name}: [{', '.join(map(str, p.shape))}]"
+def _param(p: ast.Param, with_default: bool = False) -> str:
+    text = p.name if p.shape is None else f"{p.name}: [{', '.join(map(str, p.shape))}]"
+    return text + (f"={format_expr(p.default, 2)}" if with_default and p.default is not None else "")
 
 
 _BINARY_PREC = {"or": 3, "and": 4, "<": 6, "<=": 6, ">": 6, ">=": 6, "==": 6, "!=": 6,
-                "+": 7, "-": 7, "*": 8, "/": 8, "@": 8, "^": 10}
+                "+": 7, "-": 7, "*": 8, "/": 8, "%": 8, "@": 8, "^": 10}
 
 
 def precedence(e) -> int:

@@ -230,7 +230,7 @@ def test_update_derivatives_wrt_x_and_v_match_finite_differences(op):
     assert np.allclose(hxv, dxv, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="render's AST printer (not this helper's file) has no "
+
                    "precedence for '%' and drops defaults: a Python callable's docstring fails")
 def test_a_python_callable_of_a_lambda_with_percent_and_defaults():
     bp = dsl.Interpreter()
