@@ -32,7 +32,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
-from . import (REGISTRY, Attr, Macro, OpDef, apply, bind, const, describe, register,
+from . import (REGISTRY, Attr, CallForm, Macro, OpDef, apply, bind, const, describe, register,
                register_macro, static_int, static_value)
 from .batched import along_axis, on_last_axes, with_batch
 from .sym import add, div, mul, neg, op, sub
@@ -484,7 +484,8 @@ def _sort_shape(name):
     return rule
 
 
-def _top_k_indices(x, k):
+def _top_k_indices(x, k, part=1):
+    """top_k(x, k)[1]: the positions of the k largest entries along the last axis."""
     return np.argsort(-np.asarray(x), axis=-1, kind="stable")[..., :k].astype(np.float64)
 
 
@@ -961,12 +962,13 @@ def _top_k(ctx, args, kwargs, span):
                     span=span)
     every = (("s", None, None, None),) * (len(x.shape) - 1)
     values = apply("index", [ordered], {"items": every + (("s", 0, k, None),)}, span)
-    return values, apply("top_k_indices", [x], {"k": k}, span)
+    return values, apply("top_k_indices", [x], {"k": k, "part": 1}, span)
 
 
 register(OpDef(name="top_k_indices", kernel=_top_k_indices, shape=lambda shs, a, span:
                shs[0][:-1] + (a["k"],) if isinstance(shs[0], tuple) else shapes.SymShape(),
-               attrs=(Attr("k", "int", required=True),), differentiable=False,
+               attrs=(Attr("k", "int", required=True), Attr("part", "int", 1)),
+               fmt=CallForm("top_k", index="part"), differentiable=False,
                batch="not differentiable: no derivative carries a seed into it",
                export="_top_k_indices({0}, {k})", helpers=(_top_k_indices,),
                doc="the positions of the k largest entries along the last axis, largest first "
