@@ -156,6 +156,11 @@ SNIPPETS = [
     "x = [\n]", "x = {}", "x = 1 +", "x = (1", "print )", "x = $", "def f(x, x) = x",
     "f(a=1, 2)", "x = a.b.c(1)[2]'", "import \"m.bp\"", "export f to \"f.py\"", "assert x == 1",
     "x = 1; y = 2", "x = 1 \\\n + 2", "# only a comment", "", "x = \"a\\\"b\"", "x = \"open",
+    # SPEC §13: tuple binding, updates, augmented assignment, defaults, %
+    "a, b = 1, 2", "a, b = f(x)", "a, b = b, a", "x[1, :] = v", "x[i : i + 2] -= v", "x += 1",
+    "x **= 2", "x[0] %= 3", "x @= W", "def f(x, lr=0.1) = x * lr", "def f(x: [3] = 1, y=2) { return x }",
+    "g = (x, lr=0.1) -> x", "g = (x: [2] = 3) -> x", "y = a % b * c", "def f(x=1, y) = x",
+    "f(x)[0] = 1", "a, b[0] = 1, 2", "x = (lr=2)", "x +=\n 1", "x[[0, 2]] = [1, 2]",
 ]
 
 
@@ -166,7 +171,7 @@ def test_same_ast_as_lark_on_snippets(text):
 
 TOKENS = ["x", "f", "1", "2.5", "+", "-", "*", "^", "(", ")", "[", "]", "{", "}", ",", ":",
           "->", "=", "'", ".", "if", "then", "else", "def", "return", "for", "in", "print",
-          "\n", ";", "<", "and", "not", "\"s\"", "a", "b"]
+          "\n", ";", "<", "and", "not", "\"s\"", "a", "b", "+=", "%", "[0]"]
 
 
 @settings(max_examples=300, deadline=None)
