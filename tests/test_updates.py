@@ -230,8 +230,6 @@ def test_update_derivatives_wrt_x_and_v_match_finite_differences(op):
     assert np.allclose(hxv, dxv, atol=1e-6)
 
 
-
-                   "precedence for '%' and drops defaults: a Python callable's docstring fails")
 def test_a_python_callable_of_a_lambda_with_percent_and_defaults():
     bp = dsl.Interpreter()
     f = bp.eval("(x, y=4) -> x % y")
@@ -239,8 +237,6 @@ def test_a_python_callable_of_a_lambda_with_percent_and_defaults():
     assert f.__doc__ == "(x, y=4) -> x % y"
 
 
-@pytest.mark.xfail(strict=True, reason="render.format_stmt (the AST printer, not this helper's "
-                   "file) has no case for ast.Update: a Python callable's docstring fails")
 def test_a_python_callable_of_a_function_with_an_update():
     bp = dsl.Interpreter()
     bp.exec("def f(x) { x[0] = 5; return x }")
