@@ -41,13 +41,15 @@ from .sym import add, div, mul, neg, op, sub
 # ── static arguments: per-axis tuples ────────────────────────────────────
 
 def _per_axis(t, nd: int) -> tuple[int, ...]:
-    """A canonical 1-tuple (one value for every spatial axis) or nd-tuple, spread to nd."""
+    """A number (every spatial axis), a 1-tuple or an nd-tuple, as nd numbers."""
+    if isinstance(t, int):
+        return (t,) * nd
     return tuple(t) * nd if len(t) == 1 else tuple(t)
 
 
 def _pad_pairs(p, nd: int) -> tuple[tuple[int, int], ...]:
-    """padding (p,), (p_0, …, p_nd-1) or (lo_0, hi_0, lo_1, hi_1, …) as (lo, hi) per axis."""
-    p = tuple(p)
+    """padding p, (p,), (p_0, …, p_nd-1) or (lo_0, hi_0, lo_1, hi_1, …) as (lo, hi) per axis."""
+    p = (p,) if isinstance(p, int) else tuple(p)
     if len(p) == 1:
         return ((p[0], p[0]),) * nd
     if len(p) == nd:
@@ -55,12 +57,12 @@ def _pad_pairs(p, nd: int) -> tuple[tuple[int, int], ...]:
     return tuple((p[2 * i], p[2 * i + 1]) for i in range(nd))
 
 
-def _canonical(values: tuple[int, ...]) -> tuple[int, ...]:
-    """(v,) where every axis has the same value (prints as `stride=2`), else the tuple."""
-    return values[:1] if len(set(values)) == 1 else tuple(values)
+def _canonical(values: tuple[int, ...]):
+    """One number where every axis has the same value (prints as `stride=2`), else the tuple."""
+    return values[0] if len(set(values)) == 1 else tuple(values)
 
 
-def _canonical_padding(pairs) -> tuple[int, ...]:
+def _canonical_padding(pairs):
     if all(lo == hi for lo, hi in pairs):
         return _canonical(tuple(lo for lo, _ in pairs))
     return tuple(v for pair in pairs for v in pair)
@@ -499,10 +501,12 @@ for _fn in (_conv, _conv_input, _conv_weight, _conv_vjp, _max_pool, _max_pool_vj
 def _canonical_attrs(attrs: dict, nd: int) -> dict:
     out = dict(attrs)
     for key in ("stride", "dilation", "kernel_size"):
-        if out.get(key) is not None and len(out[key]) in (1, nd):
-            out[key] = _canonical(_per_axis(out[key], nd))
-    if "padding" in out and len(out["padding"]) in (1, nd, 2 * nd):
-        out["padding"] = _canonical_padding(_pad_pairs(out["padding"], nd))
+        v = out.get(key)
+        if v is not None and (isinstance(v, int) or len(v) in (1, nd)):
+            out[key] = _canonical(_per_axis(v, nd))
+    v = out.get("padding")
+    if v is not None and (isinstance(v, int) or len(v) in (1, nd, 2 * nd)):
+        out["padding"] = _canonical_padding(_pad_pairs(v, nd))
     return out
 
 
@@ -617,10 +621,12 @@ _CONV_CODE = _BASICS + (_windows, _conv)
 _CONV_VJP_CODE = _BASICS + (_windows, _conv_input, _conv_weight, _conv_vjp)
 _POOL = _BASICS + (_windows, _pool_geometry, _tap, _crop)
 
-CONV_ATTRS = (Attr("stride", "axes", (1,)), Attr("padding", "axes", (0,)),
-              Attr("dilation", "axes", (1,)), Attr("groups", "int", 1))
+# A static argument that is one number or one per axis: canonically a number where every
+# axis has the same value (so the defaults read stride=1, padding=0), else a tuple.
+CONV_ATTRS = (Attr("stride", "axes", 1), Attr("padding", "axes", 0),
+              Attr("dilation", "axes", 1), Attr("groups", "int", 1))
 POOL_ATTRS = (Attr("kernel_size", "axes", required=True), Attr("stride", "axes", None),
-              Attr("padding", "axes", (0,)))
+              Attr("padding", "axes", 0))
 
 
 def _register_conv(nd):
