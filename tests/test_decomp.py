@@ -280,11 +280,51 @@ def test_decomp_mistakes_are_located_errors(src, kind, words):
     assert info.value.span is not None and info.value.span.line == 1
 
 
-def test_decomp_derivative_of_an_unannotated_function_is_clean():
-    """The decompositions' rules need the matrix size; without an annotation the printer
-    falls back to the transform itself, which reads back."""
-    bp = session(X=sym(3))
-    bp.exec("def f(A) = sum(eigh(A)[0] * [1, 2, 3])")
+UNANNOTATED = [
+    # (f of A without annotation, A as a matrix, A as a stack)
+    ("A -> sum(eigh(A)[0] * [1, 2, 3]) + sum(eigh(A)[1]^2 * C3)", sym(3),
+     np.stack([sym(3), sym(3)])),
+    ("A -> sum(cholesky(A) * C3) + sum(cholesky(A, upper=1)^2)", spd(3, 3), spd(2, 3, 3)),
+    ("A -> sum(svd(A, full_matrices=0)[0]^2 * C42) + sum(svd(A, compute_uv=0)^3)", spread(4, 2),
+     np.stack([spread(4, 2), spread(4, 2)])),
+    ("A -> sum(svd(A, full_matrices=0)[2]^2 * C42') + sum(svd(A, 0)[1])", spread(2, 4),
+     np.stack([spread(2, 4)] * 3)),
+    ("A -> sum(slogdet(A)[1] * 2) + sum(logdet(A @ swapaxes(A, -1, -2)))", spread(3, 3),
+     np.stack([spread(3, 3)] * 2)),
+    ("A -> sum(pinv(A) * 2) + sum(trace(A, offset=-1))", spread(4, 2),
+     np.stack([spread(4, 2)] * 2)),
+    ("A -> sum(matrix_power(A, 0) * A) + sum(matrix_power(A, 3)) + sum(matrix_power(A, -1))",
+     spd(3, 3), spd(2, 3, 3)),
+    ("A -> sum(solve_triangular(A, C3, lower=1)^2) + sum(solve_triangular(A, C3[0], trans=1)^2)",
+     spd(3, 3), spd(2, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("src, matrix, stack", UNANNOTATED, ids=[c[0][:50] for c in UNANNOTATED])
+def test_decomp_rank_generic_derivative_prints_and_reads_back(src, matrix, stack):
+    """Without an annotation the rules build rank-generic graphs (tril, the diagonal of
+    ones_like, matmul_vjp): the printed gradient, read back, is right for a matrix and
+    for a stack, and so is the printed derivative of that gradient."""
+    bp = session(C3=C3, C42=C42, M=matrix, S=stack)
+    bp.exec(f"f = {src}")
+    for name in ("grad(f)", "grad(A -> sum(grad(f)(A)^2))"):
+        text = bp.show(name)
+        assert "grad(A ->" not in text, f"{name} fell back: {text}"
+        bp.exec(f"g = {text}")
+        for x in ("M", "S"):
+            np.testing.assert_allclose(bp.eval(f"g({x})"), bp.eval(f"{name}({x})"), rtol=1e-10,
+                                       atol=1e-11, err_msg=f"{name} at {x}: {text}")
+
+
+def test_decomp_qr_needs_the_shape_and_says_so():
+    """qr's rule differs for tall and wide matrices: without an annotation its
+    derivative is a clean error, and printing falls back to the transform."""
+    bp = session(X=spread(3, 2))
+    bp.exec("def f(A) = sum(qr(A)[1]^2)")
     text = bp.show("grad(f)")
+    assert text.startswith("grad(")
     bp.exec(f"g = {text}")
     np.testing.assert_allclose(bp.eval("g(X)"), bp.eval("grad(f)(X)"), rtol=1e-14)
+    with pytest.raises(dsl.BpValueError) as info:
+        bp.exec('export grad(f) to "never.py"')
+    assert "shape" in info.value.message

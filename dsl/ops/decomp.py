@@ -14,12 +14,15 @@ sum over the parts is the whole rule.
 
 Derivative rules are graph-building code over registered ops (this module's
 ops included: the rules of cholesky and qr use solve_triangular, whose own
-rules use it again), so they differentiate again.  The rules of the
-decompositions need the matrix size (triangle masks and identities are
-constants of that size, broadcast over any batch axes): on a parameter of
-unknown shape they raise the clean error of `known_shape`, and the printer
-falls back.  slogdet, logdet and pinv have rank-generic rules (swapaxes,
-matmul), as det and inv do.
+rules use it again), so they differentiate again.  They hold at every rank,
+as linalg's do (docs/design.md, "Rank-generic derivatives"): triangles are
+tril/triu, the identity is eye(n) where the size is known and the diagonal of
+ones_like(A) where it is not, solve_triangular of a b of unknown rank goes
+through op(T)⁻¹ @ b as solve does, and svd's rules include both corrections
+for a non-square matrix where m and n are unknown (each vanishes for the
+other shape).  Only qr (tall or wide) and svd with full_matrices=1 need the
+shape: there they raise the clean error of `known_shape`, and the printer
+falls back.
 
 Each rule follows the standard matrix-calculus results (Giles 2008; Murray
 2016 for Cholesky; Townsend 2016 and JAX's jvp rules for the SVD and QR),
@@ -33,7 +36,8 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, CallForm, Macro, OpDef, apply, bind, const, register, register_macro, signature
+from . import (Attr, CallForm, Macro, OpDef, apply, bind, building, const, register,
+               register_macro, signature)
 from .batched import lift, on_last_axes
 from .shape import known_shape
 from .sym import add, div, mul, neg, op, sub, unbroadcast
@@ -206,21 +210,26 @@ def _dims(x, what):
     return known_shape(x, what)[-2:]
 
 
-def _tri(x, k, what, upper=False):
-    """x with the entries below (or, upper, above) diagonal k set to 0, as NumPy's
-    tril (triu) do on every matrix of a stack: a product with a constant mask."""
-    m, n = _dims(x, what)
-    ones = np.ones((m, n))
-    return mul(x, const(np.triu(ones, k) if upper else np.tril(ones, k)))
+def _rank(x) -> int | None:
+    return len(x.shape) if isinstance(x.shape, tuple) else None
 
 
-def _eye(x, what):
-    return const(np.eye(_dims(x, what)[-1]))
+def _tri(x, k, upper=False):
+    """tril(x, k) (triu with upper): the triangle of every matrix of a stack."""
+    return op("triu" if upper else "tril", x, k=k)
 
 
-def _diagonal(x, what):
+def _eye(x):
+    """The identity of x's last two axes (x square): eye(n) where the size is known,
+    else the diagonal of ones_like(x), which any rank allows."""
+    if isinstance(x.shape, tuple):
+        return const(np.eye(x.shape[-1]))
+    return _tri(_tri(op("broadcast_like", const(1.0), x), 0), 0, upper=True)
+
+
+def _diagonal(x):
     """The diagonal of every (square) matrix of a stack, as a stack of vectors."""
-    return op("sum", mul(x, _eye(x, what)), axis=(-1,), keepdims=False)
+    return op("sum", mul(x, _eye(x)), axis=(-1,), keepdims=False)
 
 
 def _cols(x, v):
@@ -233,21 +242,21 @@ def _rows(v, x):
     return mul(op("expand_dims", v, axis=(-1,)), x)
 
 
-def _sym_lower(d, what):
+def _sym_lower(d):
     """The symmetric matrix a kernel that reads only the lower triangle sees."""
-    return add(_tri(d, 0, what), _T(_tri(d, -1, what)))
+    return add(_tri(d, 0), _T(_tri(d, -1)))
 
 
-def _sym_lower_adjoint(g, what):
+def _sym_lower_adjoint(g):
     """The adjoint of _sym_lower: tril(g) + tril(g', -1)."""
-    return add(_tri(g, 0, what), _tri(_T(g), -1, what))
+    return add(_tri(g, 0), _tri(_T(g), -1))
 
 
-def _inverse_gaps(v, what):
+def _inverse_gaps(v):
     """F with F[i, j] = 1/(v[j] - v[i]) off the diagonal and 0 on it (for each
     matrix of a stack); infinite where two values are equal."""
     gaps = sub(op("expand_dims", v, axis=(-2,)), op("expand_dims", v, axis=(-1,)))
-    eye = _eye(gaps, what)
+    eye = _eye(gaps)
     return sub(div(const(1.0), add(gaps, eye)), eye)
 
 
@@ -262,18 +271,18 @@ def _st(a, b, trans=0, lower=False):
 # diagonal halved.  Its transpose: P = Φ(L' L̄), G = L⁻ᵀ P L⁻¹, Ā = tril(G) + tril(G', -1).
 # upper=1 is the same on the transposes.
 
-def _phi(x, what):
-    m, n = _dims(x, what)
-    return mul(x, const(np.tril(np.ones((m, n)), -1) + 0.5 * np.eye(n)))
+def _phi(x):
+    """The lower triangle with the diagonal halved: (tril(x) + tril(x, -1))/2."""
+    return mul(const(0.5), add(_tri(x, 0), _tri(x, -1)))
 
 
 def _cholesky_jvp(ts, out, ins, attrs):
     upper = attrs.get("upper", False)
     da = _T(ts[0]) if upper else ts[0]
     low = _T(out) if upper else out
-    s = _sym_lower(da, "cholesky")
+    s = _sym_lower(da)
     z = _st(low, _T(_st(low, s, lower=True)), lower=True)
-    dl = _mm(low, _phi(z, "cholesky"))
+    dl = _mm(low, _phi(z))
     return _T(dl) if upper else dl
 
 
@@ -281,10 +290,10 @@ def _cholesky_vjp(ct, out, ins, attrs):
     upper = attrs.get("upper", False)
     low = _T(out) if upper else out
     lbar = _T(ct) if upper else ct
-    p = _phi(_mm(_T(low), lbar), "cholesky")
+    p = _phi(_mm(_T(low), lbar))
     w = _st(low, p, trans=1, lower=True)
     g = _T(_st(low, _T(w), trans=1, lower=True))
-    a = _sym_lower_adjoint(g, "cholesky")
+    a = _sym_lower_adjoint(g)
     return (_T(a) if upper else a,)
 
 
@@ -321,10 +330,10 @@ def _slogdet_jvp(ts, out, ins, attrs):
 def _eigh_jvp(ts, out, ins, attrs):
     a, = ins
     v = op("eigh", a, part=1)
-    x = _mm(_mm(_T(v), _sym_lower(ts[0], "eigh")), v)
+    x = _mm(_mm(_T(v), _sym_lower(ts[0])), v)
     if attrs.get("part", 0) == 0:
-        return _diagonal(x, "eigh")
-    return _mm(v, mul(_inverse_gaps(op("eigh", a, part=0), "eigh"), x))
+        return _diagonal(x)
+    return _mm(v, mul(_inverse_gaps(op("eigh", a, part=0)), x))
 
 
 def _eigh_vjp(ct, out, ins, attrs):
@@ -333,9 +342,9 @@ def _eigh_vjp(ct, out, ins, attrs):
     if attrs.get("part", 0) == 0:
         sbar = _mm(_cols(v, ct), _T(v))
     else:
-        f = _inverse_gaps(op("eigh", a, part=0), "eigh")
+        f = _inverse_gaps(op("eigh", a, part=0))
         sbar = _mm(_mm(v, mul(f, _mm(_T(v), ct))), _T(v))
-    return (_sym_lower_adjoint(sbar, "eigh"),)
+    return (_sym_lower_adjoint(sbar),)
 
 
 # ── svd (Townsend 2016; JAX's svd_jvp_rule) ──────────────────────────────
@@ -348,16 +357,24 @@ def _eigh_vjp(ct, out, ins, attrs):
 # full_matrices=1 the columns of U (rows of Vh) past k are not unique, so a
 # derivative through them is an error (JAX raises there too).
 
-def _svd_factors(a, what="svd"):
-    m, n = _dims(a, what)
+def _svd_factors(a):
+    """(m > n, n > m, U, s, Vh) of the reduced SVD; where the shape is not known both
+    are True: the correction terms for a non-square matrix vanish for a square one."""
+    if isinstance(a.shape, tuple):
+        m, n = a.shape[-2:]
+    else:
+        m = n = None
     u = op("svd", a, part=0, full_matrices=False)
     s = op("svd", a, part=1, full_matrices=False)
     vh = op("svd", a, part=2, full_matrices=False)
-    return m, n, u, s, vh
+    return m is None or m > n, m is None or n > m, u, s, vh
 
 
 def _svd_check(attrs, a):
-    m, n = _dims(a, "svd")
+    part = attrs.get("part", 0)
+    if part == 1 or not attrs.get("full_matrices", True):
+        return
+    m, n = _dims(a, "svd with full_matrices=1")
     part = attrs.get("part", 0)
     if attrs.get("full_matrices", True) and part != 1 and (m > n if part == 0 else n > m):
         raise BpValueError(f"the derivative of svd's {'U' if part == 0 else 'Vh'} of a "
@@ -368,22 +385,22 @@ def _svd_check(attrs, a):
 def _svd_jvp(ts, out, ins, attrs):
     a, = ins
     _svd_check(attrs, a)
-    m, n, u, s, vh = _svd_factors(a)
+    tall, wide, u, s, vh = _svd_factors(a)
     v = _T(vh)
     da = ts[0]
     ds = _mm(_mm(_T(u), da), v)
     part = attrs.get("part", 0)
     if part == 1:
-        return _diagonal(ds, "svd")
-    f = _inverse_gaps(mul(s, s), "svd")
+        return _diagonal(ds)
+    f = _inverse_gaps(mul(s, s))
     if part == 0:
         du = _mm(u, mul(f, add(_cols(ds, s), _rows(s, _T(ds)))))
-        if m > n:
+        if tall:
             dav = _mm(da, v)
             du = add(du, _cols(sub(dav, _mm(u, _mm(_T(u), dav))), div(const(1.0), s)))
         return du
     dv = _mm(v, mul(f, add(_rows(s, ds), _cols(_T(ds), s))))
-    if n > m:
+    if wide:
         dau = _mm(_T(da), u)
         dv = add(dv, _cols(sub(dau, _mm(v, _mm(vh, dau))), div(const(1.0), s)))
     return _T(dv)
@@ -392,22 +409,22 @@ def _svd_jvp(ts, out, ins, attrs):
 def _svd_vjp(ct, out, ins, attrs):
     a, = ins
     _svd_check(attrs, a)
-    m, n, u, s, vh = _svd_factors(a)
+    tall, wide, u, s, vh = _svd_factors(a)
     part = attrs.get("part", 0)
     if part == 1:
         return (_mm(_cols(u, ct), vh),)
-    f = _inverse_gaps(mul(s, s), "svd")
+    f = _inverse_gaps(mul(s, s))
     if part == 0:
         j = mul(f, _mm(_T(u), ct))
         g = _mm(_mm(u, _cols(add(j, _T(j)), s)), vh)
-        if m > n:
+        if tall:
             g = add(g, _mm(_cols(sub(ct, _mm(u, _mm(_T(u), ct))), div(const(1.0), s)), vh))
         return (g,)
     v = _T(vh)
     vbar = _T(ct)
     k = mul(f, _mm(vh, vbar))
     g = _mm(_mm(u, _rows(s, add(k, _T(k)))), vh)
-    if n > m:
+    if wide:
         g = add(g, _mm(_cols(u, div(const(1.0), s)), _T(sub(vbar, _mm(v, _mm(vh, vbar))))))
     return (g,)
 
@@ -430,7 +447,7 @@ def _cols_of(x, lo, hi):
 def _qr_square_jvp(q, r, da):
     x = _T(_st(r, _T(da), trans=1))
     c = _mm(_T(q), x)
-    low = _tri(c, -1, "qr")
+    low = _tri(c, -1)
     omega = sub(low, _T(low))
     return add(_mm(q, sub(omega, c)), x), _mm(sub(c, omega), r)
 
@@ -441,7 +458,7 @@ def _qr_square_vjp(q, r, qbar, rbar):
         m = _mm(_T(q), qbar)
     if rbar is not None:
         m = sub(m, _mm(rbar, _T(r))) if m is not None else neg(_mm(rbar, _T(r)))
-    cbar = sub(_tri(sub(m, _T(m)), -1, "qr"), m)
+    cbar = sub(_tri(sub(m, _T(m)), -1), m)
     z = _mm(q, cbar) if qbar is None else add(qbar, _mm(q, cbar))
     return _T(_st(r, _T(z)))
 
@@ -519,13 +536,18 @@ def _read(x, attrs):
     diagonal with unit_diagonal)."""
     unit, lower = attrs.get("unit_diagonal", False), attrs.get("lower", False)
     k = (-1 if unit else 0) if lower else (1 if unit else 0)
-    return _tri(x, k, "solve_triangular", upper=not lower)
+    return _tri(x, k, upper=not lower)
 
 
 def _st_like(a, b, attrs, flip=False):
     trans = 1 if attrs.get("trans", 0) else 0
     return op("solve_triangular", a, b, trans=1 - trans if flip else trans,
               lower=attrs.get("lower", False), unit_diagonal=attrs.get("unit_diagonal", False))
+
+
+def _tri_inverse(a, attrs):
+    """op(T)⁻¹ for every matrix of a stack: the triangular solve of the identity."""
+    return _st_like(a, _eye(a), attrs)
 
 
 def _st_jvp(ts, out, ins, attrs):
@@ -537,8 +559,11 @@ def _st_jvp(ts, out, ins, attrs):
     dt = _read(ta, attrs)
     if attrs.get("trans", 0):
         dt = _T(dt)
-    rb = len(known_shape(b, "solve_triangular"))
-    if rb == 1 and len(known_shape(a, "solve_triangular")) != 2:
+    rb = _rank(b)
+    if rb is None:                    # (op(T)⁻¹ dT op(T)⁻¹) @ b keeps b's rank at run time
+        ti = _tri_inverse(a, attrs)
+        return add(dx, neg(_mm(_mm(_mm(ti, dt), ti), b)))
+    if rb == 1 and _rank(a) != 2:     # x is a stack of vectors: as columns
         column = _mm(dt, op("expand_dims", out, axis=(-1,)))
         return add(dx, neg(op("sum", _st_like(a, column, attrs), axis=(-1,), keepdims=False)))
     return add(dx, neg(_st_like(a, _mm(dt, out), attrs)))
@@ -546,8 +571,16 @@ def _st_jvp(ts, out, ins, attrs):
 
 def _st_vjp(ct, out, ins, attrs):
     a, b = ins
-    ra, rb = len(known_shape(a, "solve_triangular")), len(known_shape(b, "solve_triangular"))
-    if rb == 1 and ra != 2:
+    rb = _rank(b)
+    if rb is None:
+        # through x = op(T)⁻¹ @ b: b̄ = matmul_vjp(op(T)⁻¹, b, ḡ, wrt=1), and with C the
+        # cotangent of op(T)⁻¹, op(T) gets -op(T)⁻ᵀ C op(T)⁻ᵀ
+        ti = _tri_inverse(a, attrs)
+        c = op("matmul_vjp", ti, b, ct, wrt=0)
+        gop = neg(_mm(_mm(_T(ti), c), _T(ti)))
+        return _read(_T(gop) if attrs.get("trans", 0) else gop, attrs), \
+            op("matmul_vjp", ti, b, ct, wrt=1)
+    if rb == 1 and _rank(a) != 2:
         gb = op("sum", _st_like(a, op("expand_dims", ct, axis=(-1,)), attrs, flip=True),
                 axis=(-1,), keepdims=False)
         outer = mul(op("expand_dims", gb, axis=(-1,)), op("expand_dims", out, axis=(-2,)))
@@ -703,11 +736,11 @@ def _lstsq(a, b, span, rcond=None):
 def _matrix_power(a, span, n):
     if isinstance(a.shape, tuple):
         _matrix(a.shape, "matrix_power", span, square=True)
-    if n == 0:
-        if not isinstance(a.shape, tuple):
-            raise BpValueError("matrix_power(a, 0) needs the shape of a: give the parameter a "
-                               "shape annotation", span)
-        return const(np.broadcast_to(np.eye(a.shape[-1]), a.shape).copy(), span)
+    if n == 0:                        # the identity of a's shape (stack included)
+        if isinstance(a.shape, tuple):
+            return const(np.broadcast_to(np.eye(a.shape[-1]), a.shape).copy(), span)
+        with building("f", span):
+            return _eye(a)
     if n < 0:
         a, n = apply("inv", [a], span=span), -n
     if n <= 3:

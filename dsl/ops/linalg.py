@@ -305,10 +305,16 @@ def _transpose_vjp(ct, out, ins, attrs):
 
 
 def _trace_vjp(ct, out, ins, attrs):
-    s = known_shape(ins[0], "trace")
-    if len(s) > 2:
-        ct = op("expand_dims", ct, axis=(-1, -2))
-    return (mul(ct, const(np.eye(s[-2], s[-1], attrs.get("offset", 0)))),)
+    # ḡ times the mask of the diagonal: a constant where the shape is known, else the
+    # diagonal of ones_like(x) (ḡ given two axes, which broadcast for a single matrix)
+    x, k = ins[0], attrs.get("offset", 0)
+    if _rank(x) == 2:
+        return (mul(ct, const(np.eye(x.shape[-2], x.shape[-1], k))),)
+    if isinstance(x.shape, tuple):
+        mask = const(np.eye(x.shape[-2], x.shape[-1], k))
+    else:
+        mask = op("triu", op("tril", op("broadcast_like", const(1.0), x), k=k), k=k)
+    return (mul(op("expand_dims", ct, axis=(-1, -2)), mask),)
 
 
 def _diag_vjp(ct, out, ins, attrs):
