@@ -282,6 +282,25 @@ def test_printed_derivatives_read_back():
             close(a, c, rtol=1e-13)
 
 
+def test_printed_functions_read_back():
+    """The forward ops print as calls that read back: canonical attributes (one number
+    for every axis, (lo, hi) pairs where padding is uneven), top_k's indices as
+    top_k(x, k)[1], the macros as what they are made of."""
+    rng = np.random.default_rng(10)
+    bp = session(x=rng.standard_normal((2, 2, 6, 5)), w=rng.standard_normal((4, 1, 3, 2)))
+    bp.exec('def f(x: [2, 2, 6, 5], w: [4, 1, 3, 2]) {\n'
+            '  y = conv2d(x, w, padding="same", groups=2)\n'
+            '  z = avg_pool2d(max_pool2d(y, (2, 1), stride=1, padding=(1, 0)), 2)\n'
+            '  v = flatten(layer_norm(z, axis=(-2, -1)))\n'
+            '  return sort(v)[0:3] + top_k(v, 3)[0] * top_k(v, 3)[1] + conv1d(x[:, :, 0], w[:, :, 0], groups=2)[0, 0, 0:3]\n'
+            '}')
+    text = bp.show("f")
+    assert "top_k(" in text and "[1]" in text and "top_k_indices" not in text, text
+    assert "conv2d(x, w, padding=(1, 1, 0, 1), groups=2)" in text, text    # "same", kernel 3×2
+    bp.exec(f"g = {text}")
+    close(bp.eval("g(x, w)"), bp.eval("f(x, w)"), rtol=1e-15)
+
+
 def test_export_of_a_cnn_gradient_runs_in_a_fresh_process(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     arr = _cnn_arrays()
