@@ -328,3 +328,20 @@ def test_decomp_qr_needs_the_shape_and_says_so():
     with pytest.raises(dsl.BpValueError) as info:
         bp.exec('export grad(f) to "never.py"')
     assert "shape" in info.value.message
+
+
+def test_decomp_parts_share_one_factorisation(monkeypatch):
+    """A plan that needs w and v of eigh(A) factorises A once, and a new A is
+    factorised again."""
+    calls = []
+    real = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda a: calls.append(1) or real(a))
+    bp = session(X=sym(3), C3=C3)
+    bp.exec("def f(A) = sum(eigh(A)[0] * [1, 2, 3]) + sum(eigh(A)[1]^2 * C3)\ng = grad(f)")
+    bp.eval("g(X)")                    # builds and runs the plan
+    calls.clear()
+    bp["X"] = sym(3)
+    got = bp.eval("g(X)")
+    assert len(calls) == 1, f"{len(calls)} factorisations for one gradient"
+    np.testing.assert_allclose(got, fd_grad(lambda A: real(A)[0] @ [1, 2, 3]
+                                        + np.sum(real(A)[1] ** 2 * C3), bp["X"]), atol=1e-7)

@@ -145,13 +145,15 @@ class _Last(threading.local):
         self.key = None
         self.value = None
 
-    def __call__(self, a, *options):
+    def part(self, k, a, *options):
+        """Result k of the decomposition of a: a copy, so that nothing a caller does
+        to it reaches the next call."""
         a = np.asarray(a, dtype=np.float64)
         key = (a.shape, options, a.tobytes())
         if key != self.key:
             self.value = tuple(np.asarray(r, dtype=np.float64) for r in self.compute(a, *options))
             self.key = key
-        return self.value
+        return self.value[k].copy()
 
 
 _EIGH = _Last(lambda a: np.linalg.eigh(a))
@@ -616,7 +618,7 @@ register(OpDef(name="cholesky", kernel=_cholesky, shape=_square_same("cholesky")
                export="_cholesky({0}, {upper})", helpers=(_cholesky,),
                doc="L with L @ L' = a, from a's lower triangle (upper=1: U with U' @ U = a, "
                    "from the upper one), like np.linalg.cholesky"))
-register(OpDef(name="slogdet", kernel=lambda a, part=0: _SLOGDET(a)[part],
+register(OpDef(name="slogdet", kernel=lambda a, part=0: _SLOGDET.part(part, a),
                shape=_square_to_batch("slogdet"), params=("a",), attrs=(_PART,), builtin=False,
                vjp=_slogdet_vjp, jvp=_slogdet_jvp, batch=on_last_axes,
                export="np.linalg.slogdet({0})[{part}]", fmt=CallForm("slogdet", index="part"),
@@ -626,18 +628,18 @@ register(OpDef(name="logdet", kernel=_logdet, shape=_square_to_batch("logdet"), 
                jvp=lambda ts, out, ins, at: _logdet_jvp(ts[0], ins[0]), batch=on_last_axes,
                export="_logdet({0})", helpers=(_logdet,),
                doc="log(det(a)): nan where det(a) < 0, -inf where det(a) = 0"))
-register(OpDef(name="eigh", kernel=lambda a, part=0: _EIGH(a)[part], shape=_eigh_shape,
+register(OpDef(name="eigh", kernel=lambda a, part=0: _EIGH.part(part, a), shape=_eigh_shape,
                params=("a",), attrs=(_PART,), builtin=False, vjp=_eigh_vjp, jvp=_eigh_jvp,
                batch=on_last_axes, export="np.linalg.eigh({0})[{part}]",
                fmt=CallForm("eigh", index="part"),
                doc="eigh(a)[part]: the eigenvalues (0) or eigenvectors (1)"))
-register(OpDef(name="svd", kernel=lambda a, part=0, full_matrices=True: _SVD(a, full_matrices)[part],
+register(OpDef(name="svd", kernel=lambda a, part=0, full_matrices=True: _SVD.part(part, a, full_matrices),
                shape=_svd_shape, params=("a",), fmt=CallForm("svd", index="part"),
                attrs=(_PART, Attr("full_matrices", "flag", True)), builtin=False,
                vjp=_svd_vjp, jvp=_svd_jvp, batch=on_last_axes,
                export="np.linalg.svd({0}, full_matrices={full_matrices})[{part}]",
                doc="svd(a, full_matrices)[part]: U (0), s (1) or Vh (2)"))
-register(OpDef(name="qr", kernel=lambda a, part=0: _QR(a)[part], shape=_qr_shape,
+register(OpDef(name="qr", kernel=lambda a, part=0: _QR.part(part, a), shape=_qr_shape,
                params=("a",), attrs=(_PART,), builtin=False, vjp=_qr_vjp, jvp=_qr_jvp,
                batch=on_last_axes, export="np.linalg.qr({0})[{part}]",
                fmt=CallForm("qr", index="part"),
