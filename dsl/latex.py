@@ -522,7 +522,9 @@ def op_latex(op: str, ins: list[Tex], attrs: dict, shapes: list | None = None,
         axis = attrs.get("axis", -1)
         return _call(_FUNCS[op], [ins[0].text], "" if axis == -1 else _axis_sub(axis))
     if op in _FUNCS:
-        return _call(_FUNCS[op], [i.text for i in ins])
+        # diag's and trace's diagonal k other than the main one: a subscript, tr_{1}(A)
+        k = attrs.get("k", attrs.get("offset", 0)) if op in ("diag", "trace") else 0
+        return _call(_FUNCS[op], [i.text for i in ins], str(k) if k else "")
     if op == "sqrt":
         return Tex(rf"\sqrt{{{ins[0].text}}}", P_CALL)
     if op == "abs":
