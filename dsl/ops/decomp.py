@@ -197,7 +197,7 @@ def _solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False):
                            np.broadcast_to(b, batch + b.shape[-2:]))
 
 
-# ── building blocks of the rules (known matrix sizes) ────────────────────
+# ── building blocks of the rules (any rank, stacks included) ─────────────
 
 def _T(x):
     """The transpose of every matrix of a stack."""
