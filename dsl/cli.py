@@ -12,7 +12,7 @@ import threading
 from contextlib import contextmanager
 
 from . import __version__
-from .errors import BpError
+from .errors import BpError, BpIOError
 from .interpreter import Interpreter
 
 
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
         if opts.source is not None:
             with _ctrl_c_interrupts(interp, pressed):
                 interp.exec(opts.source, filename="<string>", echo=True)
-        elif opts.file is not None:
+        elif opts.file is not None and opts.file != "-":
             with _ctrl_c_interrupts(interp, pressed):
                 interp.run_file(opts.file)
-        elif sys.stdin is not None and not sys.stdin.isatty():
-            text = sys.stdin.read()
+        elif opts.file == "-" or sys.stdin is not None and not sys.stdin.isatty():
+            text = _read_stdin()                 # `bp -`, or a program piped in
             with _ctrl_c_interrupts(interp, pressed):
                 interp.exec(text, filename="<stdin>", echo=True)
         else:
@@ -92,6 +92,20 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
         stderr.write("bp: interrupted\n")
         return 130
     return 0
+
+
+def _read_stdin() -> str:
+    """The program on standard input, read as UTF-8 whatever the locale says (as a
+    file is), a byte-order mark dropped."""
+    if sys.stdin is None:
+        raise BpIOError("cannot read the program: there is no standard input")
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        if stream is None:
+            return sys.stdin.read().removeprefix("\ufeff")
+        return stream.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BpIOError("cannot read the program from standard input: it is not UTF-8 text") from None
 
 
 @contextmanager
@@ -180,4 +194,9 @@ def main_entry() -> None:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except OSError as err:                  # what was printed could not be written (a full disk)
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.stderr.write(f"io error: cannot write the output: {err.strerror or err}\n")
+        code = 1
     sys.exit(code)

@@ -161,7 +161,7 @@ class Interpreter:
     def run_file(self, path: str | os.PathLike) -> Interpreter:
         path = os.fspath(path)
         try:
-            with open(path, encoding="utf-8") as file:
+            with open(path, encoding="utf-8-sig") as file:      # a BOM is no character
                 text = file.read()
         except (OSError, UnicodeDecodeError) as err:
             raise BpImportError(f"cannot read {path!r}: {_reason(err)}") from None
@@ -412,9 +412,9 @@ class Interpreter:
                     name, params, body, None, stmt.span)
             case ast.Print(values):
                 text = " ".join(self.format(self._eval(v)) for v in values)
-                self.stdout.write(text + "\n")
+                self._write(text + "\n")
             case ast.Latex(value):
-                self.stdout.write(self.format_latex(self._eval(value), value.span) + "\n")
+                self._write(self.format_latex(self._eval(value), value.span) + "\n")
             case ast.Assert(test, text):
                 v = self._eval(test)
                 if not isinstance(v, np.ndarray):
@@ -459,7 +459,7 @@ class Interpreter:
                                          [o for o in leaves(out) if isinstance(o, Node)],
                                          _transform_word(fn))
                 if path is None:
-                    self.stdout.write(g.listing() + "\n")
+                    self._write(g.listing() + "\n")
                 else:
                     write_file(self._path(path, stmt.span), g.to_dot(), stmt.span)
             case ast.Export(value, path):
@@ -482,7 +482,7 @@ class Interpreter:
                 series = [self._series(v, on) for v in values]
                 if path is None:
                     colour = getattr(self.stdout, "isatty", lambda: False)()
-                    self.stdout.write(plot.terminal(series, colour, stmt.span) + "\n")
+                    self._write(plot.terminal(series, colour, stmt.span) + "\n")
                 else:
                     plot.image(series, str(self._path(path, stmt.span)), stmt.span)
             case ast.ExprStmt(value):
@@ -492,7 +492,7 @@ class Interpreter:
                     if callable(echo):
                         echo(v)
                     else:
-                        self.stdout.write(self.format(v) + "\n")
+                        self._write(self.format(v) + "\n")
             case _:
                 raise BpTypeError(f"'{type(stmt).__name__.lower()}' is not allowed here", stmt.span)
 
@@ -528,7 +528,7 @@ class Interpreter:
         if str(target) in self._imported:
             return
         try:
-            text = target.read_text(encoding="utf-8")
+            text = target.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as err:
             raise BpImportError(f"cannot import {path!r}: {_reason(err)}", span) from None
         self._imported.add(str(target))
@@ -764,11 +764,7 @@ class Interpreter:
             with self._running():
                 result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))
             return self.to_python(result)
-        call.__name__ = getattr(fn, "name", None) or "bp_function"
-        call.__doc__ = render.format_value(fn)
-        call.bp_function = fn                  # so bp[name] = bp.eval("grad(f)") binds it back
-        call._repr_latex_ = lambda: self._repr_latex(fn)      # IPython shows it as math
-        return call
+        return BpFunction(call, fn, self)
 
     def _repr_latex(self, value) -> str | None:
         """IPython's `_repr_latex_`: the value as display math, or None (plain text)."""
@@ -791,6 +787,16 @@ class Interpreter:
         return v
 
     # ── errors ───────────────────────────────────────────────────────────
+    def _write(self, text: str) -> None:
+        """Output of print, latex, graph and plot: a full disk or a closed pipe's other
+        failures are an io error at the statement, not an internal one."""
+        try:
+            self.stdout.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise BpIOError(f"cannot write the output: {_reason(err)}") from None
+
     def _guard(self, thunk, span: Span | None = None):
         """Run thunk; every failure leaves as a BpError with its source line."""
         try:
@@ -820,6 +826,32 @@ class Interpreter:
 
 
 # ── conversions ──────────────────────────────────────────────────────────
+
+class BpFunction:
+    """A bp function as a Python callable (what `Interpreter.function` and `eval`
+    give): called with arrays or floats, it returns arrays.  Its repr and __doc__
+    are the function as bp prints it, `_repr_latex_` shows it as math in IPython,
+    and `bp_function` is the bp value, so `bp[name] = bp.eval("grad(f)")` binds it
+    back."""
+
+    def __init__(self, call: Callable, fn: Function, interp: Interpreter):
+        self._call, self.bp_function, self._interp = call, fn, interp
+        self.__name__ = getattr(fn, "name", None) or "bp_function"
+        self.__doc__ = render.format_value(fn)
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        try:                                   # the formula, as print shows it
+            text = self._interp.format(self.bp_function)
+        except BpError:
+            text = self.__doc__
+        return f"<bp function {text if len(text) <= 72 else text[:71] + '…'}>"
+
+    def _repr_latex_(self) -> str | None:
+        return self._interp._repr_latex(self.bp_function)
+
 
 def to_lowered(v):
     """A session value as a lowered value (tensors become constant nodes)."""

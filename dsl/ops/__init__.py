@@ -412,7 +412,10 @@ def _attr_value(a: Attr, lv, span):
     if a.kind == "int":
         return static_int(lv, what, span)
     if a.kind == "flag":
-        return bool(static_int(lv, what, span))
+        v = static_int(lv, what, span)
+        if v not in (0, 1):
+            raise BpValueError(f"{what} is a flag: 1 or 0, got {v}", span)
+        return bool(v)
     if a.kind == "float":
         v = static_value(lv, what, span)
         if v.ndim != 0:

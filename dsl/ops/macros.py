@@ -191,6 +191,8 @@ def _random_macro(name, doc):
         if "seed" not in kwargs:
             kwargs["seed"] = const(float(ctx.next_seed()))
         inputs, attrs = bind(REGISTRY[name], args, kwargs, span)
+        if attrs["seed"] < 0:
+            raise BpValueError(f"{name}: seed= is a whole number from 0, got {attrs['seed']}", span)
         return apply(name, inputs, attrs, span)
     register_macro(Macro(name, build, f"{name}(shape…, seed=k)", doc, differentiable=False))
 
