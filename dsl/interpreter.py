@@ -377,6 +377,14 @@ class Interpreter:
                 params = ("x",)
         self.globals[name] = HostFunction(name, fn, params or ("x",), vjp, shape)
 
+    def is_expression(self, src: str) -> bool:
+        """Whether src is one expression (what `%bp e` returns the value of)."""
+        try:
+            program = parse(src, SourceName("<line>", src.splitlines()), self.limits.max_depth)
+        except BpError:
+            return False
+        return len(program.stmts) == 1 and isinstance(program.stmts[0], ast.ExprStmt)
+
     def is_complete(self, src: str) -> bool:
         """False when more lines could complete the input (the REPL's continuation test)."""
         return _is_complete(src)

@@ -2,9 +2,10 @@
 
 One Interpreter per kernel.  A cell runs like `bp -c`: prints go to the
 cell's output and an expression statement shows its value (a function as
-its formula).  `%bp_get name` gives a bp value to Python, `%bp_set name
-expr` binds a Python value in bp.  A bp error shows as SPEC §8 text and the
-kernel carries on.  IPython is optional: nothing else imports this module.
+its formula).  `%bp e` gives e's value to Python, `%bp_get name` a bp
+global's, `%bp_set name expr` binds a Python value in bp.  A bp error
+shows as SPEC §8 text, no traceback, and fails the cell; the kernel
+carries on.  IPython is optional: nothing else imports this module.
 """
 from __future__ import annotations
 
@@ -51,20 +52,31 @@ def _session(shell) -> Interpreter:
     return interp
 
 
-def load_ipython_extension(shell) -> None:
-    from IPython.core.magic import register_cell_magic, register_line_magic
-    from IPython.display import display
+def _show_error(shell, etype, value, tb, tb_offset=None):
+    """IPython's handler for a BpError raised in a cell: the SPEC §8 text on stderr,
+    no Python traceback; the cell fails (so "Run all" stops there)."""
+    print(str(value), file=sys.stderr)
+    return []
 
-    @register_cell_magic("bp")
-    def bp_cell(line, cell):
+
+def load_ipython_extension(shell) -> None:
+    from IPython.core.magic import register_line_cell_magic, register_line_magic
+    from IPython.display import display
+    shell.set_custom_exc((BpError,), _show_error)
+
+    @register_line_cell_magic("bp")
+    def bp_magic(line, cell=None):
+        """`%%bp` runs the cell as bp; `%bp e` gives e's value to Python
+        (`x = %bp grad(f)(2)`), and `%bp statement` runs it."""
         interp = _session(shell)
         interp.stdout = sys.stdout            # the cell's own output stream
-        shown = []
-        try:
-            interp.exec(cell, filename="<cell>", echo=shown.append)
-        except BpError as err:
-            print(str(err), file=sys.stderr)
+        if cell is None:
+            if interp.is_expression(line):
+                return interp.eval(line)
+            interp.exec(line, filename="<line>")
             return None
+        shown = []
+        interp.exec(cell, filename="<cell>", echo=shown.append)
         for value in shown:
             display(Shown(interp.format(value), isinstance(value, Function),
                           lambda v=value: interp._repr_latex(v)))
@@ -72,24 +84,13 @@ def load_ipython_extension(shell) -> None:
 
     @register_line_magic("bp_get")
     def bp_get(line):
-        try:
-            return _session(shell)[line.strip()]
-        except BpError as err:
-            print(str(err), file=sys.stderr)
-            return None
+        return _session(shell)[line.strip()]
 
     @register_line_magic("bp_set")
     def bp_set(line):
         name, _, expr = line.strip().partition(" ")
-        try:
-            _session(shell)[name] = shell.ev(expr)
-        except BpError as err:
-            print(str(err), file=sys.stderr)
+        _session(shell)[name] = shell.ev(expr)
 
     @register_line_magic("bp_graph")
     def bp_graph(line):
-        try:
-            return _session(shell).graph(line.strip())
-        except BpError as err:
-            print(str(err), file=sys.stderr)
-            return None
+        return _session(shell).graph(line.strip())

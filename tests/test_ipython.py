@@ -46,3 +46,23 @@ def test_ipython_graph_displays_its_listing(shell, capsys):
     run(shell, capsys, "%%bp\ndef g(x) = tanh(x)\n")
     result, out, _ = run(shell, capsys, "%bp_graph grad(g)")
     assert result.success and "return" in out and "from grad" in out
+
+
+def test_ipython_error_fails_the_cell_without_a_traceback(shell, capsys):
+    # "Run all" must stop at a cell with a bp error (issue 17)
+    result, out, err = run(shell, capsys, "%%bp\nz = [1, 2] @ [[1, 2, 3]]\n")
+    assert not result.success
+    assert "shape error" in err and "^" in err
+    assert "Traceback" not in out + err and "BpShapeError" not in out + err
+    result, _, err = run(shell, capsys, "q = %bp_get no_such_name")
+    assert not result.success and "name error" in err and "Traceback" not in err
+
+
+def test_ipython_line_magic_gives_a_value_or_runs_a_statement(shell, capsys):
+    run(shell, capsys, "%bp def sq(x) = x^2 * 3")
+    result, _, _ = run(shell, capsys, "v = %bp grad(sq)(2)")
+    assert result.success and float(shell.user_ns["v"]) == 12.0        # d(3x²)/dx = 6x
+    result, out, _ = run(shell, capsys, "%bp print sq(1)")
+    assert result.success and out.strip() == "3"
+    result, _, err = run(shell, capsys, "%bp sq(")
+    assert not result.success and "syntax error" in err and "Traceback" not in err
