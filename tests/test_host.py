@@ -91,3 +91,20 @@ def test_host_bad_vjp_is_a_located_value_error(bp):
 def test_host_wrong_argument_count(bp):
     with pytest.raises(dsl.BpTypeError):
         bp.eval("softsign(1, 2)")
+
+
+def test_a_host_function_returning_another_shape_is_a_located_shape_error():
+    # issue 17: it was accepted, and the mismatch surfaced later as a broadcast error
+    bp = dsl.Interpreter()
+    bp.define("twice", lambda x: np.concatenate([x, x]))
+    bp.exec("def f(x) = sum(twice(x) * x)")
+    with pytest.raises(dsl.BpError) as err:
+        bp.eval("f([1, 2])")
+    assert err.value.kind == "shape error" and err.value.line == 1 and err.value.column == 16
+    assert "twice returned shape [4]" in err.value.message and "shape=" in err.value.message
+    bp.define("twice2", lambda x: np.concatenate([x, x]), shape=lambda s: (2 * s[0],))
+    np.testing.assert_array_equal(bp.eval("twice2([1, 2])"), [1, 2, 1, 2])
+    bp.define("short", lambda x: x[:1], shape=lambda s: s)
+    with pytest.raises(dsl.BpError) as err:
+        bp.eval("short([1, 2])")
+    assert err.value.message == "the host function short returned shape [1]; its shape= rule gives [2]"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from ..errors import BpTypeError, BpValueError
+from ..errors import BpShapeError, BpTypeError, BpValueError
 from . import OpDef, apply, register
 from .batched import NO_SEED
 
@@ -39,7 +39,15 @@ def _readonly(xs):
 def _call(*xs, fn):
     # A copy: what the function returns may be one of its arguments, or an array the
     # host keeps and changes later; bp's result must be neither.
-    return np.array(fn.fn(*_readonly(xs)), dtype=np.float64)
+    out = np.array(fn.fn(*_readonly(xs)), dtype=np.float64)
+    ins = [np.shape(x) for x in xs]
+    want = tuple(int(d) for d in fn.shape(*ins)) if fn.shape is not None else np.broadcast_shapes(*ins)
+    if out.shape != want:
+        rule = "its shape= rule gives" if fn.shape is not None else \
+            "bp expects the arguments' broadcast shape (define it with shape=… otherwise):"
+        raise BpShapeError(f"the host function {fn.name} returned shape {shapes.fmt(out.shape)}; "
+                           f"{rule} {shapes.fmt(want)}")
+    return out
 
 
 def _host_vjp(ct, out, ins, attrs):
