@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 import threading
 import warnings
@@ -55,6 +56,8 @@ _F64 = np.float64
 
 def _check_finite(value, args, node) -> None:
     """--check-nan: the first node that makes a nan or inf out of finite inputs."""
+    if type(value) is tuple:         # a loop's results: its body's plans checked each step
+        return
     if np.all(np.isfinite(value)):
         return
     if all(np.all(np.isfinite(a)) for a in args):
@@ -141,6 +144,13 @@ _quiet(_square)
 _quiet(_cube)
 
 
+def _loop_kernel(node: Node):
+    """All the results of a loop node (a tuple), its body run by plans of its own."""
+    run = REGISTRY["loop"].kernel.run
+    body, span = node.attr("body"), node.span
+    return lambda n, *arrays: run(n, *arrays, body=body, span=span)
+
+
 def _kernel(node: Node):
     """The kernel of one step, and its name in the scalar fast path (or None)."""
     op = node.op
@@ -207,11 +217,28 @@ class Plan:
         steps = []
         self._fast: list = []            # per step: the scalar fast path's name, or None
         nslots = len(inputs)
+        loops: dict = {}                 # (body, inputs) → the slot of the loop's results
         for node in order:
             if id(node) in slot:
                 continue
             if node.op == "input":
                 raise BpValueError("the graph reads an input that was not given", node.span)
+            if node.op == "loop":
+                # A loop runs once for all its parts: a step whose result is the tuple
+                # of the loop's results (dsl/loops.py), and one step per part taking its own.
+                key = (id(node.attr("body")), tuple(map(id, node.inputs)))
+                whole = loops.get(key)
+                if whole is None:
+                    whole = loops[key] = nslots
+                    nslots += 1
+                    steps.append([_loop_kernel(node), tuple(slot[id(i)] for i in node.inputs),
+                                  whole, (), node])
+                    self._fast.append(None)
+                slot[id(node)] = nslots
+                steps.append([operator.itemgetter(node.attr("part")), (whole,), nslots, (), node])
+                self._fast.append(None)
+                nslots += 1
+                continue
             slot[id(node)] = nslots
             if node.op == "const":
                 self.consts.append((nslots, node.value))
@@ -739,7 +766,8 @@ HEAVY = 4096   # elements: a step this large checks for an interrupt after it
 def _heavy(ins, out, shape) -> bool:
     """A step that may take long: the interrupt is checked after it, not only
     between chunks (a chunk of light steps takes a few milliseconds at most)."""
-    return any(math.prod(shape[s]) >= HEAVY for s in (out, *ins))
+    return any(not isinstance(shape[s], tuple) or math.prod(shape[s]) >= HEAVY
+               for s in (out, *ins))
 
 
 # Ops whose kernels call only NumPy functions that report floating-point trouble

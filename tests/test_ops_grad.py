@@ -44,6 +44,8 @@ from ops_samples._grad import R, Const, In, Sample
 # Ops whose rules are the user's Python (Interpreter.define): first order only, tested
 # with real host functions in tests/test_host.py.
 HOST_OPS = {"host", "host_vjp"}
+# Structured loops (dsl/loops.py): a body graph is no sample row; tests/test_loops.py checks them.
+HOST_OPS |= {"loop", "loop_read", "loop_write"}
 
 
 def _differentiable():

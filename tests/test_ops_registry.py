@@ -19,6 +19,8 @@ from ops_samples import FORWARD, GRAD, NONDIFF
 
 # Ops that run the user's Python (Interpreter.define): tests/test_host.py covers them.
 HOST_OPS = {"host", "host_vjp"}
+# Structured loops (dsl/loops.py): a body graph is no sample row; tests/test_loops.py checks them.
+HOST_OPS |= {"loop", "loop_read", "loop_write"}
 
 
 def missing_parts(opdef: ops.OpDef) -> list[str]:

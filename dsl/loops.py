@@ -1,0 +1,418 @@
+"""Structured loops: one graph node per loop, owning a body graph (docs/design.md, "Loops").
+
+A loop is the op `loop`.  Its inputs are the trip count n (a scalar; inf for a
+`while`), the initial carried values and the captured values (the body's free
+variables: parameters, globals, anything computed outside the loop); its
+attributes are the `Body` and `part`, which of the loop's results the node is.
+Every result of one loop is its own node (`loop(…, part=j)`, as the parts of a
+decomposition are), with the same inputs and body, so each is an ordinary
+tensor to autodiff, batching and printing; a plan runs the loop once for all
+of its parts (dsl/evaluate.py).  The results, in order:
+
+  parts 0 … P-1         the carried values after the last iteration
+  parts P … P+R-1       the values the body emits each iteration, stacked
+                        (scan's ys: a tape of shape (T,) + shape, T unknown
+                        until it runs, so its shape is symbolic)
+  part  P+R             T, the number of iterations run
+
+A `Body` is a closed graph over its own placeholders (input nodes): the
+iteration index k (0, 1, …), the carried values c and the captured values x;
+its outputs are the next carried values, the emitted values and an optional
+condition, read before each iteration (the loop stops at the first 0).  The
+body is built once per loop, not per iteration, and evaluated by a compiled
+`Plan` of it; a nested loop is a loop node inside a body, so no walk recurses.
+
+Derivatives are loops too (`_jvp`, `_vjp`, registered on the op like every
+rule): forward mode carries tangents beside the values; reverse mode runs the
+loop again emitting each iterate (a tape) and then an adjoint loop from the
+last iteration back, reading the tape with `loop_read`.  Both hold the number
+of iterations fixed: the condition and n get no derivative.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from . import ops, shapes
+from .autodiff import jvp_graph, substitute, vjp_graph
+from .errors import BpShapeError, BpValueError, Span
+from .evaluate import Plan
+from .graph import Node, make_input, topo_order
+from .ops import ACTIVE, OpDef, apply, building, const, limit_error, register
+
+_ids = itertools.count(1)
+
+
+class Body:
+    """A loop's body: placeholders k, carried, captured; outputs next, emit, cond."""
+
+    __slots__ = ("k", "carried", "captured", "next", "emit", "cond", "uid", "names",
+                 "_plans", "_derived", "__weakref__")
+
+    def __init__(self, k: Node, carried, captured, next, emit=(), cond: Node | None = None,
+                 names: tuple = ()):
+        self.k = k
+        self.carried = tuple(carried)
+        self.captured = tuple(captured)
+        self.next = tuple(next)
+        self.emit = tuple(emit)
+        self.cond = cond
+        self.uid = next_uid()
+        self.names = tuple(names)         # the carried values' names in the source, if any
+        self._plans = None
+        self._derived: dict = {}
+
+    @property
+    def inputs(self) -> list[Node]:
+        return [self.k, *self.carried, *self.captured]
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.carried) + len(self.emit) + 1
+
+    def outputs(self) -> list[Node]:
+        """Every node the body computes from its placeholders (for walks)."""
+        return [*self.next, *self.emit] + ([self.cond] if self.cond is not None else [])
+
+    def plans(self):
+        """(step, first condition or None): `step` maps (k, c…, x…) to (c'…, y…[, cond at
+        k+1 and c']), so one plan run per iteration also decides the next."""
+        if self._plans is None:
+            step_outputs = [*self.next, *self.emit]
+            first = None
+            if self.cond is not None:
+                mapping = {id(self.k): apply("add", [self.k, const(1.0)])}
+                mapping.update({id(c): n for c, n in zip(self.carried, self.next)})
+                step_outputs.append(substitute([self.cond], mapping)[0])
+                first = Plan(self.inputs, [self.cond])
+            self._plans = (Plan(self.inputs, step_outputs), first)
+        return self._plans
+
+    def __repr__(self) -> str:
+        return f"<loop body {self.uid}>"
+
+
+def next_uid() -> int:
+    return next(_ids)
+
+
+# ── parts ────────────────────────────────────────────────────────────────
+
+def trip_part(body: Body) -> int:
+    return len(body.carried) + len(body.emit)
+
+
+def part(loop_inputs: list[Node], body: Body, j: int, span: Span | None = None) -> Node:
+    return apply("loop", loop_inputs, {"body": body, "part": j}, span)
+
+
+def parts(loop_inputs: list[Node], body: Body, span: Span | None = None) -> list[Node]:
+    return [part(loop_inputs, body, j, span) for j in range(body.n_parts)]
+
+
+def _shape(shs, attrs, span):
+    body: Body = attrs["body"]
+    j = attrs["part"]
+    p, r = len(body.carried), len(body.emit)
+    if len(shs) != 1 + p + len(body.captured):
+        raise BpValueError("a loop node's inputs do not match its body", span)
+    n = shs[0]
+    if isinstance(n, tuple) and n != ():
+        raise BpShapeError(f"a loop's trip count must be a scalar, got shape {shapes.fmt(n)}", span)
+    if j < p:
+        init, ph = shs[1 + j], body.carried[j].shape
+        if isinstance(init, tuple) and isinstance(ph, tuple) and init != ph:
+            raise BpShapeError(f"the loop's carried value {_name(body, j)} starts with shape "
+                               f"{shapes.fmt(init)} but the body is built for {shapes.fmt(ph)}", span)
+        return ph
+    if j < p + r:
+        return shapes.SymShape()
+    return ()
+
+
+def _name(body: Body, j: int) -> str:
+    return f"'{body.names[j]}'" if j < len(body.names) and body.names[j] else f"#{j}"
+
+
+def check_carried_shapes(body: Body, span: Span | None) -> None:
+    """A carried value keeps its shape from one iteration to the next."""
+    for j, (c, n) in enumerate(zip(body.carried, body.next)):
+        if isinstance(c.shape, tuple) and isinstance(n.shape, tuple) and c.shape != n.shape:
+            raise BpShapeError(f"the loop changes the shape of {_name(body, j)} from "
+                               f"{shapes.fmt(c.shape)} to {shapes.fmt(n.shape)}; a value carried "
+                               f"from one iteration to the next must keep its shape", span)
+
+
+# ── evaluation ───────────────────────────────────────────────────────────
+
+def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
+    """Every result of the loop, as a tuple (what a plan's loop step computes)."""
+    p, q = len(body.carried), len(body.captured)
+    carried = list(arrays[:p])
+    captured = list(arrays[p:p + q])
+    step, first = body.plans()
+    limit = float(n)
+    if not limit >= 0:                       # nan, or negative: no iterations
+        limit = 0.0
+    active = ACTIVE
+    cap = active.limits.max_iterations
+    flag = active.interrupt
+    check_nan = active.limits.check_nan
+    r = len(body.emit)
+    emitted: list[list] = [[] for _ in range(r)]
+    k = 0
+    go = True
+    if first is not None and limit > 0:
+        go = bool(first.run([np.asarray(0.0), *carried, *captured], check_nan, flag)[0] != 0)
+    while go and k < limit:
+        if k >= cap:
+            raise limit_error("this loop ran too many iterations" if body.cond is None else
+                              "this while loop's condition was still true after the iteration cap",
+                              "max_iterations", cap, span)
+        out = step.run([np.asarray(float(k)), *carried, *captured], check_nan, flag)
+        for i in range(r):
+            emitted[i].append(out[p + i])
+        carried = out[:p]
+        k += 1
+        if body.cond is not None:
+            go = bool(out[p + r] != 0)
+        if flag is not None and flag.is_set():
+            flag.clear()
+            from .errors import BpInterrupted
+            raise BpInterrupted("the statement was interrupted", span)
+    tapes = []
+    for i, rows in enumerate(emitted):
+        if rows:
+            tapes.append(np.stack(rows))
+        else:
+            sh = body.emit[i].shape
+            tapes.append(np.zeros((0,) + (sh if isinstance(sh, tuple) else ())))
+    return (*carried, *tapes, np.asarray(float(k)))
+
+
+def _kernel(n, *arrays, body, part):
+    """One part, running the whole loop (constant folding; a plan shares one run)."""
+    return run(n, *arrays, body=body)[part]
+
+
+_kernel.run = run                    # what dsl/evaluate.py's loop step calls
+
+
+# ── building a loop from nodes over placeholders and outer nodes ─────────
+
+def make_loop(n: Node, init: list[Node], k: Node, carried: list[Node], next: list[Node],
+              emit: list[Node] = (), cond: Node | None = None, names: tuple = (),
+              span: Span | None = None) -> list[Node]:
+    """The loop's parts, from a body built over the placeholders k and `carried` that may
+    also read any outer node: each outer node the body reads (that is not a constant)
+    becomes a captured input, read through a placeholder of its own."""
+    outs = [*next, *emit] + ([cond] if cond is not None else [])
+    order = topo_order(outs)
+    dep = {id(k)} | {id(c) for c in carried}
+    for node in order:
+        if id(node) not in dep and any(id(i) in dep for i in node.inputs):
+            dep.add(id(node))
+    free: dict[int, Node] = {}
+    for node in order:
+        if id(node) in dep:
+            for i in node.inputs:
+                if id(i) not in dep and i.op != "const":
+                    free.setdefault(id(i), i)
+    for o in outs:
+        if id(o) not in dep and o.op != "const":
+            free.setdefault(id(o), o)
+    outer = list(free.values())
+    captured = [make_input(_capture_name(x), x.shape, x.span) for x in outer]
+    mapping = {id(x): ph for x, ph in zip(outer, captured)}
+    new = _rebuild(order, dep, mapping, outs)
+    p = len(next)
+    body = Body(k, carried, captured, new[:p], new[p:p + len(emit)],
+                new[-1] if cond is not None else None, names)
+    check_carried_shapes(body, span)
+    return parts([n, *init, *outer], body, span)
+
+
+def _capture_name(x: Node) -> str:
+    return x.attr("name") if x.op == "input" else "x"
+
+
+def _rebuild(order, dep, mapping, outs):
+    new: dict[int, Node] = dict(mapping)
+    for node in order:
+        if id(node) not in dep or id(node) in new:
+            continue
+        ins = [new.get(id(i), i) for i in node.inputs]
+        if all(a is b for a, b in zip(ins, node.inputs)):
+            new[id(node)] = node
+        else:
+            new[id(node)] = apply(node.op, ins, dict(node.attrs), node.span, node.origin)
+    return [new.get(id(o), o) for o in outs]
+
+
+def placeholders(shapes_: list, names: list[str] | None = None, span=None) -> list[Node]:
+    names = names or ["c"] * len(shapes_)
+    return [make_input(nm, sh, span) for nm, sh in zip(names, shapes_)]
+
+
+def counter(span=None) -> Node:
+    return make_input("k", (), span)
+
+
+# ── derivatives ──────────────────────────────────────────────────────────
+
+def _split(node: Node):
+    body: Body = node.attr("body")
+    p, q = len(body.carried), len(body.captured)
+    ins = node.inputs
+    return body, ins[0], list(ins[1:1 + p]), list(ins[1 + p:1 + p + q])
+
+
+def _jvp(tangents, out, inputs, attrs):
+    """Forward mode: a loop carrying (c, ċ), capturing (x, ẋ); the same trip count."""
+    body, n, init, cap = _split(out)
+    j = attrs["part"]
+    p, r = len(body.carried), len(body.emit)
+    if j == p + r:
+        return None
+    t_init = list(tangents[1:1 + p])
+    t_cap = list(tangents[1 + p:])
+    mask = tuple(t is not None for t in t_cap)
+    key = ("jvp", mask)
+    tbody = body._derived.get(key)
+    if tbody is None:
+        ct = [make_input("∂" + (body.names[i] if i < len(body.names) and body.names[i] else "c"),
+                         c.shape, c.span) for i, c in enumerate(body.carried)]
+        xt = [make_input("∂x", x.shape, x.span) for x, m in zip(body.captured, mask) if m]
+        wrt = list(body.carried) + [x for x, m in zip(body.captured, mask) if m]
+        outs = [*body.next, *body.emit]
+        tans = jvp_graph(outs, wrt, ct + xt)
+        tbody = Body(body.k, [*body.carried, *ct], [*body.captured, *xt],
+                     [*body.next, *tans[:p]], [*body.emit, *tans[p:]], body.cond,
+                     body.names + tuple("∂" + nm for nm in body.names))
+        body._derived[key] = tbody
+    t0 = [t if t is not None else ops.zeros(c.shape, c) for t, c in zip(t_init, init)]
+    loop_in = [n, *init, *t0, *cap, *[t for t in t_cap if t is not None]]
+    if j < p:
+        return part(loop_in, tbody, p + j)
+    return part(loop_in, tbody, 2 * p + r + (j - p))
+
+
+def _vjp(ct, out, inputs, attrs):
+    """Reverse mode: the loop again, emitting every state it starts an iteration with
+    (the tape), then an adjoint loop over k = T-1, …, 0 reading it."""
+    body, n, init, cap = _split(out)
+    j = attrs["part"]
+    p, q, r = len(body.carried), len(body.captured), len(body.emit)
+    none = (None,) * len(inputs)
+    if j == p + r:
+        return none
+    # the saving loop: the same body, emitting its carried values
+    sbody = body._derived.get("save")
+    if sbody is None:
+        sbody = Body(body.k, body.carried, body.captured, body.next, body.carried, body.cond,
+                     body.names)
+        body._derived["save"] = sbody
+    s_in = [n, *init, *cap]
+    tapes = [part(s_in, sbody, p + i) for i in range(p)]
+    trips = part(s_in, sbody, 2 * p)
+    emitted = j >= p
+    key = ("vjp", j if emitted else None)
+    abody = body._derived.get(key)
+    if abody is None:
+        abody = _adjoint_body(body, j - p if emitted else None)
+        body._derived[key] = abody
+    zero_c = [ops.zeros(c.shape, c) for c in init]
+    a_init = [ct if (not emitted and i == j) else zero_c[i] for i in range(p)]
+    a_init += [ops.zeros(x.shape, x) for x in cap]
+    a_cap = [*tapes, *cap, trips] + ([ct] if emitted else [])
+    loop_in = [trips, *a_init, *a_cap]
+    cts = [part(loop_in, abody, i) for i in range(p + q)]
+    return (None, *cts)
+
+
+def _adjoint_body(body: Body, emitted: int | None) -> Body:
+    """The adjoint of one iteration: carried (ĉ…, x̄…), captured (tape…, x…, T[, ȳ tape])."""
+    p = len(body.carried)
+    jj = counter()
+    c_bar = [make_input("ĉ", c.shape, c.span) for c in body.carried]
+    x_bar = [make_input("x̄", x.shape, x.span) for x in body.captured]
+    tape_ph = [make_input("τ", shapes.SymShape(), c.span) for c in body.carried]
+    trips = make_input("T", ())
+    y_tape = make_input("ȳ", shapes.SymShape()) if emitted is not None else None
+    with building("d", None):
+        kk = apply("sub", [apply("sub", [trips, const(1.0)]), jj])
+        reads = [apply("loop_read", [t, kk], {"shape": c.shape}) for t, c in zip(tape_ph, body.carried)]
+        outs = list(body.next)
+        cts = list(c_bar)
+        if emitted is not None:
+            y = body.emit[emitted]
+            outs.append(y)
+            cts.append(apply("loop_read", [y_tape, kk], {"shape": y.shape}))
+        grads = vjp_graph(outs, cts, list(body.carried) + list(body.captured))
+        mapping = {id(body.k): kk}
+        mapping.update({id(c): rd for c, rd in zip(body.carried, reads)})
+        grads = substitute(grads, mapping)
+        nxt = grads[:p] + [apply("add", [xb, g]) for xb, g in zip(x_bar, grads[p:])]
+    captured = [*tape_ph, *body.captured, trips] + ([y_tape] if y_tape is not None else [])
+    return Body(jj, [*c_bar, *x_bar], captured, nxt, (), None,
+                tuple("∂" + nm for nm in body.names))
+
+
+def _batch(node, ins, m):
+    return None
+
+
+def _export(args, attrs):
+    raise NotImplementedError     # dsl/codegen.py writes a loop as a Python function
+
+
+register(OpDef(name="loop", kernel=_kernel, shape=_shape, params=("n",), variadic=True,
+               attrs=(), builtin=False, vjp=_vjp, jvp=_jvp,
+               batch="a loop's body would need batching as a whole (not yet built): the "
+                     "Jacobian takes one derivative per direction",
+               export=_export,
+               doc="a structured loop: one of the results of running its body graph"))
+
+
+# ── reading the tape ────────────────────────────────────────────────────
+
+def _read_shape(shs, attrs, span):
+    return attrs["shape"]
+
+
+def _read(tape, k, shape):
+    i = int(k)
+    if tape.ndim == 0 or not 0 <= i < tape.shape[0]:
+        raise BpValueError(f"loop_read: row {i} of a tape of {tape.shape[0] if tape.ndim else 0}")
+    return tape[i]
+
+
+def _loop_write(g, tape, k):
+    out = np.zeros(tape.shape)
+    out[int(k)] = g
+    return out
+
+
+def _write_shape(shs, attrs, span):
+    return shs[1]
+
+
+register(OpDef(name="loop_read", kernel=_read, shape=_read_shape, params=("tape", "k"),
+               attrs=(ops.Attr("shape", "shape", required=True),), builtin=False,
+               vjp=lambda ct, out, ins, a: (apply("loop_write", [ct, ins[0], ins[1]]), None),
+               jvp=lambda ts, out, ins, a: None if ts[0] is None else
+               apply("loop_read", [ts[0], ins[1]], a),
+               batch="a tape's row count is known only when the loop runs",
+               export="{0}[int({1})]",
+               doc="row k of a loop's tape (what a loop's reverse-mode derivative reads)"))
+
+register(OpDef(name="loop_write", kernel=_loop_write, shape=_write_shape, params=("g", "tape", "k"),
+               builtin=False,
+               vjp=lambda ct, out, ins, a: (apply("loop_read", [ct, ins[2]], {"shape": ins[0].shape}),
+                                            None, None),
+               jvp=lambda ts, out, ins, a: None if ts[0] is None else
+               apply("loop_write", [ts[0], ins[1], ins[2]]),
+               batch="a tape's row count is known only when the loop runs",
+               export="_loop_write({0}, {1}, {2})", helpers=(_loop_write,),
+               doc="zeros of a tape's shape with row k set to g (the adjoint of loop_read)"))
