@@ -415,3 +415,52 @@ def test_repl_modules_stay_small():
     for path in (ROOT / "dsl" / "repl").glob("*.py"):
         limit = 150 if path.name == "app.py" else 200
         assert len(path.read_text().splitlines()) <= limit, path.name
+
+
+# ── issue 17: ans, help shortcuts, :q, LaTeX-to-Unicode completion ───────
+
+def test_repl_ans_holds_the_last_value_shown():
+    out, _, repl = drive("3 * 4\rans + 1\rx = ans * 2\rx\r")
+    assert out.splitlines()[-2:] == ["13", "26"]
+    assert float(repl.interp.eval("ans")) == 26.0
+
+
+def test_repl_ans_is_not_saved_as_a_definition(tmp_path):
+    path = tmp_path / "s.bp"
+    drive(f"x = 2\rx + 1\r:save {path}\r")
+    text = path.read_text()
+    assert "x = 2" in text and "ans" not in text
+
+
+def test_repl_help_and_question_mark_and_q():
+    out, reason, _ = drive("help\r?grad\r:q\rx = 1\r")
+    assert reason == "quit"
+    assert "error" not in out
+    grad_page, _, _ = drive(":help grad\r")
+    assert grad_page.strip() and grad_page.strip().splitlines()[-1] in out
+
+
+def test_repl_help_is_a_name_once_bound():
+    out, _, _ = drive("help = 5\rhelp\r")
+    assert out.splitlines()[-1] == "5"
+
+
+@pytest.mark.parametrize("typed, want", [("\\theta", "θ"), ("x = \\lambda", "λ"), ("\\Omega", "Ω"),
+                                         ("y\\hat", "ŷ"), ("\\sigma", "σ"), ("\\ell", "ℓ")])
+def test_completion_of_latex_names_to_unicode(typed, want):
+    found = completer.candidates(typed, len(typed), dsl.Interpreter(), explicit=True)
+    assert [c.text for c in found] == [want]
+    word = typed.rsplit(" ", 1)[-1]
+    assert found[0].start == -len(word)                   # replaces the whole \name (y\hat: with y)
+    bp = dsl.Interpreter()
+    bp.exec(f"{want} = 2")                                 # a name bp takes
+    assert float(bp.eval(want)) == 2.0
+
+
+def test_completion_of_a_latex_prefix_lists_the_symbols():
+    # Julia's table: \phi is ϕ and \varphi φ, \epsilon ϵ and \varepsilon ε
+    found = completer.candidates("\\va", 3, dsl.Interpreter(), explicit=True)
+    assert [(c.meta, c.text) for c in found] == [("\\varepsilon", "ε"), ("\\varphi", "φ"),
+                                                 ("\\varsigma", "ς"), ("\\vartheta", "ϑ")]
+    assert [c.text for c in completer.candidates("\\phi", 4, dsl.Interpreter())] == ["ϕ"]
+    assert [c.text for c in completer.candidates("\\epsilon", 8, dsl.Interpreter())] == ["ϵ"]

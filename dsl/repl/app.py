@@ -26,6 +26,7 @@ from .history import open_history
 from .lexer import BpLexer
 
 PROMPT = "bp> "
+ANS = "ans"                                  # the last value shown
 CONTINUATION = "... "
 
 
@@ -73,6 +74,7 @@ class Repl:
     def handle(self, text: str) -> bool:
         """Run one input (a statement or a `:` command); True when it asks to leave."""
         self.inputs += 1
+        text = self._shortcut(text)
         try:
             if text.lstrip().startswith(":"):
                 return commands.dispatch(text, self)
@@ -88,10 +90,22 @@ class Repl:
             self.console.print(display.internal(exc), soft_wrap=True)
         return False
 
+    def _shortcut(self, text: str) -> str:
+        """`help` and `?topic` are `:help` and `:help topic` (as in IPython and Julia),
+        unless the session has bound `help`."""
+        word = text.strip()
+        if word == "help" and "help" not in self.interp.globals:
+            return ":help"
+        if word.startswith("?") and "\n" not in word:
+            return ":help " + word[1:].strip()
+        return text
+
     def echo(self, value) -> None:
-        """Show the value of an expression statement, as it is computed."""
+        """Show the value of an expression statement, as it is computed; `ans` holds
+        it after (as in Julia and MATLAB)."""
         self._flush()
         self.console.print(display.value(self.interp, value), soft_wrap=True)
+        self.interp.globals[ANS] = value
 
     def source_name(self) -> str:
         """`<repl[3]>` for the third input: an error inside a function defined

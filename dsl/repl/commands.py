@@ -28,6 +28,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+ALIASES = {"q": "quit", "h": "help", "?": "help"}        # :q leaves, as in vim and Julia
 
 
 def command(name: str, usage: str = "", help: str = ""):
@@ -40,7 +41,7 @@ def command(name: str, usage: str = "", help: str = ""):
 def dispatch(line: str, repl) -> bool:
     """Run `:name arg`; True when the REPL should leave."""
     name, _, arg = line.strip()[1:].partition(" ")
-    name = name.strip()
+    name = ALIASES.get(name.strip(), name.strip())
     cmd = COMMANDS.get(name)
     if cmd is None:
         repl.console.print(unknown(name), soft_wrap=True)

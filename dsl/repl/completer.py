@@ -15,6 +15,17 @@ from prompt_toolkit.completion import Completer, Completion
 from . import commands, introspect
 
 _WORD = re.compile(r"(?<![\w.])[^\W\d]\w*$")
+_LATEX = re.compile(r"\\([A-Za-z]*)$")
+
+# Julia's LaTeX-to-Unicode completion (\theta + Tab is θ), for the letters models
+# are written in: Greek, and a combining hat and bar (y\hat is ŷ).
+_GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
+          "pi rho sigma tau upsilon phi chi psi omega").split()
+SYMBOLS = {name: chr(0x3B1 + i + (i > 16)) for i, name in enumerate(_GREEK)}     # no final ς
+SYMBOLS |= {name.capitalize(): chr(0x391 + i + (i > 16)) for i, name in enumerate(_GREEK)}
+SYMBOLS |= {"epsilon": "ϵ", "phi": "ϕ"}                   # as Julia (and LaTeX's glyphs)
+SYMBOLS |= {"varepsilon": "ε", "vartheta": "ϑ", "varphi": "φ", "varsigma": "ς", "ell": "ℓ",
+            "hat": "\u0302", "bar": "\u0304", "tilde": "\u0303"}
 _FIELD = re.compile(r"(?<![\w.])([^\W\d]\w*(?:\.[^\W\d]\w*)*)\.(\w*)$")
 _FILE_COMMANDS = ("load", "save")
 
@@ -35,6 +46,9 @@ def candidates(text: str, cursor: int, interp, explicit: bool = False) -> list[C
     line = before.rsplit("\n", 1)[-1]
     if line.count('"') % 2 or "#" in line.split('"')[-1]:
         return []                                    # inside a string or a comment
+    m = _LATEX.search(line)
+    if m:
+        return _symbols(line, m)
     m = _FIELD.search(line)
     if m:
         record = introspect.field_path(interp, m.group(1).split("."))
@@ -88,6 +102,29 @@ def _command(before: str, interp) -> list[Candidate]:
     if name in ("graph", "type"):
         return candidates(arg, len(arg), interp)
     return []
+
+
+def _symbols(line: str, m) -> list[Candidate]:
+    """`\theta` becomes θ; an accent joins the letter before it where Unicode has
+    the accented letter (`y\hat` is ŷ; bp's names take no combining marks)."""
+    import unicodedata
+    word = m.group(1)
+    start = -len(m.group())
+    out = []
+    for name, symbol in SYMBOLS.items():
+        if not name.startswith(word):
+            continue
+        if unicodedata.combining(symbol):
+            base = line[:m.start()][-1:]
+            if not base or not (base.isalnum() or base == "_"):
+                continue
+            joined = unicodedata.normalize("NFC", base + symbol)
+            if len(joined) == 1:                 # a letter of its own (ŷ), so a name's part
+                out.append(Candidate(joined, start - 1, f"\\{name}"))
+        else:
+            out.append(Candidate(symbol, start, f"\\{name}"))
+    exact = [c for c in out if c.meta == "\\" + word]
+    return exact or sorted(out, key=lambda c: c.meta)
 
 
 class BpCompleter(Completer):

@@ -20,8 +20,8 @@ def session_script(interp) -> tuple[str, int]:
     inf, nan) come last, so the literals before them read the builtin ones."""
     first, last = [], []
     for name, value in interp.globals.items():
-        if introspect.is_builtin_constant(name, value):
-            continue
+        if introspect.is_builtin_constant(name, value) or name == "ans":
+            continue                              # ans: the REPL's last value, not a definition
         line = _definition(interp, name, value)
         (last if name in introspect.constants() else first).append(line)
     lines = ["# a bp session, saved by :save; run it with `bp FILE` or `:load FILE`"]
