@@ -87,7 +87,7 @@ def _help(repl, arg):
 def _vars(repl, arg):
     interp = repl.interp
     rows = [[n, introspect.kind(interp.globals[n]), introspect.describe(interp.globals[n], n)]
-            for n in introspect.user_names(interp)]
+            for n in introspect.user_names(interp) if n != "ans"]      # ans: not a definition
     if not rows:
         repl.console.print(display.note("no definitions yet"))
         return
