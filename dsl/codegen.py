@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import BpTypeError
 from .graph import Node, topo_order
-from .ops import REGISTRY
+from .ops import ACTIVE, REGISTRY
 from .values import Record, leaf_paths, leaves
 
 # A Jacobian whose shapes are known only at the call (jacobian and hessian of
@@ -296,7 +296,46 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         inner_syms += [value_sym, vjp_sym]
         entries += [(value_sym, entry.value), (vjp_sym, entry.vjp)]
         wrappers.append((_Sym(fname), entry, value_sym, vjp_sym))
+    # A loop node's body (and its condition) is a function of the module's own, called
+    # by the _bp_loop helper; the parts of one loop share one call.
+    body_fns: dict[int, tuple] = {}
+    loop_calls: dict[tuple, str] = {}
+
+    def body_function(b) -> tuple:
+        if id(b) not in body_fns:
+            names = [ph.attr("name") for ph in b.inputs]
+            bsym = _Sym("_loop_body")
+            entries.append((bsym, (names, b.inputs, tuple(b.next) + tuple(b.emit))))
+            csym = None
+            if b.cond is not None:
+                csym = _Sym("_loop_cond")
+                entries.append((csym, (names, b.inputs, b.cond)))
+            inner_syms.extend([bsym] + ([csym] if csym else []))
+            body_fns[id(b)] = (b, bsym, csym)          # b kept: its id stays its own
+        return body_fns[id(b)][1:]
+
+    def loop_part(node, tsyms, label) -> str:
+        b = node.attr("body")
+        key = (id(b), tuple(map(id, node.inputs)))
+        if key not in loop_calls:
+            bsym, csym = body_function(b)
+            p, q = len(b.carried), len(b.captured)
+            args = [label[id(i)] for i in node.inputs]
+            tup = lambda xs: "(" + "".join(x + ", " for x in xs) + ")"    # noqa: E731
+            whole = _Sym("t")
+            tsyms.append(whole)
+            lines.append(f"    {ref(whole)} = _bp_loop({ref(bsym)}, "
+                        f"{ref(csym) if csym else 'None'}, {args[0]}, {tup(args[1:1 + p])}, "
+                        f"{tup(args[1 + p:1 + p + q])}, {len(b.emit)}, {ACTIVE.limits.max_iterations})")
+            loop_calls[key] = lines[-1].split(" = ", 1)[0].strip()
+        tsym = _Sym("t")
+        tsyms.append(tsym)
+        lines.append(f"    {ref(tsym)} = {loop_calls[key]}[{node.attr('part')}]")
+        return lines[-1].split(" = ", 1)[0].strip()
+
+    lines: list[str] = []
     for fsym, (names, inputs, out) in entries:
+        loop_calls.clear()                       # a loop's call is its function's own
         psyms = [_Sym(n) for n in names]
         tsyms: list[_Sym] = []
         fn_syms.append(fsym)
@@ -321,7 +360,7 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
         # unused, or only the model of a zero gradient, may be a record or a tuple.
         arrays = {id(i) for node in order if node.op not in ("input", "const", "zeros_like")
                   for i in node.inputs if id(i) in own}
-        body = [f"def {ref(fsym)}({', '.join(label[id(n)] for n in inputs)}):"]
+        body = lines = [f"def {ref(fsym)}({', '.join(label[id(n)] for n in inputs)}):"]
         body += [f"    {label[id(n)]} = np.asarray({label[id(n)]}, dtype=np.float64)"
                  for n in inputs if id(n) in arrays]
         body += [f"    {label[id(leaf)]} = np.asarray({source}, dtype=np.float64)"
@@ -355,6 +394,11 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
                     shared[id(node)] = ref(csym)
                     constant_lines.append(f"{shared[id(node)]} = {_array_literal(node.value)}")
                 label[id(node)] = shared[id(node)]
+                continue
+            if node.op == "loop":                 # a structured loop: a function per body
+                ops_used.add("loop")
+                label[id(node)] = loop_part(node, tsyms, label)
+                own.add(id(node))
                 continue
             ops_used.add(node.op)
             tsym = _Sym("t")

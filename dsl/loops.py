@@ -359,19 +359,32 @@ def _adjoint_body(body: Body, emitted: int | None) -> Body:
                 tuple("∂" + nm for nm in body.names))
 
 
-def _batch(node, ins, m):
-    return None
+def _bp_loop(body, cond, n, carried, captured, r, cap):
+    """A loop of an exported module: body(k, *carried, *captured) gives the next carried
+    values and the emitted ones; cond (or None) is read before each iteration."""
+    carried, k, emitted = list(carried), 0, [[] for _ in range(r)]
+    n = float(n)
+    while k < n and (cond is None or cond(np.float64(k), *carried, *captured) != 0):
+        if k >= cap:
+            raise ValueError(f"a loop ran more than {cap} iterations")
+        out = body(np.float64(k), *carried, *captured)
+        carried = list(out[:len(carried)])
+        for rows, y in zip(emitted, out[len(carried):]):
+            rows.append(y)
+        k += 1
+    tapes = [np.stack(rows) if rows else np.zeros((0,)) for rows in emitted]
+    return (*carried, *tapes, np.float64(k))
 
 
 def _export(args, attrs):
-    raise NotImplementedError     # dsl/codegen.py writes a loop as a Python function
+    raise NotImplementedError("dsl/codegen.py writes a loop as a call of a function per body")
 
 
 register(OpDef(name="loop", kernel=_kernel, shape=_shape, params=("n",), variadic=True,
                attrs=(), builtin=False, vjp=_vjp, jvp=_jvp,
                batch="a loop's body would need batching as a whole (not yet built): the "
                      "Jacobian takes one derivative per direction",
-               export=_export,
+               export=_export, helpers=(_bp_loop,),
                doc="a structured loop: one of the results of running its body graph"))
 
 

@@ -356,3 +356,42 @@ def test_loops_a_long_while_loop_and_its_gradient_without_recursion(engine):
     np.testing.assert_allclose(got[0], xv, rtol=1e-13)
     np.testing.assert_allclose(got[2], dv, rtol=1e-10)
     assert took < 30, took
+
+
+# ── export: a Python loop in the module ──────────────────────────────────
+
+def _exported(functions):
+    from dsl import codegen
+    src = codegen.module(functions, {})
+    scope: dict = {}
+    exec(compile(src, "<export>", "exec"), scope)
+    return src, scope
+
+
+def test_loops_export_writes_a_python_loop_and_its_derivatives():
+    a, x0 = make_input("a", ()), make_input("x0", ())
+    x, T = newton_sqrt(a, x0)
+    ga, gx0 = vjp_graph([x], [C(1.0)], [a, x0])
+    (hva,) = jvp_graph([ga], [a], [C(1.0)])
+    src, mod = _exported({"f": (["a", "x0"], [a, x0], (x, T)),
+                          "g": (["a", "x0"], [a, x0], (ga, gx0)),
+                          "h": (["a", "x0"], [a, x0], hva)})
+    assert "while" in src and "_bp_loop(" in src and "import numpy as np" in src
+    want = run([a, x0], [x, T, ga, gx0, hva], 3.0, 1.0)
+    np.testing.assert_allclose(mod["f"](3.0, 1.0), want[:2], rtol=1e-15)
+    np.testing.assert_allclose(mod["g"](3.0, 1.0), want[2:4], rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(mod["h"](3.0, 1.0), want[4], rtol=1e-15)
+
+
+def test_loops_export_of_nested_loops_with_tapes_and_hostile_names():
+    x, n = make_input("lambda", ()), make_input("np", ())
+
+    def outer(i, s):
+        inner, _ = loop_of(i, [C(0.0)], lambda j, t: A("add", t, A("pow", x, j)), names=("def",))
+        return A("add", s, inner)
+    s, _ = loop_of(n, [C(0.0)], outer, names=("k",))
+    (g,) = vjp_graph([s], [C(1.0)], [x])
+    (gg,) = vjp_graph([g], [C(1.0)], [x])
+    src, mod = _exported({"f": (["lambda", "np"], [x, n], (s, g, gg))})
+    want = run([x, n], [s, g, gg], 1.3, 5)
+    np.testing.assert_allclose(mod["f"](1.3, 5), want, rtol=1e-14)
