@@ -1,6 +1,7 @@
 """Plots of functions and vectors (SPEC §7): in the terminal with plotext,
 to an image file with matplotlib.  Both are optional extras
-(`pip install 'bp-lang[plot]'`); without them `plot` is a clean error.
+(`pip install 'bp-lang[plot]'`); without plotext a terminal plot is drawn in
+plain characters, and without matplotlib a plot to a file is a clean error.
 This module only draws: the interpreter evaluates what is drawn.
 """
 from __future__ import annotations
@@ -21,13 +22,54 @@ _PLOTEXT = threading.Lock()
 
 
 def terminal(series: list[Series], colour: bool, span: Span | None) -> str:
-    """The plot as text, legend included, ready to print."""
+    """The plot as text, legend included, ready to print: drawn by plotext where it is
+    installed, else in plain characters (so `plot` works on a first install)."""
     try:
         import plotext as plt
     except ImportError:
-        raise BpImportError(f"plot in the terminal needs plotext: {EXTRA}", span) from None
+        return plain(series)
     with _PLOTEXT:                     # plotext draws on one module-level figure
         return _draw(plt, series, colour)
+
+
+MARKS = "*o+x#%@&"
+
+
+def plain(series: list[Series], width: int = WIDTH, height: int = HEIGHT) -> str:
+    """A line plot in plain characters: one mark per series at each column (the
+    series drawn in order, a later one over an earlier), the y range on the left,
+    the x range below, then the legend."""
+    finite = [(xs[np.isfinite(ys)], ys[np.isfinite(ys)]) for _, xs, ys in series]
+    ys_all = np.concatenate([y for _, y in finite]) if finite else np.zeros(0)
+    xs_all = np.concatenate([x for x, _ in finite]) if finite else np.zeros(0)
+    if ys_all.size == 0:
+        return "(nothing finite to plot)\n" + _legend(series)
+    lo, hi = float(ys_all.min()), float(ys_all.max())
+    x0, x1 = float(xs_all.min()), float(xs_all.max())
+    labels = [f"{hi:.4g}", f"{lo:.4g}"]
+    pad = max(len(t) for t in labels)
+    cols = width - pad - 2
+    grid = [[" "] * cols for _ in range(height)]
+    for k, (xs, ys) in enumerate(finite):
+        mark = MARKS[k % len(MARKS)]
+        c = np.zeros(len(xs), dtype=int) if x1 == x0 else \
+            np.round((xs - x0) / (x1 - x0) * (cols - 1)).astype(int)
+        r = np.full(len(ys), height // 2) if hi == lo else \
+            np.round((hi - ys) / (hi - lo) * (height - 1)).astype(int)
+        for ci, ri in zip(c, r):
+            grid[ri][ci] = mark
+    lines = []
+    for i, row in enumerate(grid):
+        label = labels[0] if i == 0 else labels[1] if i == height - 1 else ""
+        lines.append(f"{label:>{pad}} |" + "".join(row).rstrip())
+    lines.append(" " * pad + " +" + "-" * cols)
+    left, right = f"{x0:.4g}", f"{x1:.4g}"
+    lines.append(" " * (pad + 2) + left + right.rjust(cols - len(left)))
+    return "\n".join(lines) + "\n" + _legend(series)
+
+
+def _legend(series: list[Series]) -> str:
+    return "  ".join(f"{MARKS[k % len(MARKS)]} {label}" for k, (label, _, _) in enumerate(series))
 
 
 def _draw(plt, series, colour) -> str:

@@ -36,11 +36,25 @@ def test_plot_to_png_writes_a_picture(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))                 # the temporary file is gone
 
 
-def test_plot_without_the_extra_names_it(monkeypatch):
+def test_plot_without_plotext_draws_in_plain_characters(monkeypatch):
+    # issue 17: `plot` works on a first install (examples/xor.bp plots its losses)
     monkeypatch.setitem(sys.modules, "plotext", None)       # as if not installed
     bp = dsl.Interpreter()
+    bp.exec("losses = [4, 2, 1, 0.5]\nplot losses\nplot sin, cos on (0, 3)")
+    lines = bp.stdout.getvalue().splitlines()
+    first = lines[:23]                                      # 20 rows, the axis, the x range, the legend
+    assert first[0] == "  4 |*" and first[19].startswith("0.5 |") and first[19].endswith("*")
+    assert first[20].lstrip().startswith("+--") and first[21].split() == ["0", "3"]
+    assert first[22] == "* losses"
+    assert lines[-1] == "* sin  o cos"
+    assert sum("o" in line for line in lines[23:]) >= 15     # cos drawn down the rows
+
+
+def test_plot_to_a_file_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    bp = dsl.Interpreter()
     with pytest.raises(dsl.BpImportError, match=r"bp-lang\[plot\]"):
-        bp.exec("plot sin on (0, 1)")
+        bp.exec(f'plot sin on (0, 1) to "{tmp_path / "s.png"}"')
 
 
 def test_plot_mistakes_are_located_errors():
