@@ -298,8 +298,12 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
         params = {}
         by_name = {name: binders.add("param", name) for name in names}
     lines: list[str] = []
+    trips, groups = _trip_counts_read(order), {}
     for node in order:
         if id(node) in text:
+            continue
+        if node.op == "loop":            # a structured loop: statements, its parts names
+            loop_statements(node, text, binders, shadowed, lines, trips, groups)
             continue
         if id(node) in params:
             text[id(node)] = (params[id(node)], 12)
@@ -323,6 +327,125 @@ def format_graph_function(names: list[str], out, inputs: list | None = None,
     else:
         source = f"{head} -> {{ {'; '.join(lines)}; return {result} }}"
     return binders.resolve(source)
+
+
+def _trip_counts_read(order) -> set:
+    """The loops (body, inputs) whose number of iterations the graph reads."""
+    out = set()
+    for node in order:
+        if node.op == "loop":
+            b = node.attr("body")
+            if node.attr("part") == len(b.carried) + len(b.emit):
+                out.add((id(b), tuple(map(id, node.inputs))))
+    return out
+
+
+def _var_name(name: str, default: str) -> str:
+    """A carried value's name in the source, as a bp name (∂x → dx)."""
+    name = (name or "").replace("∂", "d")
+    name = "".join(ch for ch in name if ch.isalnum() or ch == "_")
+    return name if name and name.isidentifier() and name not in _KEYWORDS else default
+
+
+def loop_statements(node, text: dict, binders, shadowed, lines: list, trips=frozenset(),
+                    groups: dict | None = None) -> None:
+    """A loop node as bp statements appended to `lines` (once per loop: `groups` maps
+    each loop printed to its carried names and counter), and the text of the node
+    (a carried value's name after the loop) put into `text`:
+
+        x = x0; while abs(x^2 - a) > 1e-12 { x = 0.5*(x + a/x) }
+        y = y0; for i in range(n) { t1 = …; y = y + … }
+
+    A body prints as a block of statements, its own temporaries bound inside; a loop
+    inside a body prints inside its block (this walk nests as deep as the loops do,
+    which is the source's nesting, never the graph's depth).  A loop that emits a
+    tape (reverse mode's saving loop) has no bp form: a BpValueError, and the
+    printer falls back to the transform's form."""
+    groups = {} if groups is None else groups
+    b = node.attr("body")
+    key = (id(b), tuple(map(id, node.inputs)))
+    if key not in groups:
+        groups[key] = _loop_lines(node, text, binders, shadowed, lines, key in trips)
+    names, kname = groups[key]
+    j = node.attr("part")
+    text[id(node)] = (names[j] if j < len(names) else kname, 12)
+
+
+def _loop_lines(node, text, binders, shadowed, lines, want_trips) -> tuple:
+    from .errors import BpValueError
+    from .graph import topo_order, use_counts
+    b = node.attr("body")
+    if b.emit:
+        raise BpValueError("a loop that keeps a tape of its iterates (reverse mode) has no bp "
+                           "form", node.span)
+    p = len(b.carried)
+    ins = node.inputs
+
+    def atom(i) -> str:
+        s_, prec = text[id(i)]
+        if prec >= 12:
+            return s_
+        name = binders.add("temp", "t")
+        lines.append(f"{name} = {s_}")
+        text[id(i)] = (name, 12)
+        return name
+    n_inf = ins[0].op == "const" and ins[0].value.ndim == 0 and float(ins[0].value) == np.inf
+    n_text = None if n_inf else atom(ins[0])
+    captured = [atom(i) for i in ins[1 + p:]]
+    inits = [text[id(i)][0] for i in ins[1:1 + p]]
+    names = [binders.add("var", _var_name(b.names[j] if j < len(b.names) else "", "c"))
+             for j in range(p)]
+    reads_k = any(nd is b.k for nd in topo_order(b.outputs()))
+    as_for = b.cond is None and not n_inf and not want_trips
+    counted = not as_for and (reads_k or want_trips or not n_inf)
+    kname = binders.add("var", "i") if (as_for or counted) else None
+    inner: dict = {id(b.k): (kname or "0", 12)}
+    inner.update({id(c): (nm, 12) for c, nm in zip(b.carried, names)})
+    inner.update({id(x): (t, 12) for x, t in zip(b.captured, captured)})
+    # the condition: one expression over the carried names, read before each iteration
+    test = None
+    if b.cond is not None:
+        ctext = dict(inner)
+        for nd in topo_order([b.cond]):
+            if id(nd) in ctext:
+                continue
+            if nd.op == "loop":
+                raise BpValueError("a loop in a while loop's condition has no bp form", nd.span)
+            ctext[id(nd)] = node_source(nd, ctext, binders, shadowed)
+        test = ctext[id(b.cond)]
+    # the body: statements over the carried names, then the carried values rebound
+    border = topo_order(list(b.next))
+    buses = use_counts(border, list(b.next))
+    body: list[str] = []
+    btrips, bgroups = _trip_counts_read(border), {}
+    for nd in border:
+        if id(nd) in inner:
+            continue
+        if nd.op == "loop":
+            loop_statements(nd, inner, binders, shadowed, body, btrips, bgroups)
+            continue
+        inner[id(nd)] = node_source(nd, inner, binders, shadowed)
+        if buses.get(id(nd), 0) > 1 and not _is_leaf(nd):
+            t = binders.add("temp", "t")
+            body.append(f"{t} = {inner[id(nd)][0]}")
+            inner[id(nd)] = (t, 12)
+    changed = [(nm, inner[id(nx)][0]) for nm, c, nx in zip(names, b.carried, b.next) if nx is not c]
+    if changed:
+        body.append(f"{', '.join(nm for nm, _ in changed)} = {', '.join(t for _, t in changed)}")
+    if counted:
+        body.append(f"{kname} = {kname} + 1")
+    if p:
+        lines.append(f"{', '.join(names)} = {', '.join(inits)}")
+    if counted:
+        lines.append(f"{kname} = 0")
+    block = "{ " + "; ".join(body) + " }" if body else "{ }"
+    if as_for:
+        lines.append(f"for {kname} in {ref('range', shadowed)}({n_text}) {block}")
+    else:
+        tests = ([] if n_inf else [f"{kname} < {n_text}"]) + \
+            ([] if test is None else [_wrap(test, 5) if not n_inf else test[0]])
+        lines.append(f"while {' and '.join(tests) or '1'} {block}")
+    return names, kname
 
 
 _PLACEHOLDER = "\x00"
@@ -352,7 +475,7 @@ class _Binders:
         # Parameters first (they keep their names where they can), then the block's
         # temporaries, then the lambdas' variables, each avoiding all before it.  A
         # lambda's variable is read only right beside its binding, so lambdas share one.
-        for kinds in (("param",), ("temp",), ("lambda",)):
+        for kinds in (("param",), ("temp", "var"), ("lambda",)):
             lambda_picks: dict[str, str] = {}
             for k, (kind, name) in enumerate(self.wanted):
                 if kind not in kinds:
@@ -360,14 +483,14 @@ class _Binders:
                 if kind == "lambda":
                     pick = lambda_picks.setdefault(name, name if name not in taken else _fresh(name, taken))
                 else:
-                    pick = name if kind == "param" and name not in taken else _fresh(name, taken)
+                    pick = name if kind in ("param", "var") and name not in taken else _fresh(name, taken)
                     taken.add(pick)
                 chosen[k] = pick
         parts[1::2] = [chosen[int(k)] for k in parts[1::2]]
         return "".join(parts)
 
 
-_KEYWORDS = frozenset("def return for in if then else and or not import export print plot assert "
+_KEYWORDS = frozenset("def return for while in if then else and or not import export print plot assert "
                       "graph on to break latex bp".split())
 
 
@@ -645,6 +768,7 @@ def format_listing(graph, names: list[str], transform: str = "grad") -> str:
         lines.append(f"{name}: {fmt(node)}")
     k = 0
     body = []
+    bodies: dict = {}                     # id(body) → (number, body): loops, listed after
     taken = set(names) | {n.attr("name") for n in graph.nodes if n.op == "input"}
     for node in graph.nodes:
         if id(node) in label:
@@ -659,8 +783,15 @@ def format_listing(graph, names: list[str], transform: str = "grad") -> str:
         while f"t{k}" in taken:                  # the program's own t1 keeps its name
             k += 1
         label[id(node)] = f"t{k}"
-        text = node_source(node, {id(i): (label[id(i)], 12) for i in node.inputs}) \
-            if node.op != "const" else (f"const {shapes.fmt(node.shape)}", 12)
+        if node.op == "loop":                    # listed as a call; its body after the graph
+            b = node.attr("body")
+            if id(b) not in bodies:
+                bodies[id(b)] = (len(bodies) + 1, b)
+            args = ", ".join(label[id(i)] for i in node.inputs)
+            text = (f"loop{bodies[id(b)][0]}({args})[{node.attr('part')}]", 12)
+        else:
+            text = node_source(node, {id(i): (label[id(i)], 12) for i in node.inputs}) \
+                if node.op != "const" else (f"const {shapes.fmt(node.shape)}", 12)
         mark = "  ∂" if node.origin == "d" else ""
         body.append((f"t{k} = {text[0]}", f": {fmt(node)}{mark}"))
     width = max((len(a) for a, _ in body), default=0)
@@ -672,6 +803,30 @@ def format_listing(graph, names: list[str], transform: str = "grad") -> str:
         detail = f": {counts.get('f', 0)} from f, {counts['d']} from {transform}"
     outs = ", ".join(label[id(o)] for o in graph.outputs)
     lines.append(f"return {outs}  # {total} node{'s' * (total != 1)}{detail}")
+    # Each loop's body, as a graph of its own (a loop in a body is listed after it too:
+    # a queue, not a recursion).
+    listed = 0
+    while listed < len(bodies):
+        number, b = list(bodies.values())[listed]
+        listed += 1
+        from .graph import Graph
+        sub = Graph(b.inputs, b.outputs())
+        bnames = [ph.attr("name") for ph in b.inputs]
+        head = (f"loop{number}: counter {bnames[0]}, carried "
+                f"{', '.join(bnames[1:1 + len(b.carried)]) or '—'}, captured "
+                f"{', '.join(bnames[1 + len(b.carried):]) or '—'}")
+        what = ["next " + ", ".join(bnames[1:1 + len(b.carried)])]
+        if b.emit:
+            what.append(f"{len(b.emit)} emitted")
+        if b.cond is not None:
+            what.append("the condition")
+        inner = format_listing(sub, bnames).split("\n")
+        for nd in sub.nodes:                 # loops inside this body: listed after it
+            if nd.op == "loop" and id(nd.attr("body")) not in bodies:
+                bodies[id(nd.attr("body"))] = (len(bodies) + 1, nd.attr("body"))
+        lines.append("")
+        lines.append(f"{head}; returns {'; '.join(what)}")
+        lines += ["  " + ln for ln in inner]
     return "\n".join(lines)
 
 

@@ -395,3 +395,46 @@ def test_loops_export_of_nested_loops_with_tapes_and_hostile_names():
     src, mod = _exported({"f": (["lambda", "np"], [x, n], (s, g, gg))})
     want = run([x, n], [s, g, gg], 1.3, 5)
     np.testing.assert_allclose(mod["f"](1.3, 5), want, rtol=1e-14)
+
+
+# ── printing and the listing ─────────────────────────────────────────────
+
+def test_loops_print_as_bp_statements_in_a_block_body():
+    from dsl import render
+    from dsl.errors import BpValueError
+    a, x0 = make_input("a", ()), make_input("x0", ())
+    x, _ = newton_sqrt(a, x0)
+    assert render.format_graph_function(["a", "x0"], x, [a, x0]) == \
+        "(a, x0) -> { x = x0; while abs(x^2 - a) > 1e-12 { x = 0.5 * (x + a/x) }; return x }"
+    # forward mode carries the tangent beside the value, in the same loop
+    (t,) = jvp_graph([x], [a], [C(1.0)])
+    text = render.format_graph_function(["a", "x0"], t, [a, x0])
+    assert text.startswith("(a, x0) -> { x, dx = x0, 0; while abs(x^2 - a) > 1e-12 { x, dx = ")
+    assert text.endswith("}; return dx }")
+    # a for loop over a runtime count, nested
+    xx, n = make_input("x", ()), make_input("n", ())
+
+    def outer(i, s):
+        inner, _ = loop_of(i, [C(0.0)], lambda j, t: A("add", t, A("pow", xx, j)), names=("t",))
+        return A("add", s, inner)
+    s, _ = loop_of(n, [C(0.0)], outer, names=("s",))
+    assert render.format_graph_function(["x", "n"], s, [xx, n]) == \
+        "(x, n) -> { s = 0; for i in range(n) { t = 0; for i1 in range(i) { t = t + x^i1 }; s = s + t }; return s }"
+    # names are the printer's: a parameter called i or s pushes the loop's aside
+    assert render.format_graph_function(["i", "s"], s, [xx, n]) == \
+        "(i, s) -> { s1 = 0; for i1 in range(s) { t = 0; for i2 in range(i1) { t = t + i^i2 }; s1 = s1 + t }; return s1 }"
+    # reverse mode keeps a tape, which bp cannot write: the printer falls back
+    (g,) = vjp_graph([x], [C(1.0)], [a])
+    with pytest.raises(BpValueError):
+        render.format_graph_function(["a", "x0"], g, [a, x0])
+
+
+def test_loops_listing_shows_each_body_after_the_graph():
+    from dsl import render
+    from dsl.graph import Graph
+    a, x0 = make_input("a", ()), make_input("x0", ())
+    x, _ = newton_sqrt(a, x0)
+    text = render.format_listing(Graph([a, x0], [x]), ["a", "x0"])
+    assert "t1 = loop1(inf, x0, a)[0]" in text
+    assert "loop1: counter k, carried x, captured a; returns next x; the condition" in text
+    assert "t7 = t6 > 1e-12" in text
