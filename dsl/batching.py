@@ -24,8 +24,15 @@ Batched = tuple[Node, bool]          # the new node, and whether it has the batc
 def batch(outputs: list[Node], seed: Node, replacement: Node) -> list[Node] | None:
     """`outputs` with `seed` (shape s) replaced by `replacement` (shape (m,) + s),
     each output gaining a leading axis of size m; None if some op has no rule."""
-    m = replacement.shape[0]
-    new: dict[int, Batched] = {id(seed): (replacement, True)}
+    return batch_map(outputs, {id(seed): replacement}, replacement.shape[0])
+
+
+def batch_map(outputs: list[Node], replacements: dict, m: int, broadcast: bool = True):
+    """`outputs` with each node whose id is in `replacements` replaced by its batched
+    form (shape (m,) + its shape), and each output gaining the batch axis; None if some
+    op on the way has no rule.  With broadcast=False an output that does not depend on
+    a replaced node stays as it is: the result is then a list of (node, batched)."""
+    new: dict[int, Batched] = {k: (v, True) for k, v in replacements.items()}
     for node in topo_order(outputs):
         if id(node) in new:
             continue
@@ -33,10 +40,15 @@ def batch(outputs: list[Node], seed: Node, replacement: Node) -> list[Node] | No
         if not any(b for _, b in ins):
             new[id(node)] = (node, False)
             continue
-        if not all(isinstance(i.shape, tuple) for i in node.inputs) or not isinstance(node.shape, tuple):
-            return None
         rule = _rule(node.op)
         if rule is None:
+            return None
+        # Rules need known shapes; one marked symbolic_ok (a loop's) checks for itself
+        # and needs them only where the batch axis goes.
+        if getattr(rule, "symbolic_ok", False):
+            if not all(isinstance(i.shape, tuple) for i, (_, b) in zip(node.inputs, ins) if b):
+                return None
+        elif not all(isinstance(i.shape, tuple) for i in node.inputs) or not isinstance(node.shape, tuple):
             return None
         with building("d", node.span):
             result = rule(node, ins, m)
@@ -46,6 +58,8 @@ def batch(outputs: list[Node], seed: Node, replacement: Node) -> list[Node] | No
         if result is None:
             return None
         new[id(node)] = result if isinstance(result, tuple) else (result, True)
+    if not broadcast:
+        return [new[id(o)] for o in outputs]
     out = []
     for o in outputs:
         n, batched = new[id(o)]

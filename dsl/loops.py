@@ -359,6 +359,119 @@ def _adjoint_body(body: Body, emitted: int | None) -> Body:
                 tuple("∂" + nm for nm in body.names))
 
 
+def _needed_carried(body: Body, j: int) -> list[int]:
+    """The carried values part j reads: j itself (if carried), everything the emitted
+    values and the condition read, and what those read in turn (a fixed point)."""
+    p = len(body.carried)
+    pos = {id(c): i for i, c in enumerate(body.carried)}
+    reads = []
+    for nx in body.next:
+        reads.append({pos[id(nd)] for nd in topo_order([nx]) if id(nd) in pos})
+    always = set()
+    for o in list(body.emit) + ([body.cond] if body.cond is not None else []):
+        always |= {pos[id(nd)] for nd in topo_order([o]) if id(nd) in pos}
+    keep = always | ({j} if j < p else set())
+    todo = list(keep)
+    while todo:
+        i = todo.pop()
+        for r in reads[i] - keep:
+            keep.add(r)
+            todo.append(r)
+    return sorted(keep)
+
+
+def pruned(node: Node) -> Node:
+    """The part as a loop that carries only what it needs (dead carried values, such as
+    the cotangents of captured values nobody asked for, dropped), or the node itself."""
+    body, n, init, cap = _split(node)
+    j = node.attr("part")
+    p = len(body.carried)
+    keep = _needed_carried(body, j)
+    if len(keep) == p:
+        return node
+    key = ("prune", tuple(keep))
+    pb = body._derived.get(key)
+    if pb is None:
+        pb = Body(body.k, [body.carried[i] for i in keep], body.captured,
+                  [body.next[i] for i in keep], body.emit, body.cond,
+                  tuple(body.names[i] if i < len(body.names) else "" for i in keep))
+        body._derived[key] = pb
+    new_j = keep.index(j) if j < p else j - p + len(keep)
+    return part([n, *[init[i] for i in keep], *cap], pb, new_j, node.span)
+
+
+def _batch(node, ins, m):
+    """The loop with a leading batch axis on what depends on the batched inputs (a
+    Jacobian's seed): the body batched as a graph.  The condition and the trip count
+    must not depend on the batch (each lane would stop at its own iteration), nor may
+    an emitted tape: then no rule (the Jacobian takes one derivative per direction)."""
+    small = pruned(node)
+    if small is not node:                 # batch only the carried values this part reads
+        body0, p0 = node.attr("body"), len(node.attr("body").carried)
+        keep = _needed_carried(body0, node.attr("part"))
+        sub_ins = [ins[0]] + [ins[1 + i] for i in keep] + list(ins[1 + p0:])
+        return _batch(small, sub_ins, m)
+    body, n, init, cap = _split(node)
+    p, q, r = len(body.carried), len(body.captured), len(body.emit)
+    if ins[0][1]:
+        return None
+    cap_b = [b for _, b in ins[1 + p:]]
+    car_b = [b for _, b in ins[1:1 + p]]
+    # which carried values become batched: a fixed point over the body's dependences
+    while True:
+        seeds = {id(c) for c, b in zip(body.carried, car_b) if b} | \
+            {id(x) for x, b in zip(body.captured, cap_b) if b}
+        dep = set(seeds)
+        for nd in topo_order(body.outputs()):
+            if id(nd) not in dep and any(id(i) in dep for i in nd.inputs):
+                dep.add(id(nd))
+        grown = [b or id(nx) in dep for b, nx in zip(car_b, body.next)]
+        if grown == car_b:
+            break
+        car_b = grown
+    if body.cond is not None and id(body.cond) in dep or any(id(y) in dep for y in body.emit):
+        return None
+    if not all(isinstance(ph.shape, tuple) for ph, b in zip(body.carried + body.captured,
+                                                             car_b + cap_b) if b):
+        return None
+    key = ("batch", m, tuple(car_b), tuple(cap_b))
+    bbody = body._derived.get(key)
+    if bbody is None:
+        from .batching import batch_map
+        repl = {}
+        carried = []
+        for c, b in zip(body.carried, car_b):
+            c2 = make_input(c.attr("name"), (m,) + c.shape, c.span) if b else c
+            repl.update({id(c): c2} if b else {})
+            carried.append(c2)
+        captured = []
+        for x, b in zip(body.captured, cap_b):
+            x2 = make_input(x.attr("name"), (m,) + x.shape, x.span) if b else x
+            repl.update({id(x): x2} if b else {})
+            captured.append(x2)
+        outs = batch_map(list(body.next), repl, m, broadcast=False)
+        if outs is None:
+            return None
+        nxt = []
+        for (nx, b), want in zip(outs, car_b):
+            nxt.append(nx if b or not want else apply("broadcast_to", [nx], {"shape": (m,) + nx.shape}))
+        cond = None
+        if body.cond is not None:
+            cond = body.cond
+        bbody = Body(body.k, carried, captured, nxt, body.emit, cond, body.names)
+        body._derived[key] = bbody
+    new_init = []
+    for (x, b), want, c in zip(ins[1:1 + p], car_b, body.carried):
+        new_init.append(x if b or not want else apply("broadcast_to", [x], {"shape": (m,) + c.shape}))
+    loop_in = [n, *new_init, *[x for x, _ in ins[1 + p:]]]
+    j = node.attr("part")
+    out = part(loop_in, bbody, j)
+    return (out, j < p and car_b[j])
+
+
+_batch.symbolic_ok = True      # unbatched tapes (of unknown length) may be captured
+
+
 def _bp_loop(body, cond, n, carried, captured, r, cap):
     """A loop of an exported module: body(k, *carried, *captured) gives the next carried
     values and the emitted ones; cond (or None) is read before each iteration."""
@@ -382,8 +495,7 @@ def _export(args, attrs):
 
 register(OpDef(name="loop", kernel=_kernel, shape=_shape, params=("n",), variadic=True,
                attrs=(), builtin=False, vjp=_vjp, jvp=_jvp,
-               batch="a loop's body would need batching as a whole (not yet built): the "
-                     "Jacobian takes one derivative per direction",
+               batch=_batch,
                export=_export, helpers=(_bp_loop,),
                doc="a structured loop: one of the results of running its body graph"))
 
