@@ -52,11 +52,14 @@ class _Unexpected(Exception):
 
 
 # A newline after one of these continues the statement (SPEC §2).
+# x += v and the other augmented assignments: one terminal each
+_AUGMENTED = {"PLUSEQUAL", "MINEQUAL", "STAREQUAL", "SLASHEQUAL", "PERCENTEQUAL", "ATEQUAL",
+              "CARETEQUAL", "POWEQUAL"}
 _CONTINUES = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "NOT", "COMMA",
-              "ARROW", "EQUAL", "AUG_OP", "THEN", "ELSE", "COLON"}
+              "ARROW", "EQUAL", "THEN", "ELSE", "COLON"} | _AUGMENTED
 _OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
 _CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
-_BINARY = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "ARROW", "EQUAL", "AUG_OP"}
+_BINARY = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "ARROW", "EQUAL"} | _AUGMENTED
 
 _SKIP = r"(?:\s|#[^\n]*+)*+"     # possessive: no backtracking into a comment
 _ELSE_AHEAD = re.compile(_SKIP + r"else\b")
