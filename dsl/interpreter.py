@@ -265,6 +265,45 @@ class Interpreter:
                 return render.format_function(fn, inner=inner, shadowed=self._shadowed_names())
             return render.format_function(fn, defaults=self._default_sources(fn))
 
+    def result_shape(self, fn: Function) -> str | None:
+        """The shape fn returns, in terms of its parameters' annotations (`[m]` for
+        `layer(W: [m, n], x: [n]) = tanh(W @ x)`), or None where a parameter has no
+        annotation.  Built for two assignments of sizes that share no number, as
+        printing does: a dimension is a name where it is that name's size in both, a
+        number where it is the same number in both, else `_`."""
+        known = _annotations(fn)
+        names = list(autodiff.param_names(fn))
+        if not names or any(n not in known for n in names):
+            return None
+        dims = list(dict.fromkeys((name, k) if d == "_" else d for name, ann in known.items()
+                                  for k, d in enumerate(ann) if isinstance(d, str)))
+        outs = []
+        for first in (3, 4):
+            sizes = {d: first + 2 * i for i, d in enumerate(dims)}
+            try:
+                outs.append((sizes, self._function_graph(fn, sizes=sizes)[2]))
+            except BpError:
+                return None
+        (s1, o1), (s2, o2) = outs
+        named = {v: d for d, v in s1.items() if isinstance(d, str)}
+
+        def dim(a, b):
+            d = named.get(a)
+            if d is not None and s2.get(d) == b:
+                return d
+            return str(a) if a == b else "_"
+
+        def shape_of(x, y):
+            if isinstance(x, tuple) and isinstance(y, tuple):
+                inner = ", ".join(shape_of(a, b) for a, b in zip(x, y))
+                return f"({inner},)" if len(x) == 1 else f"({inner})"
+            if isinstance(x, Record) and isinstance(y, Record):
+                return "{" + ", ".join(f"{k}: {shape_of(x[k], y[k])}" for k in x.keys()) + "}"
+            if isinstance(x, Node) and isinstance(x.shape, tuple) and isinstance(y.shape, tuple):
+                return "[" + ", ".join(dim(a, b) for a, b in zip(x.shape, y.shape)) + "]"
+            return "…"
+        return shape_of(o1, o2)
+
     def _default_sources(self, fn: Function) -> dict:
         """The printed defaults of fn's parameters (`lr=0.1`), each as bp source of its
         value.  None printed where a parameter without one follows one with one (jvp's

@@ -170,7 +170,7 @@ def test_repl_type_shows_shape_or_signature():
     assert "function (x, W: [2, 3]) -> …" in out
     assert "tensor [2, 3]" in out
     assert "tuple ([], [2])" in out
-    assert "function (x, W) -> …" in out
+    assert out.count("function (x, W: [2, 3]) -> …") == 2      # grad(f, wrt=W) too
     assert "expected a single expression" in out
 
 
@@ -464,3 +464,14 @@ def test_completion_of_a_latex_prefix_lists_the_symbols():
                                                  ("\\varsigma", "ς"), ("\\vartheta", "ϑ")]
     assert [c.text for c in completer.candidates("\\phi", 4, dsl.Interpreter())] == ["ϕ"]
     assert [c.text for c in completer.candidates("\\epsilon", 8, dsl.Interpreter())] == ["ϵ"]
+
+
+def test_repl_type_shows_the_result_shape_in_the_annotations_names():
+    out, _, _ = drive("def layer(W: [m, n], x: [n]) = tanh(W @ x)\r:type layer\r"
+                      "def c(x: [3]) = sum(x^3)\r:type hessian(c)\r:type grad(c)\r"
+                      "def o(a: [m], b: [n]) = (outer(a, b), sum(a))\r:type o\r"
+                      "def q(a: [2, _]) = reshape(a, -1)\r:type q\r:type x -> x\r")
+    lines = out.splitlines()[1:]
+    assert lines == ["function (W: [m, n], x: [n]) -> [m]", "function (x: [3]) -> [3, 3]",
+                     "function (x: [3]) -> [3]", "function (a: [m], b: [n]) -> ([m, n], [])",
+                     "function (a: [2, _]) -> [_]", "function (x) -> …"]

@@ -112,7 +112,8 @@ def _type(repl, arg):
     value = introspect.value_of(repl.interp, arg, repl.source_name())
     kind = introspect.kind(value)
     if kind == "function":
-        shown = f"({', '.join(introspect.params(value))}) -> …"
+        result = repl.interp.result_shape(value) or "…"
+        shown = f"({', '.join(introspect.params(value))}) -> {result}"
     else:
         shown = introspect.describe(value)
     out = Text(kind + " ", style="bold")

@@ -97,8 +97,13 @@ def params(fn) -> list[str]:
     if isinstance(fn, Closure):
         return [p.name if p.shape is None else f"{p.name}: {shape_text(p.shape)}"
                 for p in fn.params]
-    if isinstance(fn, Transform):
-        return list(autodiff.param_names(fn))
+    if isinstance(fn, Transform):                 # the function's annotations, through it
+        inner = fn
+        while isinstance(inner, Transform):
+            inner = inner.fn
+        shapes = {p.name: p.shape for p in inner.params} if isinstance(inner, Closure) else {}
+        return [n if shapes.get(n) is None else f"{n}: {shape_text(shapes[n])}"
+                for n in autodiff.param_names(fn)]
     entry = ops.BUILTINS.get(getattr(fn, "name", ""))
     if entry is not None:
         inner = ops.signature(entry)
