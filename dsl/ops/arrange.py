@@ -21,8 +21,8 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
-from . import (REGISTRY, Attr, CallForm, Macro, OpDef, apply, const, describe, register, register_macro,
-               static_int, static_ints, static_value)
+from . import (ACTIVE, REGISTRY, Attr, CallForm, Macro, OpDef, apply, const, describe,
+               limit_error, register, register_macro, static_int, static_ints, static_value)
 from .shape import _reshape_back
 from .sym import broadcast_like, sum_, unbroadcast
 
@@ -111,6 +111,8 @@ def _counts(repeats: tuple, n: int, span) -> tuple:
 
 def _repeat_shape(shs, attrs, span):
     repeats, axis = attrs["repeats"], attrs.get("axis")
+    if not repeats:
+        raise BpValueError("repeat: repeats must be a number or one count per element", span)
     if any(r < 0 for r in repeats):
         raise BpValueError(f"repeat: repeats must not be negative, got {tuple(repeats)}", span)
     if not _concrete(shs):
@@ -286,6 +288,10 @@ def _split(ctx, args, kwargs, span):
             cuts, first = (0,) + cuts, 1
         attrs["indices_or_sections"] = cuts
         count = len(cuts) + 1
+    cap = ACTIVE.limits.max_nodes
+    if count > cap:
+        raise limit_error("split into this many pieces would build too many graph nodes",
+                          "max_nodes", cap, span)
     return tuple(apply("split_part", [x], {**attrs, "k": k}, span) for k in range(first, count))
 
 
@@ -494,7 +500,7 @@ def _tile_back_any(g, x, attrs):
 def _repeat_back_any(g, x, attrs):
     """One count r along a leading axis (or of the flattened x): g[…, j::r] summed over j."""
     (r, *more), axis = attrs["repeats"], attrs.get("axis")
-    if more or r > _PIECES or (axis is not None and axis < 0):
+    if more or r > _PIECES or (axis is not None and not 0 <= axis < 64):   # NumPy's ranks ≤ 64
         return None
     if r == 0:
         return apply("zeros_like", [x])
