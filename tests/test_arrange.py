@@ -302,6 +302,9 @@ def test_arrange_split_gives_a_tuple_of_numpy_pieces():
     ("roll([1, 2], (1, 2))", "one number"),
     ("flip([1, 2], axis=1)", "out of range"),
     ("zeros_like([1], [2])", "1 argument"),
+    ("repeat([1, 2], [])", "one count per element"),
+    ("split([1, 2], 1e300)", "max_nodes"),
+    ("grad(x -> sum(repeat(x, 3, 1e300)))([1, 2])", "out of range"),
 ])
 def test_arrange_mistakes_are_located_errors(src, words):
     bp = _session()
