@@ -498,14 +498,32 @@ def _tile_back_any(g, x, attrs):
 
 
 def _repeat_back_any(g, x, attrs):
-    """One count r along a leading axis (or of the flattened x): g[…, j::r] summed over j."""
-    (r, *more), axis = attrs["repeats"], attrs.get("axis")
-    if more or r > _PIECES or (axis is not None and not 0 <= axis < 64):   # NumPy's ranks ≤ 64
-        return None
-    if r == 0:
-        return apply("zeros_like", [x])
+    """Along a leading axis (or of the flattened x): for one count r, g[…, j::r] summed
+    over j; for a count per element, each element's run of g summed, joined by concat."""
+    counts, axis = attrs["repeats"], attrs.get("axis")
+    if max(sum(counts), len(counts)) > _PIECES or (axis is not None and not 0 <= axis < 64):
+        return None                                    # (NumPy's ranks are at most 64)
     lead = (("s", None, None, None),) * (axis or 0)
-    total = _sum_of([apply("index", [g], {"items": lead + (("s", j, None, r),)}) for j in range(r)])
+    if axis is None:
+        x_flat = apply("reshape", [x], {"shape": (-1,)})
+    if len(counts) == 1:
+        r = counts[0]
+        if r == 0:
+            return apply("zeros_like", [x])
+        total = _sum_of([apply("index", [g], {"items": lead + (("s", j, None, r),)})
+                         for j in range(r)])
+    else:
+        parts, start = [], 0
+        for i, c in enumerate(counts):
+            if c == 0:                                 # zeros shaped like element i's slice
+                piece = apply("index", [x if axis is not None else x_flat],
+                              {"items": lead + (("s", i, i + 1, None),)})
+                parts.append(apply("zeros_like", [piece]))
+            else:
+                run = apply("index", [g], {"items": lead + (("s", start, start + c, None),)})
+                parts.append(sum_(run, (axis or 0,), True))
+            start += c
+        total = apply("concat", parts, {"axis": axis or 0})
     return apply("reshape_like", [total, x]) if axis is None else total
 
 
