@@ -611,6 +611,10 @@ def node_latex(node: Node, tex: dict, precision: int = 8, row: bool = False) -> 
         return Tex(*global_latex(node))
     if node.op == "const":
         return const_latex(node.value, precision)
+    if node.op == "loop":
+        from .errors import BpValueError
+        raise BpValueError("latex cannot show a loop (a while or for loop with a runtime count "
+                           "in a function): print the function for its bp form", node.span)
     ins = [tex[id(i)] for i in node.inputs]
     shapes = [i.shape for i in node.inputs]
     if node.op in ("add", "sub", "mul", "div") and len(ins) == 2:

@@ -160,7 +160,7 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
     flag = active.interrupt
     check_nan = active.limits.check_nan
     r = len(body.emit)
-    emitted: list[list] = [[] for _ in range(r)]
+    tapes: list = [None] * r              # each a buffer that doubles as rows come in
     k = 0
     go = True
     if first is not None and limit > 0:
@@ -172,7 +172,14 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
                               "max_iterations", cap, span)
         out = step.run([np.asarray(float(k)), *carried, *captured], check_nan, flag)
         for i in range(r):
-            emitted[i].append(out[p + i])
+            row, tape = out[p + i], tapes[i]
+            if tape is None or tape.shape[1:] != row.shape:
+                if tape is not None:
+                    raise BpValueError("a loop emitted values of different shapes", span)
+                tape = tapes[i] = np.empty((16,) + row.shape)
+            elif k == tape.shape[0]:
+                tape = tapes[i] = np.concatenate([tape, np.empty_like(tape)])
+            tape[k] = row
         carried = out[:p]
         k += 1
         if body.cond is not None:
@@ -181,13 +188,12 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
             flag.clear()
             from .errors import BpInterrupted
             raise BpInterrupted("the statement was interrupted", span)
-    tapes = []
-    for i, rows in enumerate(emitted):
-        if rows:
-            tapes.append(np.stack(rows))
-        else:
+    for i, tape in enumerate(tapes):
+        if tape is None:
             sh = body.emit[i].shape
-            tapes.append(np.zeros((0,) + (sh if isinstance(sh, tuple) else ())))
+            tapes[i] = np.zeros((0,) + (sh if isinstance(sh, tuple) else ()))
+        else:
+            tapes[i] = tape[:k].copy() if 2 * k < tape.shape[0] else tape[:k]
     return (*carried, *tapes, np.asarray(float(k)))
 
 

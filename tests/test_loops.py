@@ -480,3 +480,14 @@ def test_loops_batched_jacobian_through_a_loop(mode):
     assert abs(want - want.T).max() > 1e-3            # not symmetric: the orientation counts
     # forward: row i is the JVP of e_i, column i of J; reverse: the VJP of e_i, row i
     np.testing.assert_allclose(got.T if mode == "forward" else got, want, rtol=1e-7, atol=1e-10)
+
+
+def test_loops_latex_is_a_located_error():
+    from dsl import latex
+    from dsl.errors import BpValueError
+    where = Span("f.bp", 2, 3, 2, 9)
+    x0 = make_input("x0", ())
+    (x, _) = loop_of(C(3.0), [x0], lambda k, c: A("mul", C(2.0), c), span=where)
+    with pytest.raises(BpValueError) as err:
+        latex.node_latex(x, {id(i): latex.Tex("x", 12) for i in x.inputs})
+    assert err.value.span == where and "loop" in str(err.value)
