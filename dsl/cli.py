@@ -17,7 +17,7 @@ from .interpreter import Interpreter
 
 
 LIMITS = {"max_elements": 10**8, "max_nodes": 5_000_000, "max_unroll": 1_000_000,
-          "max_depth": 1000}      # the defaults of Interpreter(...) (dsl.ops.Limits)
+          "max_depth": 1000, "max_iterations": 1_000_000}      # the defaults of Interpreter(...) (dsl.ops.Limits)
 
 
 class _Usage(Exception):

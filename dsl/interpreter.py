@@ -101,11 +101,12 @@ class Interpreter:
     def __init__(self, *, stdout=None, precision: int = 8, seed: int = 0, files: bool = True,
                  check_nan: bool = False, max_elements: int = Limits.max_elements,
                  max_nodes: int = Limits.max_nodes, max_unroll: int = Limits.max_unroll,
-                 max_depth: int = Limits.max_depth):
+                 max_depth: int = Limits.max_depth, max_iterations: int = Limits.max_iterations):
         self.stdout = stdout if stdout is not None else io.StringIO()
         self.files = files
         self.limits = Limits(max_elements=max_elements, max_nodes=max_nodes,
-                             max_unroll=max_unroll, max_depth=max_depth, check_nan=check_nan)
+                             max_unroll=max_unroll, max_depth=max_depth, check_nan=check_nan,
+                             max_iterations=max_iterations)
         self._interrupt = threading.Event()
         self.precision = precision
         self.seed = seed
