@@ -147,9 +147,9 @@ class Limits:
     max_elements: int = 10**8          # elements of one tensor (800 MB of float64)
     max_nodes: int = 5_000_000         # graph nodes one statement may build
     max_unroll: int = 1_000_000        # steps of a for loop unrolled in a function
-    max_iterations: int = 1_000_000    # iterations of one loop node (a while loop's cap)
     max_depth: int = 1000              # nesting of the source
     check_nan: bool = False            # stop at the first nan/inf made from finite inputs
+    max_iterations: int = 1_000_000    # iterations of one loop node (a while loop's cap)
 
 
 class _Active(threading.local):
