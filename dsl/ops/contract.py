@@ -87,8 +87,18 @@ def parse(spec: str, count: int | None, span=None) -> tuple[tuple[tuple[str, ...
     return ins, out
 
 
-def spec_of(ins, out) -> str:
-    return ",".join("".join(term) for term in ins) + "->" + "".join(out)
+class Subscripts(str):
+    """An einsum node's subscripts: a str that prints quoted, so that an einsum node
+    prints as the call `einsum(a, b, "ij,jk->ik")` (the subscripts last, a form the
+    builtin also takes: printing writes attributes after the operands)."""
+    __slots__ = ()
+
+    def __str__(self):
+        return '"' + self + '"'
+
+
+def spec_of(ins, out) -> Subscripts:
+    return Subscripts(",".join("".join(term) for term in ins) + "->" + "".join(out))
 
 
 # ── shapes ───────────────────────────────────────────────────────────────
@@ -328,6 +338,8 @@ def _einsum_macro(ctx, args, kwargs, span):
         name = next(iter(kwargs))
         raise BpTypeError(f"einsum has no argument '{name}'; its signature is "
                           f"einsum(subscripts, operands…)", span)
+    if args and not isinstance(args[0], str) and isinstance(args[-1], str):
+        args = [args[-1], *args[:-1]]        # einsum(a, b, "ij,jk->ik"): as bp prints it
     if not args or not isinstance(args[0], str):
         got = describe(args[0]) if args else "nothing"
         raise BpTypeError(f"einsum's first argument is its subscripts, a string such as "
@@ -403,7 +415,7 @@ def _tensordot(ctx, args, kwargs, span):
     for i, j in zip(ax_a, ax_b):
         lb[j] = la[i]
     out = [c for i, c in enumerate(la) if i not in ax_a] + [c for j, c in enumerate(lb) if j not in ax_b]
-    return apply("einsum", [a, b], {"spec": f"{la},{''.join(lb)}->{''.join(out)}"}, span)
+    return apply("einsum", [a, b], {"spec": Subscripts(f"{la},{''.join(lb)}->{''.join(out)}")}, span)
 
 
 def _inner(ctx, args, kwargs, span):
@@ -417,7 +429,7 @@ def _inner(ctx, args, kwargs, span):
                            f"the last axes differ", span)
     la, lb = ascii_letters[:ra - 1], ascii_letters[ra - 1:ra + rb - 2]
     s = ascii_letters[ra + rb - 2]
-    return apply("einsum", [a, b], {"spec": f"{la}{s},{lb}{s}->{la}{lb}"}, span)
+    return apply("einsum", [a, b], {"spec": Subscripts(f"{la}{s},{lb}{s}->{la}{lb}")}, span)
 
 
 def _kron(ctx, args, kwargs, span):
@@ -432,7 +444,7 @@ def _kron(ctx, args, kwargs, span):
     aa = a if ra == n else apply("reshape", [a], {"shape": sa}, span)
     bb = b if rb == n else apply("reshape", [b], {"shape": sb}, span)
     pairs = "".join(x + y for x, y in zip(la, lb))
-    outer = apply("einsum", [aa, bb], {"spec": f"{la},{lb}->{pairs}"}, span)
+    outer = apply("einsum", [aa, bb], {"spec": Subscripts(f"{la},{lb}->{pairs}")}, span)
     return apply("reshape", [outer], {"shape": tuple(p * q for p, q in zip(sa, sb))}, span)
 
 
