@@ -99,11 +99,6 @@ def _close(a, b, tol, what):
     assert err <= tol * scale, f"{what}: max error {err:.3e}\ngot\n{a}\nexpected\n{b}"
 
 
-def _lit(x: np.ndarray) -> str:
-    return np.array2string(np.asarray(x), separator=", ", precision=17, floatmode="unique",
-                           threshold=10**6).replace("\n", "") if np.ndim(x) else repr(float(x))
-
-
 def check_values(case: Case):
     bp = _session()
     bp.exec(case.src)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import dsl
 from dsl.errors import BpError
-from test_arrange import (U, Case, _params, _printed, _session, check_derivatives, check_export,
+from test_arrange import (U, Case, _params, _session, check_derivatives, check_export,
                           check_printing, check_values)
 
 

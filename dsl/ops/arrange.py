@@ -1,18 +1,22 @@
 """Shape builtins that rearrange elements: squeeze tile repeat roll flip split pad tril
-triu, zeros_like and ones_like; and `unarrange`, the adjoint of a rearrangement whose
-cotangent needs the argument's shape.
+triu, zeros_like and ones_like; and `unarrange`, the adjoint of a rearrangement that no
+builtin can write without the argument's shape.
 
 Every op here but tril/triu moves, copies or drops elements without arithmetic, so it
 is linear and each output element is one input element (or a pad's constant).  Their
-VJPs are rearrangements again: roll's is a roll back, flip's a flip, squeeze's a
-reshape to the argument's shape.  tile, repeat, split and pad need the argument's
-shape to undo: where it is known the adjoint is built from reshape, sum and index;
-where it is not (a parameter without annotation) it is one `unarrange(g, x)` node,
-right at every shape: its kernel runs the forward op on the element numbers
-1, 2, …, size(x) and adds each element of g into the element it was copied from
-(`np.bincount`), and it folds to the known-shape form as soon as x's shape is known.
-The adjoint of `unarrange` is the forward op itself, so every order of derivative
-stays within these ops.
+VJPs are rearrangements again, graphs of builtins that print and read back: roll's is
+a roll back, flip's a flip, squeeze's a reshape to the argument's shape.  tile, repeat,
+split and pad need the argument's shape to undo: where it is known the adjoint is
+reshape, sum and index (`_BACK`); where it is not (a parameter without annotation) it
+uses only what does not need the shape (`_BACK_ANY`: split blocks summed, strided
+slices, concat with zeros, slices per axis), and where even that cannot be written
+(pad with one pair for every axis of an unknown rank, repeat along a negative axis
+of an unknown rank, more than 64 blocks) it is one `unarrange(g, x)` node, right at
+every shape: its kernel runs the forward op on the element numbers 1, 2, …, size(x)
+and adds each element of g into the element it was copied from (`np.bincount`), and
+it folds to the known-shape form as soon as x's shape is known.  The adjoint of
+`unarrange` is the forward op itself, so every order of derivative stays within
+these ops.
 """
 from __future__ import annotations
 
@@ -24,15 +28,11 @@ from ..graph import Node
 from . import (ACTIVE, REGISTRY, Attr, CallForm, Macro, OpDef, apply, const, describe,
                limit_error, register, register_macro, static_int, static_ints, static_value)
 from .shape import _reshape_back
-from .sym import broadcast_like, sum_, unbroadcast
+from .sym import sum_, unbroadcast
 
 
 def _concrete(shs) -> bool:
     return all(isinstance(s, tuple) for s in shs)
-
-
-def _same_shape(shs, attrs, span):
-    return shs[0]
 
 
 # ── squeeze ──────────────────────────────────────────────────────────────
