@@ -4,7 +4,12 @@
 broadcast axes, `->` the output (implicit: the letters used once, in alphabetical
 order, after the broadcast axes), a letter repeated in one operand takes its
 diagonal, and a labelled axis of size 1 broadcasts against the same letter's other
-sizes.  The node keeps the subscripts in explicit form (`ij,jk->ik`).
+sizes.  The node keeps the subscripts in explicit form (`ij,jk->ik`), as a `Subscripts`
+string that prints quoted, so the node prints as `einsum(a, b, "ij,jk->ik")`: the
+printer writes attributes after the operands, and the builtin takes its subscripts last
+as well as first.  Two operands run as one matmul laid out in the output's order
+(`_matmul_plan`); more, a repeated letter or a broadcast one, as np.einsum with its
+contraction path found once per shapes.
 
 Derivatives are einsums again.  The JVP is the sum of the einsums with one operand
 replaced by its tangent.  The VJP of operand k swaps the output's subscripts and
