@@ -74,3 +74,10 @@ def test_a_bp_function_in_python_says_what_it_is():
     assert long.startswith("<bp function x -> ") and long.endswith("…>") and len(long) <= 90
     bp["h"] = g
     assert bp.eval("h(2)") == g(2.0)
+
+
+def test_norm_with_a_tensor_for_ord_is_a_located_value_error():
+    # found by tests/test_fuzz.py: it was an internal error (float() of an array)
+    with pytest.raises(dsl.BpError) as err:
+        dsl.Interpreter().eval("norm([1, 2], [1, 2])")
+    assert err.value.kind == "value error" and "ord= is one number" in err.value.message

@@ -74,7 +74,11 @@ def _norm(ctx, args, kwargs, span):
         if order not in ("fro", "nuc"):
             raise BpValueError(f"norm: ord={order!r} is not an order (numbers, inf, 'fro')", span)
     elif order is not None:
-        order = float(static_value(order, "norm's 'ord'", span))
+        order = static_value(order, "norm's 'ord'", span)
+        if order.ndim != 0:
+            raise BpValueError(f"norm: ord= is one number (or 'fro', 'nuc'), got shape "
+                               f"{shapes.fmt(order.shape)}", span)
+        order = float(order)
     axis = None if given.get("axis") is None else static_ints(given["axis"], "norm's 'axis'", span)
     keep = bool(static_int(given["keepdims"], "norm's 'keepdims'", span)) if "keepdims" in given \
         else False
