@@ -157,6 +157,27 @@ def check_printing(case: Case):
             _close(got, want, 1e-12, f"{case.name}: {transform} printed as {text}")
 
 
+def check_printed_hessian(case: Case):
+    """With the parameters annotated (known shapes), hessian(L) prints as a batched
+    graph of these ops; read back, it gives bp's Hessian."""
+    xs = case.args[0]
+    bp = _session()
+    head = ", ".join(f"x{i}: {list(x.shape)}" for i, x in enumerate(xs))
+    params = ", ".join(f"x{i}" for i in range(len(xs)))
+    bp.exec(case.src.replace(f"def f({params})", f"def f({head})"))
+    out = case.ref(*xs)
+    if isinstance(out, (tuple, list)):
+        body = " + ".join(f"{k + 1}*sum(sin(f({params})[{k}]))" for k in range(len(out)))
+    else:
+        body = f"sum(sin(f({params})))"
+    bp.exec(f"def L({head}) = {body}")
+    bp.exec("print hessian(L)")
+    text = bp.stdout.getvalue().strip().splitlines()[-1]
+    bp.exec(f"back = {text}")
+    _close(bp.function("back")(*xs), bp.function("hessian(L)")(*xs), 1e-12,
+           f"{case.name}: hessian printed as {text}")
+
+
 def check_export(case: Case, tmp_path):
     bp = _session()
     n = len(case.args[0])
@@ -250,6 +271,11 @@ def test_arrange_printed_derivatives_read_back(case):
 
 
 @pytest.mark.parametrize("case", _params(CASES))
+def test_arrange_printed_hessians_of_annotated_functions_read_back(case):
+    check_printed_hessian(case)
+
+
+@pytest.mark.parametrize("case", _params(CASES))
 def test_arrange_export_runs_in_a_fresh_process(case, tmp_path):
     check_export(case, tmp_path)
 
@@ -325,10 +351,7 @@ def _batch_cases():
     return out
 
 
-# unarrange batches only its known-shape form's leftovers (repeat with counts along an
-# axis); other forms fold away before batching sees them
-NOT_BATCHED = {("unarrange", "tile"), ("unarrange", "repeat"), ("unarrange", "pad"),
-               ("unarrange", "split")}
+# unarrange folds to other ops at known shapes (batching needs them), so it has no rule
 
 
 @pytest.mark.parametrize("name, sample, k", _batch_cases())
@@ -338,8 +361,6 @@ def test_arrange_batching_rule_is_the_op_on_each_slice(name, sample, k):
     from dsl import batching, ops
     from dsl.evaluate import Plan
     from dsl.graph import make_input
-    if (name, sample.label) in NOT_BATCHED or (name == "unarrange" and k == 1):
-        pytest.skip("folds to other ops at known shapes")
     inputs = [make_input(f"x{i}", x.shape) for i, x in enumerate(sample.inputs)]
     out = ops.apply(name, inputs, dict(sample.attrs))
     if out.op != name:

@@ -10,7 +10,7 @@ import pytest
 
 from dsl.errors import BpError
 from test_arrange import (U, Case, _params, _session, check_derivatives, check_export,
-                          check_printing, check_values)
+                          check_printed_hessian, check_printing, check_values)
 
 
 def E(spec, n=2):
@@ -86,6 +86,11 @@ def test_contract_derivatives_match_finite_differences(case):
     for c in CASES if c.name not in SHAPED])
 def test_contract_printed_derivatives_read_back(case):
     check_printing(case)
+
+
+@pytest.mark.parametrize("case", _params(CASES))
+def test_contract_printed_hessians_of_annotated_functions_read_back(case):
+    check_printed_hessian(case)
 
 
 @pytest.mark.parametrize("case", _params([c for c in CASES if c.name not in SHAPED]))

@@ -27,6 +27,7 @@ from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
 from . import (ACTIVE, REGISTRY, Attr, CallForm, Macro, OpDef, apply, const, describe,
                limit_error, register, register_macro, static_int, static_ints, static_value)
+from .batched import FALLBACK
 from .shape import _reshape_back
 from .sym import sum_, unbroadcast
 
@@ -129,10 +130,11 @@ def _repeat(x, repeats, axis=None):
 
 
 def _repeat_back(g, x, attrs):
-    """One repeat count for all: g as (…, n, r, …), summed over r; else unarrange."""
+    """One repeat count for all: g as (…, n, r, …), summed over r."""
     repeats, axis = attrs["repeats"], attrs.get("axis")
-    if len(repeats) != 1:
-        return None
+    if len(repeats) != 1:                  # a count per element: their runs summed
+        ax = None if axis is None else axis % max(len(x.shape), 1)
+        return _repeat_back_any(g, x, {**attrs, "axis": ax})
     r = repeats[0]
     if axis is None:
         split = apply("reshape", [g], {"shape": (shapes.size(x.shape), r)})
@@ -618,16 +620,6 @@ def _unarrange_code(args, a):
     return f"_unarrange({args[0]}, {args[1]}, lambda a: {body})"
 
 
-def _batch_unarrange(node, ins, m):
-    (g, gb), (like, lb) = ins
-    args = dict(node.attr("args"))
-    if not gb or lb or node.attr("of") != "repeat" or args.get("axis") is None:
-        return None
-    args["axis"] = args["axis"] % len(node.shape) + 1
-    return apply("unarrange", [g, const(np.zeros((m,) + node.shape))],
-                 {"of": "repeat", "args": tuple(sorted(args.items()))})
-
-
 # ── registration ─────────────────────────────────────────────────────────
 
 def _linear_jvp(name):
@@ -687,7 +679,8 @@ register(OpDef(name="unarrange", kernel=_unarrange, shape=lambda shs, a, span: s
                params=("g", "like"), builtin=False,
                attrs=(Attr("of", "str", required=True), Attr("args", "items", ())),
                fold=_fold_unarrange, vjp=_unarrange_vjp, jvp=_unarrange_jvp,
-               batch=_batch_unarrange, export=_unarrange_code, helpers=(_UNARRANGE_CODE,),
+               batch=FALLBACK + " (it folds to other ops once the shapes are known, which batching needs)",
+               export=_unarrange_code, helpers=(_UNARRANGE_CODE,),
                doc="the cotangent of x in of(x; args) given the output's cotangent g, where x's "
                    "shape is known only at call time; prints as vjp(a -> of(a, …))(x, g)[1]"))
 
