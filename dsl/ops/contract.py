@@ -505,7 +505,8 @@ register(OpDef(name="cross", kernel=_cross, shape=_cross_shape, params=("a", "b"
                vjp=_cross_vjp, jvp=_cross_jvp, batch=_batch_cross, export="np.cross({0}, {1})",
                doc="the cross product of 3-vectors along the last axis (stacks broadcast)"))
 register_macro(Macro("einsum", _einsum_macro, "einsum(subscripts, operands…)",
-                     "the Einstein sum over the subscripts (\"ij,jk->ik\", with ..., as np.einsum)"))
+                     "the Einstein sum over the subscripts (\"ij,jk->ik\", with ..., as np.einsum; "
+                     "the subscripts may also come last, as bp prints them)"))
 register_macro(Macro("tensordot", _tensordot, "tensordot(a, b, axes=2)",
                      "the sum of products over the last `axes` axes of a and the first of b, "
                      "or over the given pair of axis lists"))
