@@ -360,7 +360,8 @@ def _pad(x, pad_width, constant_values=0.0):
 def _fold_pad(ins, attrs, shape):
     x, = ins
     if isinstance(x.shape, tuple) and len(attrs["pad_width"]) != len(x.shape):
-        return apply("pad", [x], {**attrs, "pad_width": _per_axis(attrs["pad_width"], len(x.shape), None)})
+        widths = _per_axis(attrs["pad_width"], len(x.shape), None)
+        return apply("pad", [x], {**attrs, "pad_width": widths})
     if x.shape == shape:
         return x
     return None
@@ -644,7 +645,8 @@ register(OpDef(name="repeat", kernel=_repeat, shape=_repeat_shape,
                doc="each element repeated (along axis=, or of the flattened x)"))
 register(OpDef(name="roll", kernel=_roll, shape=_roll_shape,
                attrs=(Attr("shift", "axes", required=True), Attr("axis", "axes", None)),
-               vjp=lambda ct, out, ins, a: (apply("roll", [ct], {**a, "shift": tuple(-s for s in a["shift"])}),),
+               vjp=lambda ct, out, ins, a: (apply("roll", [ct],
+                                                  {**a, "shift": tuple(-s for s in a["shift"])}),),
                jvp=_linear_jvp("roll"), batch=_batch_roll, export=_roll_code,
                doc="the elements shifted cyclically by shift (along axis=, or of the flattened x)"))
 register(OpDef(name="flip", kernel=_flip, shape=_flip_shape, attrs=(Attr("axis", "axes", None),),
@@ -679,7 +681,8 @@ register(OpDef(name="unarrange", kernel=_unarrange, shape=lambda shs, a, span: s
                params=("g", "like"), builtin=False,
                attrs=(Attr("of", "str", required=True), Attr("args", "items", ())),
                fold=_fold_unarrange, vjp=_unarrange_vjp, jvp=_unarrange_jvp,
-               batch=FALLBACK + " (it folds to other ops once the shapes are known, which batching needs)",
+               batch=FALLBACK + " (it folds to other ops once the shapes are known, which "
+                                "batching needs)",
                export=_unarrange_code, helpers=(_UNARRANGE_CODE,),
                doc="the cotangent of x in of(x; args) given the output's cotangent g, where x's "
                    "shape is known only at call time; prints as vjp(a -> of(a, …))(x, g)[1]"))

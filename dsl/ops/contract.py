@@ -64,7 +64,10 @@ def _terms(text: str, what: str, span) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse(spec: str, count: int | None, span=None) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
+Terms = tuple[tuple[str, ...], ...]
+
+
+def parse(spec: str, count: int | None, span=None) -> tuple[Terms, tuple[str, ...]]:
     """(each operand's subscripts, the output's), `...` one term; implicit output filled in."""
     text = spec.replace(" ", "")
     if text.count("->") > 1 or ("-" in text.replace("->", "")) or (">" in text.replace("->", "")):
@@ -293,7 +296,8 @@ def _vjp_operand(ct, ins_nodes, k: int, ins, out) -> Node:
     if missing:
         r = apply("expand_dims", [r], {"axis": tuple(missing)})
     if _known(x) and _known(r):
-        if len(r.shape) > len(x.shape) or any(d == 1 and e != 1 for d, e in zip(x.shape[::-1], r.shape[::-1])):
+        summed = any(d == 1 and e != 1 for d, e in zip(x.shape[::-1], r.shape[::-1]))
+        if len(r.shape) > len(x.shape) or summed:
             r = unbroadcast(r, x)
         if r.shape != x.shape:
             r = broadcast_like(r, x)
