@@ -228,6 +228,14 @@ CASES = [
          lambda x: np.pad(x, (2, 1), constant_values=0.5)),
     Case("pad-axes", "def f(x) = pad(x, ((0, 1), (2, 0)))", [(U(2, 2),), (U(1, 3),)],
          lambda x: np.pad(x, ((0, 1), (2, 0)))),
+    Case("pad-reflect", "def f(x) = pad(x, (2, 3), mode=\"reflect\")", [(U(3),), (U(2, 2),)],
+         lambda x: np.pad(x, (2, 3), mode="reflect")),
+    Case("pad-edge-axes", "def f(x) = pad(x, ((1, 0), (2, 5)), mode=\"edge\")", [(U(2, 2),), (U(1, 3),)],
+         lambda x: np.pad(x, ((1, 0), (2, 5)), mode="edge")),
+    Case("pad-symmetric", "def f(x) = pad(x, 4, mode=\"symmetric\")", [(U(3),), (U(1, 2),)],
+         lambda x: np.pad(x, 4, mode="symmetric")),
+    Case("pad-wrap", "def f(x) = pad(x, ((0, 7),), mode=\"wrap\")", [(U(3),), (U(2),)],
+         lambda x: np.pad(x, ((0, 7),), mode="wrap")),
     Case("tril", "def f(x) = tril(x)", [(U(3, 3),), (U(2, 3, 4),), (U(3),)], lambda x: np.tril(x)),
     Case("triu", "def f(x) = triu(x, k=1)", [(U(3, 3),), (U(2, 4, 3),), (U(3),)],
          lambda x: np.triu(x, k=1)),
@@ -241,8 +249,10 @@ CASES = [
 # printed text that cannot read back until the printer can show `unarrange` as bp
 # (vjp(a -> repeat(a, (2, 0, 1)))(x, g)[1]; the request is /work/notes/for_H1.md): the
 # adjoints no other builtins can write at an unknown shape (one pad pair for every axis
-# of an unknown rank, more than 64 blocks, repeat along a negative axis of an unknown rank)
-NEEDS_PRINT_FORM = {"pad", "pad-pair", "tile-many", "repeat-counts"}
+# of an unknown rank, the pad modes that copy x's elements, whose runs depend on x's size,
+# more than 64 blocks, repeat along a negative axis of an unknown rank)
+NEEDS_PRINT_FORM = {"pad", "pad-pair", "tile-many", "repeat-counts", "pad-reflect",
+                    "pad-edge-axes", "pad-symmetric", "pad-wrap"}
 
 
 def _params(cases, marks_for=None):
@@ -312,7 +322,9 @@ def test_arrange_split_gives_a_tuple_of_numpy_pieces():
     ("split([1, 2, 3], 2)", "equal sections"),
     ("split([1, 2, 3], 0)", "at least 1"),
     ("split(\"ab\", 2)", "expects a tensor"),
-    ("pad([1, 2], 1, mode=\"reflect\")", "not supported"),
+    ("pad([1, 2], 1, mode=\"linear_ramp\")", "not supported"),
+    ("pad([1, 2], 1, mode=\"edge\", constant_values=1)", "constant_values is for mode"),
+    ("pad(zeros(0), 1, mode=\"wrap\")", "empty axis"),
     ("pad([1, 2], 1, mode=3)", "mode must be a string"),
     ("pad([1, 2], -1)", "negative"),
     ("pad([[1, 2]], ((1, 1), (1, 1), (1, 1)))", "pairs"),

@@ -350,11 +350,31 @@ def _pad_shape(shs, attrs, span):
         return shapes.SymShape()
     s = shs[0]
     widths = _per_axis(attrs["pad_width"], len(s), span)
+    if attrs.get("mode", "constant") != "constant":
+        for axis, (d, (b, a)) in enumerate(zip(s, widths)):
+            if d == 0 and b + a:
+                raise BpShapeError(f"pad: cannot extend the empty axis {axis} with mode "
+                                   f"\"{str.__str__(attrs['mode'])}\" (only \"constant\" can)", span)
     return tuple(d + b + a for d, (b, a) in zip(s, widths))
 
 
-def _pad(x, pad_width, constant_values=0.0):
-    return np.pad(x, pad_width, mode="constant", constant_values=constant_values)
+class Text(str):
+    """A str attribute that prints quoted (`mode="reflect"`, einsum's subscripts): the
+    printer writes an attribute by its str()."""
+    __slots__ = ()
+
+    def __str__(self):
+        return '"' + self + '"'
+
+
+# NumPy's modes that copy elements (the others compute: linear_ramp, mean, …).
+PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def _pad(x, pad_width, constant_values=0.0, mode="constant"):
+    if mode == "constant":
+        return np.pad(x, pad_width, mode="constant", constant_values=constant_values)
+    return np.pad(x, pad_width, mode=str.__str__(mode))
 
 
 def _fold_pad(ins, attrs, shape):
@@ -368,10 +388,52 @@ def _fold_pad(ins, attrs, shape):
 
 
 def _pad_back(g, x, attrs):
-    """The middle of g: each axis cut from `before` to `before + size`."""
+    """The middle of g: each axis cut from `before` to `before + size`.  For the modes
+    that copy x's elements into the border, NumPy pads one axis after the other, so
+    the adjoint undoes one axis at a time, from the last: `_unpad_axis`."""
     widths = _per_axis(attrs["pad_width"], len(x.shape), None)
-    items = tuple(("s", b, b + d, None) for d, (b, a) in zip(x.shape, widths))
-    return apply("index", [g], {"items": items})
+    mode = attrs.get("mode", "constant")
+    if mode == "constant":
+        items = tuple(("s", b, b + d, None) for d, (b, a) in zip(x.shape, widths))
+        return apply("index", [g], {"items": items})
+    for axis in reversed(range(len(x.shape))):
+        g = _unpad_axis(g, axis, x.shape[axis], widths[axis], mode)
+    return g
+
+
+def _unpad_axis(g, axis: int, n: int, width: tuple, mode: str):
+    """The adjoint of padding one axis of size n by (before, after) with `mode`.  Each
+    run of g along the axis that NumPy filled from x's elements in order, reversed, or
+    from one element (edge) is cut out, flipped back or summed, padded with zeros to
+    x's size along the axis, and added up."""
+    b, a = width
+    if b == a == 0:
+        return g
+    source = [int(v) for v in np.pad(np.arange(n), (b, a), mode=str.__str__(mode))]
+    runs, lo = [], 0                       # (start, stop, step) with step -1, 0 or 1
+    for j in range(1, len(source) + 1):
+        if j < len(source):
+            step = source[j] - source[j - 1]
+            if abs(step) <= 1 and (j - lo == 1 or step == source[lo + 1] - source[lo]):
+                continue
+        runs.append((lo, j, source[lo + 1] - source[lo] if j - lo > 1 else 1))
+        lo = j
+    lead = (("s", None, None, None),) * axis
+    rest = ((0, 0),) * (len(g.shape) - axis - 1)
+    total = None
+    for lo, hi, step in runs:
+        piece = apply("index", [g], {"items": lead + (("s", lo, hi, None),)})
+        first, last = source[lo], source[hi - 1]
+        if step == 0:
+            piece = sum_(piece, (axis,), True)
+        elif step < 0:
+            piece = apply("flip", [piece], {"axis": (axis,)})
+            first, last = last, first
+        widths = ((0, 0),) * axis + ((first, n - 1 - last),) + rest
+        placed = apply("pad", [piece], {"pad_width": widths, "constant_values": 0.0,
+                                        "mode": Text("constant")})
+        total = placed if total is None else apply("add", [total, placed])
+    return total
 
 
 def _pad_macro(ctx, args, kwargs, span):
@@ -397,17 +459,19 @@ def _pad_macro(ctx, args, kwargs, span):
     if not isinstance(mode, str):
         raise BpTypeError(f"pad: mode must be a string such as \"constant\", got {describe(mode)}",
                           span)
-    if mode != "constant":
-        raise BpValueError(f"pad: mode \"{mode}\" is not supported; bp pads with a constant "
-                           f"(mode=\"constant\")", span)
+    if mode not in PAD_MODES:
+        raise BpValueError(f"pad: mode \"{mode}\" is not supported; bp has the modes that copy "
+                           f"elements: {', '.join(PAD_MODES)}", span)
     value = 0.0
+    if "constant_values" in got and mode != "constant":
+        raise BpValueError(f"pad: constant_values is for mode \"constant\", not \"{mode}\"", span)
     if "constant_values" in got:
         v = static_value(got["constant_values"], "'constant_values'", span)
         if v.ndim != 0:
             raise BpValueError("pad: constant_values must be one number", span)
         value = float(v)
     return apply("pad", [x], {"pad_width": _widths(got["pad_width"], span),
-                                "constant_values": value}, span)
+                                "constant_values": value, "mode": Text(mode)}, span)
 
 
 def _batch_pad(node, ins, m):
@@ -543,8 +607,8 @@ def _split_back_any(g, x, attrs):
 def _pad_back_any(g, x, attrs):
     """One (before, after) pair per axis fixes the rank: g[b₀:-a₀, b₁:-a₁, …]."""
     widths = attrs["pad_width"]
-    if len(widths) == 1:                   # the same pair for every axis: the rank is unknown
-        return None
+    if len(widths) == 1 or attrs.get("mode", "constant") != "constant":
+        return None                        # the rank is unknown, or the sizes are needed
     return apply("index", [g], {"items": tuple(("s", b, -a if a else None, None)
                                                for b, a in widths)})
 
@@ -601,6 +665,13 @@ def _split_code(args, a):
     how = a["indices_or_sections"]
     how = how if isinstance(how, int) else list(how)
     return f"np.split({args[0]}, {how!r}, axis={a['axis']})[{a['k']}]"
+
+
+def _pad_code(args, a):
+    if a["mode"] == "constant":
+        return (f"np.pad({args[0]}, {a['pad_width']!r}, "
+                f"constant_values={_number_code(a['constant_values'])})")
+    return f"np.pad({args[0]}, {a['pad_width']!r}, mode={str.__str__(a['mode'])!r})"
 
 
 _UNARRANGE_CODE = """
@@ -662,14 +733,15 @@ register(OpDef(name="split_part", kernel=_split_part, shape=_split_part_shape, b
                jvp=_linear_jvp("split_part"), batch=_batch_split_part, export=_split_code,
                doc="piece k of split(x, …); prints as split(x, …)[k]"))
 register(OpDef(name="pad", kernel=_pad, shape=_pad_shape, builtin=False,
-               attrs=(Attr("pad_width", "axes", required=True), Attr("constant_values", "float", 0.0)),
+               attrs=(Attr("pad_width", "axes", required=True), Attr("constant_values", "float", 0.0),
+                      Attr("mode", "str", Text("constant"))),
                fold=_fold_pad,
                vjp=lambda ct, out, ins, a: (adjoint("pad", ct, ins[0], a),),
                jvp=lambda ts, out, ins, a: apply("pad", [ts[0]], {**a, "constant_values": 0.0}),
                batch=_batch_pad,
-               export=lambda args, a: (f"np.pad({args[0]}, {a['pad_width']!r}, "
-                                       f"constant_values={_number_code(a['constant_values'])})"),
-               doc="x with (before, after) elements of a constant added on each axis"))
+               export=_pad_code,
+               doc="x with (before, after) elements added on each axis: a constant, or copies "
+                   "of x's own (mode edge, reflect, symmetric, wrap)"))
 for _name, _kernel in (("tril", np.tril), ("triu", np.triu)):
     register(OpDef(name=_name, kernel=lambda x, k=0, _f=_kernel: _f(x, k), shape=_tri_shape(_name),
                    attrs=(Attr("k", "int", 0),), vjp=_tri_vjp(_name), jvp=_linear_jvp(_name),

@@ -83,8 +83,28 @@ def ref_split_part(x, indices_or_sections, axis, k):
     return x[(slice(None),) * (axis % x.ndim) + (slice(lo, hi),)]
 
 
-def ref_pad(x, pad_width, constant_values):
+def _pad_source(j, n, mode):
+    """Which element of an axis of n an index j (counted from x's first) copies."""
+    if mode == "edge":
+        return min(max(j, 0), n - 1)
+    if mode == "wrap":
+        return j % n
+    if mode == "reflect":                  # mirrored about the end elements: period 2n - 2
+        if n == 1:
+            return 0
+        t = j % (2 * n - 2)
+        return t if t < n else 2 * n - 2 - t
+    t = j % (2 * n)                        # symmetric: the end elements repeated, period 2n
+    return t if t < n else 2 * n - 1 - t
+
+
+def ref_pad(x, pad_width, constant_values, mode="constant"):
     widths = pad_width * x.ndim if len(pad_width) == 1 else pad_width
+    if mode != "constant":                 # one axis after the other, as NumPy pads
+        for axis, (b, a) in enumerate(widths):
+            n = x.shape[axis]
+            x = np.take(x, [_pad_source(j - b, n, mode) for j in range(n + b + a)], axis=axis)
+        return x
     out = np.full(tuple(d + b + a for d, (b, a) in zip(x.shape, widths)), constant_values)
     out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, widths))] = x
     return out
@@ -156,11 +176,19 @@ FORWARD = {
                         s(U(5, 2), k=2, axis=0, indices_or_sections=(2, 4), label="last"),
                         s(U(2, 4), k=1, axis=-1, indices_or_sections=(3, 9), label="beyond")],
                        ref=ref_split_part),
-    "pad": Spec([s(U(3), pad_width=((1, 2),), constant_values=0.0, label="vector"),
-                 s(U(2, 3), pad_width=((1, 1),), constant_values=0.0, label="all-axes"),
-                 s(U(2, 3), pad_width=((0, 1), (2, 0)), constant_values=1.5, label="per-axis"),
-                 s(U(2, 2), pad_width=((0, 0), (0, 0)), constant_values=0.0, label="none"),
-                 s(U(), pad_width=((1, 1),), constant_values=-2.0, label="scalar")],
+    "pad": Spec([s(U(3), pad_width=((1, 2),), constant_values=0.0, mode="constant", label="vector"),
+                 s(U(2, 3), pad_width=((1, 1),), constant_values=0.0, mode="constant",
+                   label="all-axes"),
+                 s(U(2, 3), pad_width=((0, 1), (2, 0)), constant_values=1.5, mode="constant",
+                   label="per-axis"),
+                 s(U(2, 2), pad_width=((0, 0), (0, 0)), constant_values=0.0, mode="constant",
+                   label="none"),
+                 s(U(), pad_width=((1, 1),), constant_values=-2.0, mode="constant", label="scalar")]
+                + [s(U(*shape), pad_width=w, constant_values=0.0, mode=m, label=f"{m}-{tag}")
+                   for m in ("edge", "reflect", "symmetric", "wrap")
+                   for shape, w, tag in [((3,), ((2, 1),), "vector"), ((3,), ((7, 5),), "wide"),
+                                         ((2, 3), ((1, 0), (4, 2)), "matrix"),
+                                         ((1, 2), ((2, 2),), "size-1")]],
                 ref=ref_pad),
     "tril": Spec([s(U(3, 3), k=0, label="square"), s(U(2, 4), k=1, label="wide-k1"),
                   s(U(4, 2), k=-1, label="tall-k-1"), s(U(2, 3, 3), k=0, label="stack"),
@@ -175,8 +203,10 @@ FORWARD = {
                          label="repeat"),
                        s(U(2, 3), U(2, 3), of="repeat", args=_items(repeats=(1, 0, 2), axis=1),
                          label="repeat-counts"),
-                       s(U(4, 3), U(2, 1), of="pad", args=_items(pad_width=((1, 1), (0, 2)), constant_values=3.0),
-                         label="pad"),
+                       s(U(4, 3), U(2, 1), of="pad", args=_items(pad_width=((1, 1), (0, 2)), constant_values=3.0,
+                                                                mode="constant"), label="pad"),
+                       s(U(5, 4), U(2, 2), of="pad", args=_items(pad_width=((2, 1), (1, 1)), constant_values=0.0,
+                                                                mode="reflect"), label="pad-reflect"),
                        s(U(2), U(6), of="split_part", args=_items(**SPLIT), label="split")],
                       ref=ref_unarrange),
 }
@@ -193,8 +223,12 @@ GRAD = {
     "flip": [g.S(g.U(4), axis=None, label="vector"), g.S(g.U(2, 3), axis=(1,), label="cols")],
     "split_part": [g.S(g.U(6), **SPLIT, label="sections"),
                    g.S(g.U(5, 2), k=1, axis=0, indices_or_sections=(2, 4), label="indices")],
-    "pad": [g.S(g.U(3), pad_width=((1, 2),), constant_values=0.0, label="vector"),
-            g.S(g.U(2, 3), pad_width=((0, 1), (2, 0)), constant_values=1.5, label="per-axis")],
+    "pad": [g.S(g.U(3), pad_width=((1, 2),), constant_values=0.0, mode="constant", label="vector"),
+            g.S(g.U(2, 3), pad_width=((0, 1), (2, 0)), constant_values=1.5, mode="constant",
+                label="per-axis")]
+           + [g.S(g.U(*shape), pad_width=w, constant_values=0.0, mode=m, label=f"{m}-{tag}")
+              for m in ("edge", "reflect", "symmetric", "wrap")
+              for shape, w, tag in [((3,), ((2, 4),), "vector"), ((2, 3), ((1, 0), (4, 2)), "matrix")]],
     "tril": [g.S(g.U(3, 3), k=0, label="square"), g.S(g.U(2, 3, 3), k=-1, label="stack"),
              g.S(g.U(3), k=0, label="vector")],
     "triu": [g.S(g.U(3, 3), k=0, label="square"), g.S(g.U(2, 4), k=1, label="wide"),
@@ -217,13 +251,24 @@ MACROS = [
     ("pad", "pad(x, (1, 2), mode=\"constant\")", {"x": np.array([7.0])},
      np.array([0.0, 7, 0, 0])),
     ("pad", "pad(x, [[1, 0]])", {"x": np.array([7.0, 8.0])}, np.array([0.0, 7, 8])),
+    ("pad", "pad(x, (2, 3), mode=\"reflect\")", {"x": np.array([1.0, 2, 3])},
+     np.array([3.0, 2, 1, 2, 3, 2, 1, 2])),
+    ("pad", "pad(x, 2, \"symmetric\")", {"x": np.array([1.0, 2, 3])},
+     np.array([2.0, 1, 1, 2, 3, 3, 2])),
+    ("pad", "pad(x, (1, 4), mode=\"wrap\")", {"x": np.array([1.0, 2, 3])},
+     np.array([3.0, 1, 2, 3, 1, 2, 3, 1])),
+    ("pad", "pad(x, ((1, 0), (0, 2)), mode=\"edge\")", {"x": np.array([[1.0, 2]])},
+     np.array([[1.0, 2, 2, 2], [1, 2, 2, 2]])),
 ]
 
 SHAPE_ERRORS = [
     ("squeeze", [(2, 3)], {"axis": (0,)}, "not 1"),
     ("repeat", [(2, 3)], {"repeats": (1, 2), "axis": 1}, "repeats"),
     ("split_part", [(5,)], {"k": 0, "axis": 0, "indices_or_sections": 2}, "equal"),
-    ("pad", [(2, 3)], {"pad_width": ((1, 1), (1, 1), (1, 1)), "value": 0.0}, "pairs"),
+    ("pad", [(2, 3)], {"pad_width": ((1, 1), (1, 1), (1, 1)), "constant_values": 0.0,
+                       "mode": "constant"}, "pairs"),
+    ("pad", [(0, 3)], {"pad_width": ((1, 1),), "constant_values": 0.0, "mode": "edge"},
+     "empty axis"),
     ("tril", [()], {"k": 0}, "rank"),
     ("flip", [(2, 3)], {"axis": (2,)}, "out of range"),
 ]
