@@ -38,6 +38,7 @@ from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
 from . import Attr, Macro, OpDef, apply, const, describe, register, register_macro, static_ints
+from .arrange import Text as Subscripts     # a str attribute that prints quoted
 from .sym import add, broadcast_like, unbroadcast
 
 ELL = "..."
@@ -93,16 +94,6 @@ def parse(spec: str, count: int | None, span=None) -> tuple[Terms, tuple[str, ..
         once = sorted(t for t in set(letters) if letters.count(t) == 1)
         out = ((ELL,) if any(ELL in term for term in ins) else ()) + tuple(once)
     return ins, out
-
-
-class Subscripts(str):
-    """An einsum node's subscripts: a str that prints quoted, so that an einsum node
-    prints as the call `einsum(a, b, "ij,jk->ik")` (the subscripts last, a form the
-    builtin also takes: printing writes attributes after the operands)."""
-    __slots__ = ()
-
-    def __str__(self):
-        return '"' + self + '"'
 
 
 def spec_of(ins, out) -> Subscripts:
