@@ -20,7 +20,7 @@ output's -> k's subscripts).  What that leaves out is put back:
   the result lacks: expand_dims, then broadcast_like(·, x);
 - a letter repeated in operand k (its diagonal) gets a fresh letter for each repeat
   and an identity matrix operand joining the two (ii->i has cotangent einsum("i,ij->ij",
-  ḡ, eye(n))), which needs the size: a known shape;
+  ḡ, eye(n))); at an unknown shape the identity is made from x's shape (`_identity`);
 - broadcast axes (`...`, or a labelled axis of size 1) are summed back with
   unbroadcast(·, x).
 
@@ -242,6 +242,23 @@ def _known(x) -> bool:
     return isinstance(x.shape, tuple)
 
 
+def _identity(x, term, p: int, q: int) -> tuple[Node, tuple]:
+    """The identity matrix joining axes p and q of x (term's positions of one letter),
+    and the subscripts it leads with: eye(n) at a known shape; at an unknown one built
+    from x's shape alone, tril(triu(M > 0)) with M = einsum(ones_like(x), "…ab->…ab")
+    (x's other named axes summed, its `...` kept: positive counts, a stack of squares)."""
+    if _known(x):
+        n = len(term)
+        return const(np.eye(x.shape[p if ELL in term and p < term.index(ELL) else p - n])), ()
+    letters = iter(ascii_letters)
+    spelled = tuple(ELL if t == ELL else next(letters) for t in term)
+    lead = (ELL,) if ELL in term else ()
+    ones = apply("broadcast_like", [const(1.0), x])
+    counts = apply("einsum", [ones], {"spec": spec_of((spelled,), lead + (spelled[p], spelled[q]))})
+    square = apply("greater", [counts, const(0.0)])
+    return apply("tril", [apply("triu", [square], {"k": 0})], {"k": 0}), lead
+
+
 def _vjp_operand(ct, ins_nodes, k: int, ins, out) -> Node:
     x = ins_nodes[k]
     term = ins[k]
@@ -267,16 +284,12 @@ def _vjp_operand(ct, ins_nodes, k: int, ins, out) -> Node:
         elif t not in seen:
             missing.append(pos)
         else:                                # a repeated letter: a fresh one and an identity
-            if not _known(x):
-                raise BpValueError("the derivative of einsum with a subscript repeated in one "
-                                   "operand needs the argument's shape: give the parameter a "
-                                   "shape annotation (A: [3, 3]) to show it")
-            size = x.shape[pos]
             fresh = _fresh(used)
             used.add(fresh)
             target.append(fresh)
-            operands.append(const(np.eye(size)))
-            terms.append((t, fresh))
+            eye, lead = _identity(x, term, term.index(t), i)
+            operands.append(eye)
+            terms.append(lead + (t, fresh))
         seen.add(t)
     lead = ELL in out and ELL not in term          # the '...' axes x does not have: summed
     if lead:
@@ -317,8 +330,8 @@ def _einsum_jvp(ts, out, ins_nodes, attrs):
 
 def _fold_einsum(ins_nodes, attrs, shape):
     ins, out = parse(attrs["spec"], len(ins_nodes))
-    if len(ins) == 1 and ins[0] == out and ins_nodes[0].shape == shape:
-        return ins_nodes[0]                  # einsum("ij->ij", x) is x
+    if len(ins) == 1 and ins[0] == out and len(set(out)) == len(out):
+        return ins_nodes[0]                  # einsum("ij->ij", x) is x, whatever its shape
     return None
 
 
