@@ -226,6 +226,13 @@ class For:
 
 
 @node
+class While:
+    test: Expr
+    body: Block
+    span: Span
+
+
+@node
 class If:
     test: Expr
     then: Block

@@ -34,7 +34,7 @@ from .values import (Builtin, Closure, Function, HostFunction, Record, Transform
                      leaves, rebuild)
 
 _ABSENT = object()          # a global that was not bound when a plan was built
-KEYWORDS = ("def return for in if then else and or not import export print plot assert graph "
+KEYWORDS = ("def return for while in if then else and or not import export print plot assert graph "
             "on to break latex bp").split()
 MAX_PLANS = 1024            # compiled plans kept per session, oldest dropped first
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
-from . import ast, autodiff, ops, shapes
+from . import ast, autodiff, lower_loops, ops, shapes
 from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node
 from .ops import apply, const, describe
@@ -500,7 +500,11 @@ class Lowerer:
                     scope.bind(name, self.closure(name, params, body, scope, stmt.span))
                 case ast.Return(value):
                     return self.expr(value, scope)
-                case ast.For(var, it, body):
+                case ast.For(var, it, body) if lower_loops.lower_for(self, stmt, scope):
+                    pass                        # a loop node (dsl/lower_loops.py)
+                case ast.While():
+                    lower_loops.lower_while(self, stmt, scope)
+                case ast.For(var, it, body):     # a short constant loop: unrolled
                     for i in range(loop_count(self, it, scope)):
                         scope.bind(var, const(float(i), stmt.span))
                         result = self.block(body.stmts, scope)

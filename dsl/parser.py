@@ -387,7 +387,7 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
     return program
 
 
-_BODY_STMTS = (ast.Assign, ast.Update, ast.Def, ast.Return, ast.For, ast.ExprStmt)
+_BODY_STMTS = (ast.Assign, ast.Update, ast.Def, ast.Return, ast.For, ast.While, ast.ExprStmt)
 _STMT_WORD = {ast.Print: "print", ast.Latex: "latex", ast.Assert: "assert", ast.If: "an if statement",
               ast.Break: "break", ast.Import: "import", ast.Export: "export",
               ast.GraphStmt: "graph", ast.Plot: "plot"}
@@ -395,17 +395,23 @@ _STMT_WORD = {ast.Print: "print", ast.Latex: "latex", ast.Assert: "assert", ast.
 
 def _check_placement(program: ast.Program) -> None:
     """Statements that can only appear in some places (SPEC §4), checked
-    before anything runs: a function body holds bindings, for and return;
-    break leaves a top-level loop; return ends a function body."""
+    before anything runs: a function body holds bindings, for, while and return,
+    and a loop's body in it also if and break; break leaves a loop; while is for
+    function bodies; return ends a function body."""
     stack: list[tuple[object, str, bool]] = [(s, "top", False) for s in program.stmts]
     while stack:
         node, where, in_loop = stack.pop()
-        if where == "body" and isinstance(node, tuple(_STMT_WORD)):
-            hint = "; use if … then … else" if isinstance(node, ast.If) else ""
+        if where == "body" and isinstance(node, tuple(_STMT_WORD)) \
+                and not (in_loop and isinstance(node, (ast.If, ast.Break))):
+            hint = "; use if … then … else (an if statement may appear in a loop's body)" \
+                if isinstance(node, ast.If) else ""
             if isinstance(node, ast.Break):
-                hint = "; a loop in a function is unrolled and runs all its steps"
+                raise BpSyntaxError("break outside a loop", node.span)
             raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body{hint}",
                                 node.span)
+        if where == "top" and isinstance(node, ast.While):
+            raise BpSyntaxError("a while loop can appear only in a function body (at the top "
+                                "level, write for i in range(n) { … } with break)", node.span)
         if isinstance(node, ast.TypedName) and node.shape is not None:
             raise BpSyntaxError(f"a shape annotation ({node.name}: [...]) belongs on a parameter: "
                                 f"def f({node.name}: [...]) or ({node.name}: [...]) -> e", node.span)
@@ -423,7 +429,11 @@ def _check_placement(program: ast.Program) -> None:
                 continue
             case ast.For(iter=it, body=ast.Block(stmts)):
                 stack.append((it, "expr", False))
-                stack.extend((s, where, where == "top") for s in stmts)
+                stack.extend((s, where, True) for s in stmts)
+                continue
+            case ast.While(test=test, body=ast.Block(stmts)):
+                stack.append((test, "expr", False))
+                stack.extend((s, where, True) for s in stmts)
                 continue
             case ast.If(test=test, then=then, orelse=orelse):
                 stack.append((test, "expr", False))
@@ -564,6 +574,9 @@ class _Builder:
 
     def r_for_stmt(self, span, kids):
         return ast.For(str(kids[1]), kids[3], kids[4], span)
+
+    def r_while_stmt(self, span, kids):
+        return ast.While(kids[1], kids[2], span)
 
     def r_if_stmt(self, span, kids):
         orelse = kids[4] if len(kids) > 4 else None

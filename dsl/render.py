@@ -160,6 +160,20 @@ def format_stmt(s) -> str:
             return f"{head} = {format_expr(body)}"
         case ast.For(var, it, body):
             return f"for {var} in {format_expr(it)} {format_block(body)}"
+        case ast.While(test, body):
+            return f"while {format_expr(test, 3)} {format_block(body)}"
+        case ast.If(test, then, orelse):
+            text = f"if {format_expr(test, 3)} {format_block(then)}"
+            while orelse is not None:
+                if isinstance(orelse, ast.If):
+                    text += f" else if {format_expr(orelse.test, 3)} {format_block(orelse.then)}"
+                    orelse = orelse.orelse
+                else:
+                    text += f" else {format_block(orelse)}"
+                    orelse = None
+            return text
+        case ast.Break():
+            return "break"
         case ast.ExprStmt(value):
             return format_expr(value)
         case ast.Update(name, items, op, value):

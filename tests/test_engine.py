@@ -202,7 +202,9 @@ def test_long_plans_run_in_chunks_and_beyond_the_limit_by_the_loop(monkeypatch):
 
 def test_a_100k_step_plan_runs():
     bp = dsl.Interpreter(max_unroll=200_000, max_nodes=1_000_000)
-    bp.exec("def f(x) { y = x; for i in range(50000) { y = sin(y) + x }; return y }")
+    # nested: a constant count of at most 64 unrolls (a longer one is a loop node)
+    bp.exec("def f(x) { y = x; for i in range(50) { for j in range(50) { for k in range(20) "
+            "{ y = sin(y) + x } } }; return y }")
     f = bp.function("f")
     with engine("plain"):
         reference = f(0.5)
@@ -358,7 +360,8 @@ def test_generated_plans_stop_at_an_interrupt(size, monkeypatch):
     monkeypatch.setattr(evaluate._Generated, "run", run)
     bp = dsl.Interpreter()
     steps = 600 if size > 100 else 5000
-    bp.exec(f"def f(A) {{ y = A; for i in range({steps}) {{ y = tanh(y @ A) }}; return y }}")
+    bp.exec(f"def f(A) {{ y = A; for i in range({steps // 100}) {{ for j in range(10) "   # unrolled
+            f"{{ for k in range(10) {{ y = tanh(y @ A) }} }} }}; return y }}")
     f = bp.function("f")
     A = np.full((size, size), 1e-3)
     f(A)                                            # the first call runs the loop

@@ -43,7 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "loops": PASSES | {"autodiff", "evaluate", "batching"},               # structured loops: body graphs
     "render": {"ast", "values", "graph", "ops", "shapes", "errors"},
     "latex": {"ast", "values", "graph", "ops", "shapes", "errors", "render"},   # LaTeX math
-    "lower": {"ast", "graph", "ops", "shapes", "values", "errors", "autodiff"},
+    "lower": {"ast", "graph", "ops", "shapes", "values", "errors", "autodiff", "lower_loops"},
+    "lower_loops": {"ast", "graph", "ops", "values", "errors", "loops"},     # loops in bodies
     "interpreter": {"errors", "ast", "parser", "graph", "shapes", "ops", "values", "autodiff",
                     "simplify", "codegen", "evaluate", "render", "latex", "lower", "plot"},
     "cli": {"interpreter", "errors", "dsl", "repl"},

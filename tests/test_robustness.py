@@ -188,7 +188,30 @@ def test_limit_max_elements_can_be_raised():
     assert bp.eval("y").shape == (10, 11) and bp.eval("z").shape == (110,)
 
 
-LOOP = "def f(x) {{ y = x; for i in range({n}) {{ y = sin(y) + x }}; return y }}\n"
+def unrolled(n: int, body: str) -> str:
+    """`body` n times, as for loops that are unrolled: a constant count of at most 64
+    unrolls (longer ones are loop nodes, issue 15), so n = Σ d_k·50^k is written as
+    loops nested k deep, 50 iterations each inside, d_k outside."""
+    out, k = [], 0
+    while n:
+        n, d = divmod(n, 50)
+        if d:
+            loop = body
+            for level in range(k):
+                loop = f"for j{level} in range(50) {{ {loop} }}"
+            out.append(f"for i{k} in range({d}) {{ {loop} }}")
+        k += 1
+    return "; ".join(out)
+
+
+class _Loop:
+    """LOOP.format(n=…): a function of n unrolled steps y = sin(y) + x."""
+
+    def format(self, n: int) -> str:
+        return f"def f(x) {{ y = x; {unrolled(n, 'y = sin(y) + x')}; return y }}\n"
+
+
+LOOP = _Loop()
 
 
 def test_limit_max_nodes():
@@ -232,13 +255,15 @@ def test_limit_max_unroll():
     assert float(bp.eval("t")) == 100.0
 
 
-def test_limit_max_unroll_default_refuses_before_building():
+def test_limit_max_iterations_refuses_a_long_constant_loop_before_building():
+    # A constant count past 64 is a loop node (issue 15), not unrolled: its cap is
+    # max_iterations, checked before anything is built or run.
     bp = dsl.Interpreter()
     t = time.monotonic()
     err = error_of(bp, "def f(x) { y = x; for i in range(1e9) { y = sin(y) }; return y }\nz = f(1)",
                    "value error")
     assert time.monotonic() - t < 1.0
-    assert "max_unroll" in err.message
+    assert "max_iterations" in err.message and "1,000,000,000 iterations" in err.message
     assert_usable(bp)
 
 
@@ -433,7 +458,7 @@ def test_interrupt_while_a_compiled_plan_runs(monkeypatch):
         return real_run(self, arrays)
     monkeypatch.setattr(evaluate.Plan, "run", run)
     bp = dsl.Interpreter()
-    bp.exec("def f(A) { y = A; for i in range(3000) { y = tanh(y @ A) }; return y }")
+    bp.exec("def f(A) { y = A; " + unrolled(3000, "y = tanh(y @ A)") + "; return y }")
     bp["A"] = np.full((200, 200), 1e-3)
     err, latency = run_then_interrupt(bp, lambda: bp.exec("z = f(A)"), started=running, after=0.2)
     assert isinstance(err, BpInterrupted) and latency < 1.0

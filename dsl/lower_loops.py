@@ -1,0 +1,275 @@
+"""Lowering loops in function bodies to loop nodes (docs/design.md, "Loops").
+
+`while c { … }` and `for i in range(n) { … }` with a runtime n (or a constant n
+past UNROLL_MAX) become one loop node each (dsl/loops.py).  The loop-carried
+state is the set of names the body rebinds that are bound before the loop; the
+body is lowered once, on placeholders for them (and the counter), by the same
+Lowerer as the rest of the function, so anything the body reads from outside
+(parameters, globals, values computed before the loop) is captured by
+`loops.make_loop`.  After the loop the names are bound to its results.  A name
+first bound inside the body is local to an iteration.
+
+`break` (alone, or in `if c { … }` inside the body) and `if` statements in a
+loop's body are lowered here: an `if` computes both sides and rebinds each name
+either side binds to `where(c, then, else)`; a `break` records the state at that
+point with the condition under which it is reached (the conjunction of the
+enclosing `if` tests), the next state is the first reached break's state
+(`where` from the first to the last, then the state at the end), and a carried
+flag, 0 once a break was taken, joins the loop's condition.
+
+A constant count of at most UNROLL_MAX iterations, in a body without `break`
+or `if`, is unrolled by dsl/lower.py as before: such a loop costs its length in
+graph nodes, but a call of the unrolled graph runs 10-25 times faster than the
+loop node (which runs a plan of its body per iteration, about 5 µs each), and
+constants fold across iterations; past 64 iterations the loop node's first
+result (build, differentiate, compile, run) is 7-20 times sooner
+(`python benchmarks/loops.py --unroll`).  A constant loop that cannot be a loop
+node (the loop variable used where a constant is needed, a carried value that
+changes shape) is unrolled when its count is within --max-unroll.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ast, loops, ops
+from .errors import BpError, BpShapeError, BpTypeError, BpValueError, Span
+from .graph import Node, make_input
+from .ops import apply, const
+from .values import Function, leaves, rebuild
+
+UNROLL_MAX = 64          # a constant loop of at most this many iterations is unrolled
+
+
+def assigned_names(stmts) -> list[str]:
+    """The names a block binds (Assign, Update, Def), through nested blocks, in order of
+    first binding; a nested for loop's variable is its own."""
+    out: dict[str, None] = {}
+    stack = [list(stmts)[::-1]]
+    while stack:
+        todo = stack[-1]
+        if not todo:
+            stack.pop()
+            continue
+        s = todo.pop()
+        match s:
+            case ast.Assign(targets):
+                for t in targets:
+                    out.setdefault(t)
+            case ast.Update(name):
+                out.setdefault(name)
+            case ast.Def(name):
+                out.setdefault(name)
+            case ast.For(var, _, body):
+                stack.append([st for st in body.stmts][::-1])
+            case ast.If(_, then, orelse):
+                more = list(then.stmts)
+                while orelse is not None:
+                    if isinstance(orelse, ast.If):
+                        more += list(orelse.then.stmts)
+                        orelse = orelse.orelse
+                    else:
+                        more += list(orelse.stmts)
+                        orelse = None
+                stack.append(more[::-1])
+            case ast.While(_, body):
+                stack.append(list(s.body.stmts)[::-1])
+    return list(out)
+
+
+def has_control(stmts) -> bool:
+    """Whether a loop's own body holds break or if statements (a nested loop's are
+    that loop's): such a loop is always a loop node, which is where they lower."""
+    return any(isinstance(s, (ast.Break, ast.If)) for s in stmts)
+
+
+def for_count(lowerer, it: ast.Expr, scope):
+    """n of `for i in range(n)`: an int when it is a constant, else a scalar node."""
+    if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+            and len(it.args) == 1 and not it.kwargs):
+        raise BpTypeError("a for loop runs over range(n): for i in range(n) { … }", it.span)
+    n = lowerer.expr(it.args[0], scope)
+    if isinstance(n, Node) and n.op == "const":
+        return ops.static_int(n, "the loop count", it.args[0].span)
+    if not isinstance(n, Node) or (isinstance(n.shape, tuple) and n.shape != ()):
+        raise BpTypeError(f"range(n) needs a scalar n, got {ops.describe(n)}", it.args[0].span)
+    return n
+
+
+def lower_for(lowerer, stmt: ast.For, scope) -> bool:
+    """Lower `for var in range(n) { body }` to a loop node; False when it is the
+    caller's to unroll: a constant count of at most UNROLL_MAX in a body without
+    break or if, or a constant loop that cannot be a loop node (the loop variable
+    used where a constant is needed, a carried value that changes shape)."""
+    n = for_count(lowerer, stmt.iter, scope)
+    if isinstance(n, int):
+        control = has_control(stmt.body.stmts)
+        if n <= UNROLL_MAX and not control:
+            return False
+        try:
+            build(lowerer, scope, stmt.body.stmts, const(float(max(n, 0)), stmt.span), stmt.var,
+                  None, stmt.span)
+        except (BpValueError, BpShapeError, BpTypeError):
+            if control or n > ops.ACTIVE.limits.max_unroll:
+                raise
+            return False
+        return True
+    build(lowerer, scope, stmt.body.stmts, n, stmt.var, None, stmt.span)
+    return True
+
+
+def lower_while(lowerer, stmt, scope) -> None:
+    build(lowerer, scope, stmt.body.stmts, const(np.inf, stmt.span), None, stmt.test, stmt.span)
+
+
+class _Body:
+    """The state of lowering one loop body: the breaks met so far."""
+
+    def __init__(self, carried: list[str]):
+        self.carried = carried
+        self.breaks: list[tuple[Node | None, dict]] = []   # (path condition, carried values)
+
+
+def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span) -> None:
+    Scope = type(scope)
+    cap = ops.ACTIVE.limits.max_iterations
+    if test is None and n.op == "const" and float(n.value) > cap:
+        raise ops.limit_error(f"a loop of {float(n.value):,.0f} iterations", "max_iterations", cap,
+                              span)
+    carried, init = [], []
+    for name in assigned_names(stmts):
+        if name == var:
+            continue
+        try:
+            value = lowerer.name(name, scope, span)
+        except BpError:
+            continue                       # first bound inside the body: local to an iteration
+        if isinstance(value, Function) or not all(isinstance(x, Node) for x in leaves(value)):
+            raise BpTypeError(f"a loop cannot rebind '{name}': it holds {ops.describe(value)}, "
+                              f"and a loop carries only tensors (and tuples or records of them)",
+                              span)
+        carried.append(name)
+        init.append(value)
+    k = loops.counter(span)
+    phs, values = [], {}
+    for name, value in zip(carried, init):
+        leaf_phs = [make_input(name, x.shape, span) for x in leaves(value)]
+        phs += leaf_phs
+        values[name] = rebuild(value, iter(leaf_phs))
+    go = make_input("go", (), span)
+    inner = Scope(scope, values)
+    if var is not None:
+        inner.bind(var, k)
+    state = _Body(carried)
+    cond = None
+    if test is not None:
+        c = lowerer.expr(test, inner)
+        cond = _scalar(lowerer, c, "a while loop's condition", test.span)
+    _block(lowerer, stmts, inner, state, None)
+    ends = {name: _lookup(inner, name) for name in carried}
+    # the next state: the first break reached, else the state at the end of the body
+    nxt = {}
+    for name in carried:
+        v = ends[name]
+        for pc, snap in reversed(state.breaks):
+            v = _where(pc, snap[name], v, name, span)
+        nxt[name] = v
+    next_leaves = []
+    for name, value in zip(carried, init):
+        new = leaves(nxt[name])
+        if len(new) != len(leaves(value)) or not all(isinstance(x, Node) for x in new):
+            raise BpTypeError(f"the loop rebinds '{name}' to {ops.describe(nxt[name])}, which does "
+                              f"not match what it held before the loop ({ops.describe(value)})",
+                              span)
+        next_leaves += new
+    inits = [x for v in init for x in leaves(v)]
+    names = tuple(name for name, value in zip(carried, init) for _ in leaves(value))
+    if state.breaks:
+        taken = None
+        for pc, _ in state.breaks:
+            t = const(1.0) if pc is None else pc
+            taken = t if taken is None else apply("or", [taken, t], span=span)
+        phs.append(go)
+        inits.append(const(1.0))
+        next_leaves.append(apply("not", [taken], span=span))
+        names += ("go",)
+        cond = go if cond is None else apply("and", [go, cond], span=span)
+    parts = loops.make_loop(n, inits, k, phs, next_leaves, (), cond, names, span)
+    it = iter(parts)
+    for name, value in zip(carried, init):
+        scope.bind(name, rebuild(value, it))
+
+
+def _lookup(scope, name):
+    return scope.lookup(name)
+
+
+def _scalar(lowerer, lv, what: str, span: Span) -> Node:
+    node = lowerer.need_tensor(lv, what, span)
+    if isinstance(node.shape, tuple) and node.shape != ():
+        raise BpTypeError(f"{what} must be a scalar, got shape {ops.shapes.fmt(node.shape)}", span)
+    return node
+
+
+def _where(c: Node | None, a, b, name: str, span: Span):
+    """where(c, a, b) leaf by leaf (c None: always a)."""
+    if c is None:
+        return a
+    la, lb = leaves(a), leaves(b)
+    if len(la) != len(lb) or not all(isinstance(x, Node) for x in la + lb):
+        raise BpTypeError(f"'{name}' holds different kinds of value on the two sides of an if",
+                          span)
+    return rebuild(a, iter(apply("where", [c, x, y], span=span) for x, y in zip(la, lb)))
+
+
+def _and(a: Node | None, b: Node, span) -> Node:
+    return b if a is None else apply("and", [a, b], span=span)
+
+
+def _block(lowerer, stmts, scope, state: _Body, pc: Node | None) -> bool:
+    """Lower a loop body's statements; True when the block ended at a break."""
+    Scope = type(scope)
+    no_return = lowerer.block((), scope)          # what a block without return gives
+    for stmt in stmts:
+        match stmt:
+            case ast.Break():
+                state.breaks.append((pc, {name: _lookup(scope, name) for name in state.carried}))
+                return True
+            case ast.If(test, then, orelse):
+                c = _scalar(lowerer, lowerer.expr(test, scope), "an if statement's test", test.span)
+                sides = []
+                for block, cond in ((then, c), (orelse, apply("not", [c], span=stmt.span))):
+                    child = Scope(scope)
+                    if block is None:
+                        sides.append((child, False))
+                        continue
+                    body = [block] if isinstance(block, ast.If) else block.stmts
+                    ended = _block(lowerer, body, child, state, _and(pc, cond, stmt.span))
+                    sides.append((child, ended))
+                (t_scope, t_broke), (e_scope, e_broke) = sides
+                if t_broke and e_broke:
+                    return True
+                names = dict.fromkeys(list(t_scope.vars) + list(e_scope.vars))
+                for name in names:
+                    try:
+                        before = _lookup(scope, name)
+                    except KeyError:
+                        before = None
+                    a = t_scope.vars.get(name, before)
+                    b = e_scope.vars.get(name, before)
+                    if t_broke:
+                        a = b                   # only the else side goes on
+                    if e_broke:
+                        b = a
+                    if a is None or b is None:
+                        continue                # bound on one side only: not visible after
+                    scope.bind(name, a if a is b else _where(c, a, b, name, stmt.span))
+            case ast.Return():
+                raise BpTypeError("return inside a while loop, or a for loop over a runtime "
+                                  "count, is not supported: assign the result and return after "
+                                  "the loop", stmt.span)
+            case _:
+                result = lowerer.block([stmt], scope)
+                if result is not no_return:
+                    raise BpTypeError("return inside a loop node's body is not supported",
+                                      stmt.span)
+    return False

@@ -1,0 +1,347 @@
+"""Loops in function bodies, from bp source (issue 15): while, for over a runtime
+count, break and if in a loop's body; their derivatives, printing, export, limits.
+
+Expected values come from NumPy loops or calculus worked out by hand, derivatives
+also from central differences and from the same loop unrolled (a constant count
+of at most 64 unrolls, so `range(6)` and `range(n)` with n = 6 are the two forms).
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+
+import dsl
+from dsl.errors import BpError
+
+PROGRAM = """
+def newton(a) {
+  x = 1
+  while abs(x^2 - a) > 1e-12 { x = 0.5*(x + a/x) }
+  return x
+}
+def newton_n(a, n) {
+  x = 1
+  for i in range(n) { x = 0.5*(x + a/x) }
+  return x
+}
+def newton_6(a) {
+  x = 1
+  for i in range(6) { x = 0.5*(x + a/x) }
+  return x
+}
+def descend(p) {
+  x = 0
+  g = 2*(x - p) + 2*x^3
+  while abs(g) > 1e-11 {
+    x = x - 0.1*g
+    g = 2*(x - p) + 2*x^3
+  }
+  return x
+}
+def f(y) = -0.7*y + sin(y)
+def rk4(y0, h, n) {
+  y = y0
+  for i in range(n) {
+    k1 = f(y)
+    k2 = f(y + h/2*k1)
+    k3 = f(y + h/2*k2)
+    k4 = f(y + h*k3)
+    y = y + h/6*(k1 + 2*k2 + 2*k3 + k4)
+  }
+  return y
+}
+def rk4_12(y0, h) {
+  y = y0
+  for i in range(12) {
+    k1 = f(y)
+    k2 = f(y + h/2*k1)
+    k3 = f(y + h/2*k2)
+    k4 = f(y + h*k3)
+    y = y + h/6*(k1 + 2*k2 + 2*k3 + k4)
+  }
+  return y
+}
+def partial(x, n) {
+  s = 0
+  for i in range(n) {
+    s = s + x^i
+    if s > 10 { break }
+  }
+  return s
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def bp():
+    interp = dsl.Interpreter()
+    interp.exec(PROGRAM)
+    return interp
+
+
+def num(bp, src):
+    return np.asarray(bp.eval(src), dtype=np.float64)
+
+
+def central(fn, x, h=1e-6):
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros(x.shape)
+    for i in np.ndindex(*x.shape):
+        e = np.zeros(x.shape)
+        e[i] = h
+        g[i] = (fn(x + e) - fn(x - e)) / (2 * h)
+    return g
+
+
+def rk4_numpy(y0, h, n):
+    f = lambda y: -0.7 * y + np.sin(y)    # noqa: E731
+    y = np.array(y0, dtype=np.float64)
+    for _ in range(int(n)):
+        k1 = f(y)
+        k2 = f(y + h / 2 * k1)
+        k3 = f(y + h / 2 * k2)
+        k4 = f(y + h * k3)
+        y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return y
+
+
+# ── acceptance 1: Newton, gradient descent, RK4, each differentiated ─────
+
+def test_newton_with_a_tolerance(bp):
+    a = 3.0
+    assert float(num(bp, f"newton({a})")) == pytest.approx(np.sqrt(a), rel=1e-15)
+    assert float(num(bp, f"grad(newton)({a})")) == pytest.approx(0.5 / np.sqrt(a), rel=1e-12)
+    # second order: d²/da² sqrt(a) = -a^(-3/2)/4, by reverse over reverse, hvp, hessian
+    want2 = -0.25 * a ** -1.5
+    assert float(num(bp, f"grad(grad(newton))({a})")) == pytest.approx(want2, rel=1e-9)
+    assert float(num(bp, f"hvp(newton)({a}, 1)")) == pytest.approx(want2, rel=1e-9)
+    assert float(num(bp, f"hessian(newton)({a})")) == pytest.approx(want2, rel=1e-9)
+    # against differences of the loop itself
+    fd = central(lambda v: float(num(bp, f"newton({float(v)!r})")), a)
+    assert float(num(bp, f"grad(newton)({a})")) == pytest.approx(float(fd), rel=1e-7)
+
+
+def test_newton_for_a_runtime_count_against_its_unrolled_form(bp):
+    """newton_n(a, 6) is a loop node, newton_6 is unrolled: the same numbers."""
+    for what in ("{f}", "grad({f})", "grad(grad({f}))", "hessian({f})"):
+        loop = num(bp, what.format(f="newton_n") + "(2.5, 6)" if what == "{f}" else
+                   what.format(f="newton_n") + "(2.5, 6)")
+        unrolled = num(bp, what.format(f="newton_6") + "(2.5)")
+        np.testing.assert_allclose(loop, unrolled, rtol=1e-13)
+
+
+def test_gradient_descent_to_convergence(bp):
+    """x*(p) minimises (x - p)² + x⁴/2: 2(x - p) + 2x³ = 0, so dx*/dp = 2/(2 + 6x*²)."""
+    p = 1.3
+    xs = float(num(bp, f"descend({p})"))
+    assert abs(2 * (xs - p) + 2 * xs ** 3) < 1e-10
+    d = 2 / (2 + 6 * xs ** 2)
+    assert float(num(bp, f"grad(descend)({p})")) == pytest.approx(d, rel=1e-8)
+    dd = -2 * 12 * xs * d / (2 + 6 * xs ** 2) ** 2           # d/dp of 2/(2 + 6x*(p)²)
+    assert float(num(bp, f"hvp(descend)({p}, 1)")) == pytest.approx(dd, rel=1e-6)
+    assert float(num(bp, f"grad(grad(descend))({p})")) == pytest.approx(dd, rel=1e-6)
+
+
+def test_rk4_with_a_runtime_step_count(bp):
+    y0 = np.array([0.3, -1.2, 2.0])
+    bp["Y0"] = y0
+    np.testing.assert_allclose(num(bp, "rk4(Y0, 0.05, 12)"), rk4_numpy(y0, 0.05, 12), rtol=1e-14)
+    # the unrolled form (a constant count of 12) gives the same values and derivatives
+    np.testing.assert_allclose(num(bp, "rk4(Y0, 0.05, 12)"), num(bp, "rk4_12(Y0, 0.05)"), rtol=1e-14)
+    g = bp.eval("grad((y, h) -> sum(rk4(y, h, 12)^2), wrt=(y, h))(Y0, 0.05)")
+    gu = bp.eval("grad((y, h) -> sum(rk4_12(y, h)^2), wrt=(y, h))(Y0, 0.05)")
+    np.testing.assert_allclose(g[0], gu[0], rtol=1e-12)
+    np.testing.assert_allclose(g[1], gu[1], rtol=1e-12)
+    L = lambda y, h: float(np.sum(rk4_numpy(y, h, 12) ** 2))    # noqa: E731
+    np.testing.assert_allclose(g[0], central(lambda v: L(v, 0.05), y0), rtol=1e-7)
+    np.testing.assert_allclose(g[1], central(lambda v: L(y0, float(v)), 0.05), rtol=1e-7)
+    # second order: the Hessian in y0 (a Jacobian of the gradient through both loops)
+    H = num(bp, "hessian(y -> sum(rk4(y, 0.05, 12)^2))(Y0)")
+    Hu = num(bp, "hessian(y -> sum(rk4_12(y, 0.05)^2))(Y0)")
+    np.testing.assert_allclose(H, Hu, rtol=1e-10, atol=1e-12)
+    hv = num(bp, "hvp(y -> sum(rk4(y, 0.05, 12)^2))(Y0, [1, 0, -1])")
+    np.testing.assert_allclose(hv, Hu @ np.array([1.0, 0, -1]), rtol=1e-10, atol=1e-12)
+
+
+def test_break_in_a_loop_body(bp):
+    # 1 + 2 + 4 + 8 = 15 > 10: the loop stops there; ds/dx = 1 + 2x + 3x² at x = 2
+    assert float(num(bp, "partial(2, 10)")) == 15.0
+    assert float(num(bp, "grad(partial)(2, 10)")) == 17.0
+    assert float(num(bp, "partial(1, 10)")) == 10.0                    # never more than 10
+    assert float(num(bp, "partial(0.5, 4)")) == 1 + 0.5 + 0.25 + 0.125
+
+
+def test_if_else_and_several_carried_values_in_a_loop():
+    bp = dsl.Interpreter()
+    bp.exec("""
+def collatz(x) {
+  steps = 0
+  while x != 1 {
+    if x % 2 == 0 { x = x / 2 } else { x = 3*x + 1 }
+    steps = steps + 1
+  }
+  return steps
+}
+def pair(a, n) {
+  v = [1, 0]
+  s = 0
+  for i in range(n) {
+    v = [v[0]*a - v[1], v[0]]
+    s = s + v[0]
+  }
+  return (v, s)
+}
+""")
+    def collatz(x):
+        k = 0
+        while x != 1:
+            x = x // 2 if x % 2 == 0 else 3 * x + 1
+            k += 1
+        return k
+    for x in (1, 6, 7, 27):
+        assert float(bp.eval(f"collatz({x})")) == collatz(x)
+    v, s = bp.eval("pair(0.9, 7)")
+    vv, ss = np.array([1.0, 0.0]), 0.0
+    for _ in range(7):
+        vv = np.array([vv[0] * 0.9 - vv[1], vv[0]])
+        ss += vv[0]
+    np.testing.assert_allclose(v, vv, rtol=1e-15)
+    assert float(s) == pytest.approx(ss, rel=1e-15)
+    g = float(bp.eval("grad(a -> pair(a, 7)[1])(0.9)"))
+    fd = central(lambda a: float(bp.eval(f"pair({float(a)!r}, 7)[1]")), 0.9)
+    assert g == pytest.approx(float(fd), rel=1e-7)
+
+
+def test_nested_loops_from_source():
+    bp = dsl.Interpreter()
+    bp.exec("""
+def tri(x, n) {
+  s = 0
+  for i in range(n) {
+    t = 0
+    for j in range(i) { t = t + x^j }
+    s = s + t
+  }
+  return s
+}
+""")
+    X, N = 1.3, 6
+    want = sum(X ** j for i in range(N) for j in range(i))
+    dwant = sum(j * X ** (j - 1) for i in range(N) for j in range(1, i))
+    assert float(bp.eval(f"tri({X}, {N})")) == pytest.approx(want, rel=1e-14)
+    assert float(bp.eval(f"grad(tri)({X}, {N})")) == pytest.approx(dwant, rel=1e-12)
+
+
+# ── printing, graph, export ──────────────────────────────────────────────
+
+def test_printed_loops_read_back(bp):
+    assert bp.format(bp.eval("newton")) == \
+        "a -> { x = 1; while abs(x^2 - a) > 1e-12 { x = 0.5 * (x + a/x) }; return x }"
+    for fn, call in (("newton", "(2.5)"), ("rk4", "([0.3, -1.2], 0.05, 7)"),
+                     ("partial", "(2, 10)"), ("descend", "(1.3)"), ("grad(newton)", "(2.5)"),
+                     ("jvp(newton)", "(2.5, 1)"), ("hvp(newton)", "(2.5, 1)"),
+                     ("grad(rk4, wrt=h)", "(0.3, 0.05, 7)")):
+        text = bp.format(bp.eval(fn))
+        other = dsl.Interpreter()
+        other.exec(PROGRAM)
+        other.exec(f"g = {text}")
+        np.testing.assert_allclose(num(other, "g" + call), num(bp, fn + call), rtol=1e-13,
+                                   err_msg=text)
+    # forward mode prints as a loop carrying the tangent
+    assert "while" in bp.format(bp.eval("jvp(newton)"))
+
+
+def test_graph_lists_the_loop_and_its_body(bp):
+    text = str(bp.graph("newton"))
+    assert "loop1(" in text and "loop1: counter k, carried x, captured a" in text
+
+
+def test_export_writes_a_python_loop(bp, tmp_path):
+    path = tmp_path / "m.py"
+    bp.exec(f'export newton to "{path}"')
+    bp.exec(f'export grad(rk4, wrt=h) to "{tmp_path / "g.py"}"')
+    src = path.read_text()
+    assert "while" in src and "import numpy as np" in src
+    mods = []
+    for p in (path, tmp_path / "g.py"):
+        spec = importlib.util.spec_from_file_location(p.stem, p)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mods.append(mod)
+    assert float(mods[0].newton(2.5)) == pytest.approx(np.sqrt(2.5), rel=1e-15)
+    fn = [getattr(mods[1], n) for n in dir(mods[1]) if not n.startswith("_") and n != "np"][0]
+    np.testing.assert_allclose(fn(0.3, 0.05, 7), num(bp, "grad(rk4, wrt=h)(0.3, 0.05, 7)"),
+                               rtol=1e-14)
+
+
+def test_short_constant_loops_unroll_and_long_ones_are_loop_nodes():
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) { for i in range(64) { x = sin(x) }; return x }\n"
+            "def g(x) { for i in range(65) { x = sin(x) }; return x }")
+    ops_f = {n.op for n in bp.graph("f").nodes}
+    ops_g = {n.op for n in bp.graph("g").nodes}
+    assert "loop" not in ops_f and "loop" in ops_g
+    x = 0.7
+    for _ in range(65):
+        x = np.sin(x)
+    assert float(bp.eval("g(0.7)")) == pytest.approx(x, rel=1e-15)
+
+
+def test_a_constant_loop_that_needs_its_variable_as_a_constant_unrolls():
+    """reshape needs a constant shape: the loop over 100 is unrolled instead."""
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) { s = 0; for i in range(100) { s = s + sum(reshape(x, 1, 2) * i) }; return s }")
+    assert float(bp.eval("f([1, 2])")) == pytest.approx(3 * sum(range(100)))
+
+
+# ── limits and mistakes ──────────────────────────────────────────────────
+
+def test_the_iteration_cap_is_a_located_value_error():
+    bp = dsl.Interpreter(max_iterations=1000)
+    bp.exec("def f(x) {\n  while x > 0 { x = x + 1 }\n  return x\n}")
+    with pytest.raises(BpError) as err:
+        bp.exec("y = f(1)")
+    assert err.value.kind == "value error" and (err.value.line, err.value.column) == (2, 3)
+    assert "max_iterations" in err.value.message and "--max-iterations" in err.value.message
+    assert float(bp.eval("f(-1)")) == -1.0                 # the session goes on
+
+
+@pytest.mark.parametrize("src, kind, where, words", [
+    ("while 1 { x = 1 }", "syntax error", (1, 1), "function body"),
+    ("def f(x) { if x > 0 { x = 1 }; return x }", "syntax error", (1, 12), "if"),
+    ("def f(x) { break; return x }", "syntax error", (1, 12), "break outside a loop"),
+    ("def f(x) { while x > 0 { return x }; return x }\nf(1)", "type error", (1, 26), "return"),
+    ("def f(x) { while x { x = [x, x] }; return x }\nf(1)", "shape error", None, "'x'"),
+    ("def f(x) { while [1, 1] { x = x + 1 }; return x }\nf(1)", "type error", (1, 18), "scalar"),
+    ("def f(x) { g = sin; while x > 0 { g = cos; x = x - 1 }; return x }\nf(1)", "type error", None,
+     "'g'"),
+])
+def test_loop_mistakes_are_located_errors(src, kind, where, words):
+    bp = dsl.Interpreter()
+    with pytest.raises(BpError) as err:
+        bp.exec(src)
+    assert err.value.kind == kind, err.value
+    assert words in err.value.message, err.value.message
+    if where is not None:
+        assert (err.value.line, err.value.column) == where
+
+
+def test_a_long_while_loop_and_its_gradient_from_source():
+    """10⁵ iterations and the gradient through them, with Python's stack limited to
+    far less than the loop's length: nothing recurses per iteration."""
+    bp = dsl.Interpreter()
+    bp.exec("def walk(h) { x = 0; i = 0; while i < 100000 { x = x + h*cos(x); i = i + 1 }; return x }")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)
+    try:
+        v = float(bp.eval("walk(1e-5)"))
+        g = float(bp.eval("grad(walk)(1e-5)"))
+    finally:
+        sys.setrecursionlimit(limit)
+    x, d = 0.0, 0.0
+    for _ in range(100_000):
+        x, d = x + 1e-5 * np.cos(x), d + np.cos(x) - 1e-5 * np.sin(x) * d
+    assert v == pytest.approx(x, rel=1e-13) and g == pytest.approx(d, rel=1e-10)
