@@ -1,6 +1,8 @@
 """Structured loops (issue 15): the cost of an iteration and of a loop's gradient.
 
-    python benchmarks/loops.py
+    python benchmarks/loops.py               # one long loop: per iteration, memory
+    python benchmarks/loops.py --unroll      # unrolled against a loop node, by count
+    python benchmarks/loops.py --rosenbrock  # the 10⁴-term Rosenbrock written as a loop
 
 Builds x ← x + h·cos(x) for 10⁵ iterations as one loop node (a while loop
 counting to N), with dsl.loops over the graph builder, and times the value and
@@ -35,7 +37,64 @@ def build():
     return [h, x0], xf, gh
 
 
+def unroll_table() -> None:
+    """Time to a first result (build, differentiate, compile, run) and per call after,
+    of a value and its gradient, for N iterations unrolled and as one loop node: what
+    lower_loops.UNROLL_MAX is chosen from."""
+    from dsl.evaluate import Plan as P
+
+    def step(x, h, W):
+        if W is None:
+            return apply("add", [x, apply("mul", [h, apply("cos", [x])])])
+        return apply("add", [x, apply("mul", [h, apply("tanh", [apply("matmul", [W, x])])])])
+    for shape in [(), (10,)]:
+        for n in [4, 16, 64, 256, 1024]:
+            row = []
+            for mode in ("unrolled", "loop"):
+                t0 = time.perf_counter()
+                h, x0 = make_input("h", ()), make_input("x0", shape)
+                W = make_input("W", shape + shape) if shape else None
+                if mode == "unrolled":
+                    x = x0
+                    for _ in range(n):
+                        x = step(x, h, W)
+                else:
+                    k, c = loops.counter(), make_input("x", shape)
+                    x, _ = loops.make_loop(const(float(n)), [x0], k, [c], [step(c, h, W)])
+                loss = apply("sum", [apply("mul", [x, x])], {"axis": None, "keepdims": False})
+                g = vjp_graph([loss], [const(1.0)], [h])
+                ins = [h, x0] + ([W] if W is not None else [])
+                plan = P(ins, [loss] + g)
+                args = [np.asarray(0.1), np.full(shape, 0.5)] + ([np.eye(10)] if W is not None else [])
+                plan.run(args)
+                first = time.perf_counter() - t0
+                plan.run(args)
+                t1 = time.perf_counter()
+                for _ in range(5):
+                    plan.run(args)
+                row.append(f"{mode}: first {first * 1e3:7.1f} ms, then {(time.perf_counter() - t1) / 5 * 1e3:6.2f} ms")
+            print(f"x{list(shape)} N={n:5d}  " + "   ".join(row))
+
+
+def rosenbrock() -> None:
+    """The 10⁴-term Rosenbrock written as a loop over x[i] (issue 15, acceptance 3)."""
+    import dsl
+    bp = dsl.Interpreter()
+    bp.exec("def rosen(x) {\n  s = 0\n  for i in range(size(x) - 1) { s = s + 100*(x[i+1] - x[i]^2)^2 "
+            "+ (1 - x[i])^2 }\n  return s\n}")
+    bp["X"] = np.linspace(-1, 1, 10_000)
+    for what in ("rosen(X)", "grad(rosen)(X)", "grad(rosen)(X)"):
+        start = time.perf_counter()
+        bp.eval(what)
+        print(f"{what}: {time.perf_counter() - start:.3f} s")
+
+
 def main() -> None:
+    import sys
+    if "--unroll" in sys.argv:
+        return unroll_table()
+    if "--rosenbrock" in sys.argv:
+        return rosenbrock()
     inputs, xf, gh = build()
     args = [np.asarray(1e-5), np.asarray(0.0)]
     for name, outs in (("value", [xf]), ("value and gradient", [xf, gh])):
