@@ -151,9 +151,25 @@ def _loop_kernel(node: Node):
     return lambda n, *arrays: run(n, *arrays, body=body, span=span)
 
 
+def _take_at(axis):
+    """take(x, i) of a 0-d index i (x[i] at a runtime i, as in a loop's body): the
+    same checks and the same np.take as the op's kernel, without the array-wide
+    checks that cost most of a read of one element."""
+    take = np.take
+
+    def take_one(x, idx):
+        f = float(idx)
+        if f != f or f in (math.inf, -math.inf) or f != int(f):
+            raise BpValueError(f"an index must be a whole number, got {f:g}")
+        return take(x, int(f), axis=axis)
+    return _quiet(take_one)             # np.take makes a new array and cannot warn
+
+
 def _kernel(node: Node):
     """The kernel of one step, and its name in the scalar fast path (or None)."""
     op = node.op
+    if op == "take" and node.inputs[1].shape == () and isinstance(node.inputs[0].shape, tuple):
+        return _take_at(node.attr("axis")), None
     if op == "pow":
         b = node.inputs[1]
         if b.op == "const" and b.value.shape == () and node.inputs[0].shape == node.shape:

@@ -324,28 +324,71 @@ def _vjp(ct, out, inputs, attrs):
     trips = part(s_in, sbody, 2 * p)
     emitted = j >= p
     key = ("vjp", j if emitted else None)
-    abody = body._derived.get(key)
-    if abody is None:
-        abody = _adjoint_body(body, j - p if emitted else None)
-        body._derived[key] = abody
+    made = body._derived.get(key)
+    if made is None:
+        made = body._derived[key] = _adjoint_body(body, j - p if emitted else None)
+    abody, layout = made
     zero_c = [ops.zeros(c.shape, c) for c in init]
     a_init = [ct if (not emitted and i == j) else zero_c[i] for i in range(p)]
-    a_init += [ops.zeros(x.shape, x) for x in cap]
+    a_init += [ops.zeros(x.shape, x) for x, how in zip(cap, layout) if how[0] == "dense"]
     a_cap = [*tapes, *cap, trips] + ([ct] if emitted else [])
     loop_in = [trips, *a_init, *a_cap]
-    cts = [part(loop_in, abody, i) for i in range(p + q)]
+    cts = [part(loop_in, abody, i) for i in range(p)]
+    n_carried = len(abody.carried)
+    for x, how in zip(cap, layout):
+        if how[0] == "dense":
+            cts.append(part(loop_in, abody, how[1]))
+            continue
+        total = None                  # the rows read: one scatter of all of them, after
+        for e_idx, e_val in how[1]:
+            idx = part(loop_in, abody, n_carried + e_idx)
+            val = part(loop_in, abody, n_carried + e_val)
+            g = apply("scatter_add", [ops.zeros(x.shape, x), idx, val], {"axis": 0})
+            total = g if total is None else apply("add", [total, g])
+        cts.append(total)
     return (None, *cts)
 
 
-def _adjoint_body(body: Body, emitted: int | None) -> Body:
-    """The adjoint of one iteration: carried (ĉ…, x̄…), captured (tape…, x…, T[, ȳ tape])."""
+def _scatter_terms(g: Node, x: Node):
+    """g as a sum of scatter_add(0 like x, idx, v, axis=0), as [(idx, v)], or None.
+    That is the cotangent of x read at a runtime index (x[i], take): a loop's adjoint
+    then emits (idx, v) each iteration and scatters them all once after the loop,
+    instead of adding a tensor of x's size every iteration (O(T·size(x)))."""
+    if not isinstance(x.shape, tuple) or x.shape == ():
+        return None
+    terms, stack = [], [g]
+    while stack:
+        t = stack.pop()
+        if t.op == "add" and t.inputs[0].shape == t.shape == t.inputs[1].shape:
+            stack.extend(t.inputs)
+            continue
+        if t.op != "scatter_add" or t.attr("axis", 0) % len(x.shape) != 0:
+            return None
+        base, idx, v = t.inputs
+        if not (base.op == "zeros_like" and base.inputs[0] is x or
+                base.op == "const" and base.shape == x.shape and not base.value.any()):
+            return None
+        if not (isinstance(idx.shape, tuple) and isinstance(v.shape, tuple)):
+            return None
+        target = idx.shape + x.shape[1:]
+        if v.shape != target:
+            v = apply("broadcast_to", [v], {"shape": target})
+        terms.append((idx, v))
+    return terms
+
+
+def _adjoint_body(body: Body, emitted: int | None):
+    """The adjoint of one iteration: carried (ĉ…, x̄ of the dense captured values…),
+    captured (tape…, x…, T[, ȳ tape]), emitting (idx, v) for each read of a captured value
+    at a runtime index (_scatter_terms).  Returns the body and, per captured value,
+    ("dense", its carried position) or ("sparse", [(idx, v) emitted positions])."""
     p = len(body.carried)
     jj = counter()
     c_bar = [make_input("ĉ", c.shape, c.span) for c in body.carried]
-    x_bar = [make_input("x̄", x.shape, x.span) for x in body.captured]
     tape_ph = [make_input("τ", shapes.SymShape(), c.span) for c in body.carried]
     trips = make_input("T", ())
     y_tape = make_input("ȳ", shapes.SymShape()) if emitted is not None else None
+    carried, nxt, emits, layout = list(c_bar), [], [], []
     with building("d", None):
         kk = apply("sub", [apply("sub", [trips, const(1.0)]), jj])
         reads = [apply("loop_read", [t, kk], {"shape": c.shape}) for t, c in zip(tape_ph, body.carried)]
@@ -359,10 +402,23 @@ def _adjoint_body(body: Body, emitted: int | None) -> Body:
         mapping = {id(body.k): kk}
         mapping.update({id(c): rd for c, rd in zip(body.carried, reads)})
         grads = substitute(grads, mapping)
-        nxt = grads[:p] + [apply("add", [xb, g]) for xb, g in zip(x_bar, grads[p:])]
+        nxt = grads[:p]
+        for x, g in zip(body.captured, grads[p:]):
+            terms = _scatter_terms(g, x)
+            if terms is not None:
+                where = []
+                for idx, v in terms:
+                    where.append((len(emits), len(emits) + 1))
+                    emits += [idx, v]
+                layout.append(("sparse", where))
+                continue
+            xb = make_input("x̄", x.shape, x.span)
+            layout.append(("dense", len(carried)))
+            carried.append(xb)
+            nxt.append(apply("add", [xb, g]))
     captured = [*tape_ph, *body.captured, trips] + ([y_tape] if y_tape is not None else [])
-    return Body(jj, [*c_bar, *x_bar], captured, nxt, (), None,
-                tuple("∂" + nm for nm in body.names))
+    return Body(jj, carried, captured, nxt, emits, None,
+                tuple("∂" + nm for nm in body.names)), layout
 
 
 def _needed_carried(body: Body, j: int) -> list[int]:
@@ -517,6 +573,9 @@ def _read(tape, k, shape):
     if tape.ndim == 0 or not 0 <= i < tape.shape[0]:
         raise BpValueError(f"loop_read: row {i} of a tape of {tape.shape[0] if tape.ndim else 0}")
     return tape[i]
+
+
+_read.bp_quiet = True                # a row of the tape: nothing to warn about (dsl/evaluate.py)
 
 
 def _loop_write(g, tape, k):

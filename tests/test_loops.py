@@ -491,3 +491,40 @@ def test_loops_latex_is_a_located_error():
     with pytest.raises(BpValueError) as err:
         latex.node_latex(x, {id(i): latex.Tex("x", 12) for i in x.inputs})
     assert err.value.span == where and "loop" in str(err.value)
+
+
+def test_loops_reads_at_a_runtime_index_scatter_once_after_the_adjoint_loop():
+    """s += x[k]² · w[k+1]: the cotangents of x and w are emitted per iteration as
+    (index, value) and scattered once after the loop, so the adjoint loop carries no
+    tensor of x's size (it would cost O(T·n)); values against the formula by hand."""
+    n = 7
+    x, w = make_input("x", (n,)), make_input("w", (n,))
+
+    def body(k, s):
+        xk = A("take", x, k, axis=None)
+        wk = A("take", w, A("add", k, C(1.0)), axis=None)
+        return A("add", s, A("mul", A("mul", xk, xk), wk))
+    s, _ = loop_of(C(float(n - 1)), [C(0.0)], body)
+    gx, gw = vjp_graph([s], [C(1.0)], [x, w])
+    adjoint = [nd for nd in topo_order([gx, gw]) if nd.op == "loop" and nd.attr("body").emit
+               and any(c.attr("name") == "ĉ" for c in nd.attr("body").carried)]
+    assert adjoint and all(c.shape == () for nd in adjoint for c in nd.attr("body").carried)
+    rng = np.random.default_rng(2)
+    xv, wv = rng.normal(size=n), rng.normal(size=n)
+    got = run([x, w], [s, gx, gw], xv, wv)
+    want_gx = np.zeros(n)
+    want_gx[:-1] = 2 * xv[:-1] * wv[1:]
+    want_gw = np.zeros(n)
+    want_gw[1:] = xv[:-1] ** 2
+    np.testing.assert_allclose(got[0], np.sum(xv[:-1] ** 2 * wv[1:]), rtol=1e-14)
+    np.testing.assert_allclose(got[1], want_gx, rtol=1e-14)
+    np.testing.assert_allclose(got[2], want_gw, rtol=1e-14)
+    # second order through the emitted reads: d/dx of gx·v is diag(2 w[1:]) v
+    v = make_input("v", (n,))
+    (hx,) = jvp_graph([gx], [x], [v])
+    (hxx,) = vjp_graph([A("sum", A("mul", gx, v), axis=None, keepdims=False)], [C(1.0)], [x])
+    vv = rng.normal(size=n)
+    want = np.zeros(n)
+    want[:-1] = 2 * wv[1:] * vv[:-1]
+    for got_h in run([x, w, v], [hx, hxx], xv, wv, vv):
+        np.testing.assert_allclose(got_h, want, rtol=1e-13, atol=1e-15)

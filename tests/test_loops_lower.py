@@ -345,3 +345,27 @@ def test_a_long_while_loop_and_its_gradient_from_source():
     for _ in range(100_000):
         x, d = x + 1e-5 * np.cos(x), d + np.cos(x) - 1e-5 * np.sin(x) * d
     assert v == pytest.approx(x, rel=1e-13) and g == pytest.approx(d, rel=1e-10)
+
+
+def test_rosenbrock_written_as_a_loop():
+    """Σ 100(x[i+1] - x[i]²)² + (1 - x[i])² over a runtime range: value, gradient and a
+    Hessian-vector product against the formulas by hand (the Hessian is tridiagonal)."""
+    bp = dsl.Interpreter()
+    bp.exec("def rosen(x) {\n  s = 0\n  for i in range(size(x) - 1) "
+            "{ s = s + 100*(x[i+1] - x[i]^2)^2 + (1 - x[i])^2 }\n  return s\n}")
+    x = np.linspace(-1.2, 1.1, 300)
+    bp["X"], bp["V"] = x, np.cos(np.arange(300.0))
+    a, b = x[:-1], x[1:]
+    assert float(bp.eval("rosen(X)")) == pytest.approx(np.sum(100 * (b - a ** 2) ** 2 + (1 - a) ** 2),
+                                                       rel=1e-13)
+    g = np.zeros_like(x)
+    g[:-1] += -400 * a * (b - a ** 2) - 2 * (1 - a)
+    g[1:] += 200 * (b - a ** 2)
+    np.testing.assert_allclose(bp.eval("grad(rosen)(X)"), g, rtol=1e-12, atol=1e-12)
+    H = np.zeros((300, 300))
+    d = np.zeros(300)
+    d[:-1] += 1200 * a ** 2 - 400 * b + 2
+    d[1:] += 200
+    H[np.arange(300), np.arange(300)] = d
+    H[np.arange(299), np.arange(1, 300)] = H[np.arange(1, 300), np.arange(299)] = -400 * a
+    np.testing.assert_allclose(bp.eval("hvp(rosen)(X, V)"), H @ bp.eval("V"), rtol=1e-10, atol=1e-9)
