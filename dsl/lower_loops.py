@@ -35,7 +35,7 @@ from . import ast, loops, ops
 from .errors import BpError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node, make_input
 from .ops import apply, const
-from .values import Function, leaves, rebuild
+from .values import Function, leaf_paths, leaves, rebuild
 
 UNROLL_MAX = 64          # a constant loop of at most this many iterations is unrolled
 
@@ -151,8 +151,10 @@ def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span) -> 
         init.append(value)
     k = loops.counter(span)
     phs, values = [], {}
-    for name, value in zip(carried, init):
-        leaf_phs = [make_input(name, x.shape, span) for x in leaves(value)]
+    leaf_names = {}
+    for name, value in zip(carried, init):        # th.a, th.b carried as th_a, th_b
+        leaf_names[name] = [name + "".join(f"_{k}" for _, k in path) for path in leaf_paths(value)]
+        leaf_phs = [make_input(nm, x.shape, span) for nm, x in zip(leaf_names[name], leaves(value))]
         phs += leaf_phs
         values[name] = rebuild(value, iter(leaf_phs))
     go = make_input("go", (), span)
@@ -182,7 +184,7 @@ def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span) -> 
                               span)
         next_leaves += new
     inits = [x for v in init for x in leaves(v)]
-    names = tuple(name for name, value in zip(carried, init) for _ in leaves(value))
+    names = tuple(nm for name in carried for nm in leaf_names[name])
     if state.breaks:
         taken = None
         for pc, _ in state.breaks:

@@ -369,3 +369,29 @@ def test_rosenbrock_written_as_a_loop():
     H[np.arange(300), np.arange(300)] = d
     H[np.arange(299), np.arange(1, 300)] = H[np.arange(1, 300), np.arange(299)] = -400 * a
     np.testing.assert_allclose(bp.eval("hvp(rosen)(X, V)"), H @ bp.eval("V"), rtol=1e-10, atol=1e-9)
+
+
+def test_gradient_descent_on_a_record_with_grad_inside_the_loop():
+    """th ← th - 0.1·∇q((q.a - p)² + (q.b + p)²): th.a_k = p(1 - 0.8^k), th.b_k = -th.a_k,
+    so after k steps th.a - th.b = 2p(1 - 0.8^k), derivative 2(1 - 0.8^k) (by hand)."""
+    bp = dsl.Interpreter()
+    bp.exec("""
+def fit(p, k) {
+  th = {a: 0, b: 0}
+  i = 0
+  while i < k {
+    g = grad(q -> (q.a - p)^2 + (q.b + p)^2)(th)
+    th = {a: th.a - 0.1*g.a, b: th.b - 0.1*g.b}
+    i = i + 1
+  }
+  return th.a - th.b
+}
+""")
+    for k in (0, 3, 40):
+        assert float(bp.eval(f"fit(1.5, {k})")) == pytest.approx(3 * (1 - 0.8 ** k), rel=1e-14, abs=1e-15)
+        assert float(bp.eval(f"grad(fit)(1.5, {k})")) == pytest.approx(2 * (1 - 0.8 ** k), rel=1e-13,
+                                                                       abs=1e-15)
+    text = bp.format(bp.eval("fit"))
+    assert text.startswith("(p, k) -> { th_a, th_b, i = 0, 0, 0; while i < k {")
+    bp.exec(f"g = {text}")
+    assert float(bp.eval("grad(g)(1.5, 3)")) == pytest.approx(2 * (1 - 0.8 ** 3), rel=1e-13)
