@@ -395,3 +395,60 @@ def fit(p, k) {
     assert text.startswith("(p, k) -> { th_a, th_b, i = 0, 0, 0; while i < k {")
     bp.exec(f"g = {text}")
     assert float(bp.eval("grad(g)(1.5, 3)")) == pytest.approx(2 * (1 - 0.8 ** 3), rel=1e-13)
+
+
+def _particle_numpy(w):
+    cs = [np.array([10.0, 10.0 - w]), np.array([10.0, 0.0])]
+    x, xd, dt = np.array([0.0, 8.0]), np.array([0.75, 0.0]), 0.1
+    while True:
+        xdd = sum((x - c) / np.linalg.norm(x - c) ** 3 for c in cs)       # -∇p
+        xn = x + dt * xd
+        if xn[1] <= 0:
+            break
+        x, xd = xn, xd + dt * xdd
+    xf = x + (-x[1] / xd[1]) * xd
+    return xf[0] ** 2
+
+
+def test_a_while_loop_whose_body_differentiates():
+    """GradBench's particle: an unbounded while loop whose body calls ∇ₓp, where p
+    depends on w; d/dw and d²/dw² through it (a mixed third derivative inside)."""
+    bp = dsl.Interpreter()
+    bp.exec("""
+def naive_euler(w) {
+  def p(x) = 1/norm(x - [10, 10 - w]) + 1/norm(x - [10, 0])
+  x = [0, 8]
+  xd = [0.75, 0]
+  go = 1
+  while go {
+    xdd = -grad(p)(x)
+    xn = x + 0.1*xd
+    if xn[1] > 0 { x = xn; xd = xd + 0.1*xdd } else { go = 0 }
+  }
+  xf = x + (-x[1]/xd[1])*xd
+  return xf[0]^2
+}
+""")
+    w, h = 0.3, 1e-6
+    assert float(bp.eval(f"naive_euler({w})")) == pytest.approx(_particle_numpy(w), rel=1e-12)
+    fd = (_particle_numpy(w + h) - _particle_numpy(w - h)) / (2 * h)
+    g = float(bp.eval(f"grad(naive_euler)({w})"))
+    assert g == pytest.approx(fd, rel=1e-6)
+    fd2 = (float(bp.eval(f"grad(naive_euler)({w + h})")) -
+           float(bp.eval(f"grad(naive_euler)({w - h})"))) / (2 * h)
+    for src in ("grad(grad(naive_euler))", "hvp(naive_euler)"):
+        got = float(bp.eval(f"{src}({w}" + (", 1)" if src.startswith("hvp") else ")")))
+        assert got == pytest.approx(fd2, rel=1e-6), src
+
+
+def test_printed_loop_names_are_the_printers():
+    """Parameters called like the printer's loop names (go, i, x) keep theirs."""
+    bp = dsl.Interpreter()
+    bp.exec("def f(go, i) { s = 0; for k in range(i) { s = s + go^k; if s > 5 { break } }; return s }")
+    text = bp.format(bp.eval("f"))
+    assert text.startswith("(go, i) -> {")
+    other = dsl.Interpreter()
+    other.exec(f"g = {text}")
+    for args in ("(2, 10)", "(0.5, 4)"):
+        assert float(other.eval("g" + args)) == float(bp.eval("f" + args))
+        assert float(other.eval("grad(g)" + args)) == float(bp.eval("grad(f)" + args))
