@@ -320,6 +320,50 @@ class Plan:
                     return self.run_loop(arrays, check_nan, flag)
         return gen.run(self, arrays, flag)
 
+    def stepper(self, check_nan: bool, flag):
+        """A function running this plan again and again with the same settings (a loop
+        body's plan, once per iteration; dsl/loops.py): the generated code called
+        directly, with buffers of its own, and NumPy's floating-point state and
+        Python's warnings left to the caller (the loop sets them once).  Results are
+        as run() gives them; errors are located the same way."""
+        if check_nan or ENGINE == "plain" or not self.steps:
+            return lambda arrays: self.run_loop(arrays, check_nan, flag)
+        scalar = ENGINE == "scalar"
+        gen = self._compiled.get(scalar, 0)
+        if gen == 0:
+            gen = self._compiled[scalar] = _compile(self, scalar)
+        if gen is None:
+            return lambda arrays: self.run_loop(arrays, check_nan, flag)
+        chunks = [c for c, _ in gen.chunks]
+        bufs = [np.empty(sh) for sh in gen.buffer_shapes]
+        n_inputs, nslots = self.n_inputs, self.nslots
+        outs = list(zip(self.out_slots, self.copy_out))
+        ndarray, asarray = np.ndarray, np.asarray
+        floats = gen.floats
+
+        def step(arrays):
+            env = [None] * nslots
+            env[:n_inputs] = arrays
+            try:
+                for chunk in chunks:
+                    chunk(env, flag, bufs)
+            except (ZeroDivisionError, OverflowError, ValueError):
+                if floats:                  # a float refused: the plan's own path redoes it
+                    return self.run(arrays, check_nan, flag)
+                raise gen._locate(self) from None
+            except Exception:
+                raise gen._locate(self) from None
+            result = []
+            for s, copy in outs:
+                v = env[s]
+                if type(v) is not ndarray or v.dtype != _F64:
+                    v = asarray(v, dtype=_F64)
+                elif copy or v.base is not None:
+                    v = v.copy()
+                result.append(v)
+            return result
+        return step
+
     def python(self, results, template, general):
         """The results as the caller of a bp function gets them: by packer, or by
         general(results) for a structure packer does not handle."""

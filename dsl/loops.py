@@ -31,12 +31,13 @@ of iterations fixed: the condition and n get no derivative.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 
 from . import ops, shapes
 from .autodiff import jvp_graph, substitute, vjp_graph
-from .errors import BpShapeError, BpValueError, Span
+from .errors import BpInterrupted, BpShapeError, BpValueError, Span
 from .evaluate import Plan
 from .graph import Node, make_input, topo_order
 from .ops import ACTIVE, OpDef, apply, building, const, limit_error, register
@@ -165,12 +166,25 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
     go = True
     if first is not None and limit > 0:
         go = bool(first.run([np.asarray(0.0), *carried, *captured], check_nan, flag)[0] != 0)
+    if go and limit > 0:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _iterate(body, step, limit, carried, captured, tapes, cap, flag, check_nan, span)
+    return _results(body, carried, tapes, 0)
+
+
+def _iterate(body, step, limit, carried, captured, tapes, cap, flag, check_nan, span):
+    p, r = len(body.carried), len(body.emit)
+    run_step = step.stepper(check_nan, flag)
+    asarray = np.asarray
+    k = 0
+    go = True
     while go and k < limit:
         if k >= cap:
             raise limit_error("this loop ran too many iterations" if body.cond is None else
                               "this while loop's condition was still true after the iteration cap",
                               "max_iterations", cap, span)
-        out = step.run([np.asarray(float(k)), *carried, *captured], check_nan, flag)
+        out = run_step([asarray(float(k)), *carried, *captured])
         for i in range(r):
             row, tape = out[p + i], tapes[i]
             if tape is None or tape.shape[1:] != row.shape:
@@ -186,8 +200,11 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
             go = bool(out[p + r] != 0)
         if flag is not None and flag.is_set():
             flag.clear()
-            from .errors import BpInterrupted
             raise BpInterrupted("the statement was interrupted", span)
+    return _results(body, carried, tapes, k)
+
+
+def _results(body, carried, tapes, k):
     for i, tape in enumerate(tapes):
         if tape is None:
             sh = body.emit[i].shape

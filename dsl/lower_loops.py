@@ -19,11 +19,11 @@ flag, 0 once a break was taken, joins the loop's condition.
 
 A constant count of at most UNROLL_MAX iterations, in a body without `break`
 or `if`, is unrolled by dsl/lower.py as before: such a loop costs its length in
-graph nodes, but a call of the unrolled graph runs 5-50 times faster than the
-loop node (which runs a plan of its body per iteration, about 5 µs each), and
+graph nodes, but a call of the unrolled graph runs 3-10 times faster than the
+loop node (which runs a plan of its body per iteration, about 3 µs each), and
 constants fold across iterations; at 64 iterations the loop node's first
-result (build, differentiate, compile, run) is already 4-7 times sooner, at
-1024 14-28 times (`python benchmarks/loops.py --unroll`; docs/design.md, "Loops").  A constant loop that cannot be a loop
+result (build, differentiate, compile, run) is already 6-7 times sooner, at
+1024 28-42 times (`python benchmarks/loops.py --unroll`; docs/design.md, "Loops").  A constant loop that cannot be a loop
 node (the loop variable used where a constant is needed, a carried value that
 changes shape) is unrolled when its count is within --max-unroll.
 """
