@@ -452,3 +452,48 @@ def test_printed_loop_names_are_the_printers():
     for args in ("(2, 10)", "(0.5, 4)"):
         assert float(other.eval("g" + args)) == float(bp.eval("f" + args))
         assert float(other.eval("grad(g)" + args)) == float(bp.eval("grad(f)" + args))
+
+
+def test_errors_and_ieee_values_inside_a_loop_body():
+    bp = dsl.Interpreter()
+    bp.exec("def f(x, n) {\n  s = 0\n  for i in range(n) {\n    s = s + x[i]\n  }\n  return s\n}\n"
+            "def g(x, n) { for i in range(n) { x = 1/(x - 1) }; return x }")
+    assert float(bp.eval("f([1, 2, 3], 3)")) == 6.0
+    with pytest.raises(BpError) as err:
+        bp.eval("f([1, 2, 3], 5)")                    # x[3] does not exist
+    assert err.value.kind == "value error" and err.value.line == 4
+    # 1/(1 - 1) is inf as in NumPy (the scalar fast path's ZeroDivisionError is redone)
+    with np.errstate(divide="ignore"):
+        x = np.float64(0.5)
+        for _ in range(3):
+            x = np.float64(1) / (x - 1)
+    assert float(bp.eval("g(2, 1)")) == 1.0
+    assert float(bp.eval("g(2, 2)")) == np.inf and float(bp.eval("g(2, 3)")) == 0.0
+    assert float(bp.eval("g(0.5, 3)")) == pytest.approx(float(x), rel=1e-15)
+
+
+def test_max_iterations_on_the_command_line_and_interrupt():
+    import io
+    import threading
+    import time
+    from dsl.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--max-iterations", "50", "-c",
+                 "def f(x) { while x > 0 { x = x + 1 }; return x }\nprint f(1)"], out, err)
+    assert code == 1 and "max_iterations" in err.getvalue() and "--max-iterations" in err.getvalue()
+    bp = dsl.Interpreter()
+    bp.exec("def spin(x) { while x > 0 { x = x + 1 }; return x }")
+    box = {}
+
+    def go():
+        try:
+            bp.exec("y = spin(1)")
+        except BpError as e:
+            box["err"] = e
+    t = threading.Thread(target=go)
+    t.start()
+    time.sleep(0.3)
+    bp.interrupt()
+    t.join(10)
+    assert not t.is_alive() and box["err"].kind == "interrupted"
+    assert float(bp.eval("spin(-1)")) == -1.0
