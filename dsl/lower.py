@@ -645,8 +645,7 @@ def _wrt_spec(e: ast.Expr):
 
 def loop_count(lowerer: Lowerer, it: ast.Expr, scope) -> int:
     """N of `for i in range(N)`; N must be a constant whole number."""
-    if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
-            and len(it.args) == 1 and not it.kwargs):
+    if not lower_loops.is_range(it):
         raise BpTypeError("a for loop runs over range(n): for i in range(n) { … }", it.span)
     n = ops.static_int(lowerer.expr(it.args[0], scope), "the loop count", it.args[0].span)
     cap = ops.ACTIVE.limits.max_unroll

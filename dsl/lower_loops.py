@@ -82,10 +82,17 @@ def has_control(stmts) -> bool:
     return any(isinstance(s, (ast.Break, ast.If)) for s in stmts)
 
 
+def is_range(it: ast.Expr) -> bool:
+    """`range(n)`, or `bp.range(n)` (how a printed loop spells it where the program
+    has bound `range` to something else)."""
+    return (isinstance(it, ast.Call) and len(it.args) == 1 and not it.kwargs
+            and (isinstance(it.func, ast.Name) and it.func.id == "range"
+                 or isinstance(it.func, ast.BuiltinRef) and it.func.name == "range"))
+
+
 def for_count(lowerer, it: ast.Expr, scope):
     """n of `for i in range(n)`: an int when it is a constant, else a scalar node."""
-    if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
-            and len(it.args) == 1 and not it.kwargs):
+    if not is_range(it):
         raise BpTypeError("a for loop runs over range(n): for i in range(n) { … }", it.span)
     n = lowerer.expr(it.args[0], scope)
     if isinstance(n, Node) and n.op == "const":

@@ -497,3 +497,20 @@ def test_max_iterations_on_the_command_line_and_interrupt():
     t.join(10)
     assert not t.is_alive() and box["err"].kind == "interrupted"
     assert float(bp.eval("spin(-1)")) == -1.0
+
+
+def test_printed_loops_are_hygienic():
+    """A parameter called range pushes aside; a global range makes the printer write
+    bp.range, which a for loop reads as range."""
+    bp = dsl.Interpreter()
+    bp.exec("def f(range, x) { for i in range(range) { x = sin(x) }; return x }")
+    text = bp.format(bp.eval("f"))
+    assert text == "(range1, x) -> { x1 = x; for i in range(range1) { x1 = sin(x1) }; return x1 }"
+    bp.exec("range = 7\nh = x -> { y = x; for i in range(100) { y = sin(y) }; return y }")
+    text = bp.format(bp.eval("h"))
+    assert "for i in bp.range(100)" in text
+    bp.exec(f"g = {text}")
+    want = 1.0
+    for _ in range(100):
+        want = np.sin(want)
+    assert float(bp.eval("g(1)")) == pytest.approx(want, rel=1e-15)
