@@ -198,6 +198,8 @@ def _close_all(got, want, what):
 @given(program=programs(), seed=st.integers(0, 2**16))
 def test_printed_gradient_matches_finite_differences_at_every_rank(program, seed):
     params, values, body = program
+    if "stop_gradient" in body:
+        return                               # its gradient is not the function's slope, by design
     bp = _session(params, values, body)
     text = bp.show("bp.grad(f)")
     bp.exec(f"g = {text}")
