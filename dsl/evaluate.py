@@ -165,9 +165,36 @@ def _take_at(axis):
     return _quiet(take_one)             # np.take makes a new array and cannot warn
 
 
+def _pick(c, a, b):
+    """where(c, a, b) of a 0-d c between operands of the result's shape: one of them,
+    as it is (np.where would copy it; a loop's body, where if and break lower to
+    where, runs many of these)."""
+    return a if c != 0 else b
+
+
+_pick.bp_quiet = True               # but its result is an operand, not fresh
+
+
+def _pick_to(shape):
+    """_pick where an operand is smaller than the result: the chosen one broadcast (a
+    read-only view, as broadcast_to gives)."""
+    broadcast_to = np.broadcast_to
+
+    def pick(c, a, b):
+        x = a if c != 0 else b
+        return x if x.shape == shape else broadcast_to(x, shape)
+    pick.bp_quiet = True
+    return pick
+
+
 def _kernel(node: Node):
     """The kernel of one step, and its name in the scalar fast path (or None)."""
     op = node.op
+    if op == "where" and node.inputs[0].shape == () and isinstance(node.shape, tuple) \
+            and node.shape != () and all(isinstance(i.shape, tuple) for i in node.inputs):
+        if node.inputs[1].shape == node.inputs[2].shape == node.shape:
+            return _pick, None
+        return _pick_to(node.shape), None
     if op == "take" and node.inputs[1].shape == () and isinstance(node.inputs[0].shape, tuple):
         return _take_at(node.attr("axis")), None
     if op == "pow":

@@ -180,7 +180,8 @@ def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span) -> 
     for name in carried:
         v = ends[name]
         for pc, snap in reversed(state.breaks):
-            v = _where(pc, snap[name], v, name, span)
+            if snap[name] is not v:             # unchanged since that break: nothing to choose
+                v = _where(pc, snap[name], v, name, span)
         nxt[name] = v
     next_leaves = []
     for name, value in zip(carried, init):
