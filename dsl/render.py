@@ -650,7 +650,13 @@ def node_source(node, text: dict, binders: _Binders | None = None,
             return (f"{ref('softmax', shadowed)}({ins[0][0]}{'' if axis == -1 else f', axis={axis}'}) * "
                     f"{ref('sum', shadowed)}({ins[1][0]}, axis={axis}, keepdims=1) - {_wrap(ins[1], 8)}", 7)
         case "zeros_like":
-            return f"0*{_wrap(ins[0], 10)}", 8
+            return f"{ref('zeros_like', shadowed)}({ins[0][0]})", 11       # 0*x is nan at inf
+        case "unarrange":
+            # the adjoint of a rearrangement where x's shape is unknown: the vjp of the
+            # forward op (pad, tile, repeat, a piece of split), as bp writes it
+            a = binders.add("lambda", "a") if binders is not None else "a"
+            forward = _call_source(REGISTRY[attrs["of"]], [a], dict(attrs["args"]), shadowed)
+            return f"{ref('vjp', shadowed)}({a} -> {forward})({ins[1][0]}, {ins[0][0]})[1]", 11
         case "unjoin":
             # the cotangent of one piece, as bp writes it: vjp of the join, wrt that piece
             names = [binders.add("lambda", chr(ord("a") + j)) if binders is not None else
@@ -668,19 +674,31 @@ def node_source(node, text: dict, binders: _Binders | None = None,
             # The cotangent of argument i, as bp writes it: vjp(f, wrt=i)(x…, u)[1].
             return (f"{ref('vjp', shadowed)}({attrs['fn'].name}, wrt={attrs['i']})"
                     f"({', '.join(s for s, _ in ins[:-2])}, {ins[-1][0]})[1]", 11)
-    args = [s for s, _ in ins]
+    return _call_source(opdef, [s for s, _ in ins], attrs, shadowed), 11
+
+
+def _call_source(opdef, args: list[str], attrs: dict, shadowed: frozenset) -> str:
+    """A call of the op with these operand texts and attrs, as its CallForm writes it:
+    a required attr by position, the others by name where they differ from their
+    defaults; `first` before the operands, `index` as an index of the result."""
+    from .ops import CallForm
+    form = opdef.form
     index = form.index if isinstance(form, CallForm) else None
+    first = form.first if isinstance(form, CallForm) else None
+    args = list(args)
     for a in opdef.attrs:
         value = attrs.get(a.name, a.default)
         if a.name == index:
             continue
-        if a.kind == "shape":
+        if a.name == first:
+            args.insert(0, _attr_source(value))
+        elif a.kind == "shape":
             args.extend(str(d) for d in value) if value else args.append("()")
         elif value != a.default or a.required:
             args.append(f"{a.name}={_attr_source(value)}" if not a.required else _attr_source(value))
-    name = form.name if isinstance(form, CallForm) else node.op
+    name = form.name if isinstance(form, CallForm) else opdef.name
     call = f"{ref(name, shadowed)}({', '.join(args)})"
-    return (call if index is None else f"{call}[{attrs.get(index, 0)}]"), 11
+    return call if index is None else f"{call}[{attrs.get(index, 0)}]"
 
 
 def _uniform(c, other, node) -> float | None:

@@ -246,13 +246,11 @@ CASES = [
          lambda x: np.ones_like(x) * x),
 ]
 
-# printed text that cannot read back until the printer can show `unarrange` as bp
-# (vjp(a -> repeat(a, (2, 0, 1)))(x, g)[1]; the request is /work/notes/for_H1.md): the
-# adjoints no other builtins can write at an unknown shape (one pad pair for every axis
-# of an unknown rank, the pad modes that copy x's elements, whose runs depend on x's size,
-# more than 64 blocks, repeat along a negative axis of an unknown rank)
-NEEDS_PRINT_FORM = {"pad", "pad-pair", "tile-many", "repeat-counts", "pad-reflect",
-                    "pad-edge-axes", "pad-symmetric", "pad-wrap"}
+# `unarrange`, the adjoint no other builtin can write at an unknown shape (one pad pair
+# for every axis of an unknown rank, the pad modes that copy x's elements, more than 64
+# blocks, repeat along a negative axis of an unknown rank), prints as the vjp of its
+# forward op, vjp(a -> pad(a, (1, 1)))(x, g)[1]: these cases read back like the others
+NEEDS_PRINT_FORM: set[str] = set()
 
 
 def _params(cases, marks_for=None):

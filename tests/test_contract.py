@@ -62,8 +62,8 @@ CASES = [
 for _c in CASES:
     _c.id = _c.name
 
-# einsum prints with its subscripts last (einsum(a, b, "ij,jk->ik"), a form the builtin
-# takes too); tensordot, inner and kron need the ranks, so an unannotated function of
+# einsum prints with its subscripts first, as NumPy (einsum("ij,jk->ik", a, b));
+# tensordot, inner and kron need the ranks, so an unannotated function of
 # them does not print from its graph; cross prints as itself.
 NEEDS_PRINT_FORM: set = set()
 # A derivative printed for unknown shapes assumes a labelled axis is not broadcast
@@ -133,8 +133,8 @@ def test_contract_einsum_gradient_prints_as_an_einsum():
     bp.exec('def f(A: [2, 3], x: [3]) = sum(einsum("ij,j->i", A, x) * c)')
     bp.exec("print grad(f, wrt=1)")
     bp.exec("print grad(f, wrt=0)")
-    assert bp.stdout.getvalue().splitlines() == ['(A, x) -> einsum(A, c, "ij,i->j")',
-                                                 '(A, x) -> einsum(c, x, "i,j->ij")']
+    assert bp.stdout.getvalue().splitlines() == ['(A, x) -> einsum("ij,i->j", A, c)',
+                                                 '(A, x) -> einsum("i,j->ij", c, x)']
 
 
 def test_contract_einsum_takes_its_subscripts_last_as_it_prints():

@@ -46,6 +46,8 @@ class CallForm:
     name: str
     index: str | None = None     # an attribute that indexes the call's result: the parts of a
                                  # decomposition print as eigh(A)[1] (index="part")
+    first: str | None = None     # an attribute written before the operands, as NumPy orders
+                                 # them: einsum("ij,j->i", A, x) (first="spec")
 
 
 @struct

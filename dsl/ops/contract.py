@@ -5,9 +5,8 @@ broadcast axes, `->` the output (implicit: the letters used once, in alphabetica
 order, after the broadcast axes), a letter repeated in one operand takes its
 diagonal, and a labelled axis of size 1 broadcasts against the same letter's other
 sizes.  The node keeps the subscripts in explicit form (`ij,jk->ik`), as a `Subscripts`
-string that prints quoted, so the node prints as `einsum(a, b, "ij,jk->ik")`: the
-printer writes attributes after the operands, and the builtin takes its subscripts last
-as well as first.  Two operands run as one matmul laid out in the output's order
+string that prints quoted, first, as NumPy orders them (`CallForm(first="spec")`):
+`einsum("ij,jk->ik", a, b)`.  The builtin also takes its subscripts last.  Two operands run as one matmul laid out in the output's order
 (`_matmul_plan`); more, a repeated letter or a broadcast one, as np.einsum with its
 contraction path found once per shapes.
 
@@ -37,7 +36,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
-from . import Attr, Macro, OpDef, apply, const, describe, register, register_macro, static_ints
+from . import Attr, CallForm, Macro, OpDef, apply, const, describe, register, register_macro, static_ints
 from .arrange import Text as Subscripts     # a str attribute that prints quoted
 from .sym import add, broadcast_like, unbroadcast
 
@@ -506,6 +505,7 @@ def _batch_cross(node, ins_b, m):
 
 register(OpDef(name="einsum", kernel=_einsum, shape=einsum_shape, params=("operands",),
                variadic=True, builtin=False, attrs=(Attr("spec", "str", required=True),),
+               fmt=CallForm("einsum", first="spec"),
                vjp=_einsum_vjp, jvp=_einsum_jvp, fold=_fold_einsum, batch=_batch_einsum,
                export=_einsum_export,
                doc="the Einstein sum of the operands over the subscripts, as np.einsum"))
