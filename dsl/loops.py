@@ -109,6 +109,8 @@ def part(loop_inputs: list[Node], body: Body, j: int, span: Span | None = None) 
 
 
 def parts(loop_inputs: list[Node], body: Body, span: Span | None = None) -> list[Node]:
+    if all(i.op == "const" for i in loop_inputs):       # folds: run it once, not per part
+        return [const(v, span) for v in run(*[i.value for i in loop_inputs], body=body, span=span)]
     return [part(loop_inputs, body, j, span) for j in range(body.n_parts)]
 
 

@@ -514,3 +514,18 @@ def test_printed_loops_are_hygienic():
     for _ in range(100):
         want = np.sin(want)
     assert float(bp.eval("g(1)")) == pytest.approx(want, rel=1e-15)
+
+
+def test_a_loop_of_constants_folds_once(monkeypatch):
+    from dsl import loops
+    runs = []
+    real = loops.run
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(loops, "run", counting)
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) { s = 0; t = 1; for i in range(100) { s = s + i; t = 2*t }; return s + t + x }")
+    assert float(bp.eval("f(1)")) == 4950 + 2.0 ** 100 + 1
+    assert len(runs) == 1 and "loop" not in {n.op for n in bp.graph("f").nodes}
