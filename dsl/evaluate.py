@@ -144,10 +144,10 @@ _quiet(_square)
 _quiet(_cube)
 
 
-def _loop_kernel(node: Node):
-    """All the results of a loop node (a tuple), its body run by plans of its own."""
+def _loop_kernel(node: Node, body):
+    """All the results of a loop (a tuple), its body run by plans of its own."""
     run = REGISTRY["loop"].kernel.run
-    body, span = node.attr("body"), node.span
+    span = node.span
     return lambda n, *arrays: run(n, *arrays, body=body, span=span)
 
 
@@ -261,6 +261,7 @@ class Plan:
         self._fast: list = []            # per step: the scalar fast path's name, or None
         nslots = len(inputs)
         loops: dict = {}                 # (body, inputs) → the slot of the loop's results
+        loop_keys = {(id(n.attr("body")), tuple(map(id, n.inputs))) for n in order if n.op == "loop"}
         for node in order:
             if id(node) in slot:
                 continue
@@ -269,16 +270,23 @@ class Plan:
             if node.op == "loop":
                 # A loop runs once for all its parts: a step whose result is the tuple
                 # of the loop's results (dsl/loops.py), and one step per part taking its own.
-                key = (id(node.attr("body")), tuple(map(id, node.inputs)))
+                # A loop whose reverse-mode saving loop (the same iterations, keeping the
+                # tape) is in the plan too takes its results from that one.
+                body, j = node.attr("body"), node.attr("part")
+                ids = tuple(map(id, node.inputs))
+                save = body._derived.get("save") if not body.emit else None
+                if save is not None and (id(save), ids) in loop_keys:
+                    body, j = save, (j if j < len(save.carried) else 2 * len(save.carried))
+                key = (id(body), ids)
                 whole = loops.get(key)
                 if whole is None:
                     whole = loops[key] = nslots
                     nslots += 1
-                    steps.append([_loop_kernel(node), tuple(slot[id(i)] for i in node.inputs),
+                    steps.append([_loop_kernel(node, body), tuple(slot[id(i)] for i in node.inputs),
                                   whole, (), node])
                     self._fast.append(None)
                 slot[id(node)] = nslots
-                steps.append([operator.itemgetter(node.attr("part")), (whole,), nslots, (), node])
+                steps.append([operator.itemgetter(j), (whole,), nslots, (), node])
                 self._fast.append(None)
                 nslots += 1
                 continue

@@ -529,3 +529,22 @@ def test_a_loop_of_constants_folds_once(monkeypatch):
     bp.exec("def f(x) { s = 0; t = 1; for i in range(100) { s = s + i; t = 2*t }; return s + t + x }")
     assert float(bp.eval("f(1)")) == 4950 + 2.0 ** 100 + 1
     assert len(runs) == 1 and "loop" not in {n.op for n in bp.graph("f").nodes}
+
+
+def test_value_and_gradient_run_the_loop_once_forward(monkeypatch):
+    """The value of a loop comes from the saving loop the gradient runs anyway: a
+    forward pass and an adjoint pass, two loop runs, not three."""
+    from dsl import ops
+    runs = []
+    real = ops.REGISTRY["loop"].kernel.run
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ops.REGISTRY["loop"].kernel, "run", counting)
+    bp = dsl.Interpreter()
+    bp.exec("def newton(a) { x = 1; while abs(x^2 - a) > 1e-12 { x = 0.5*(x + a/x) }; return x }")
+    v, g = bp.eval("value_and_grad(newton)(2)")
+    assert float(v) == pytest.approx(np.sqrt(2), rel=1e-15)
+    assert float(g) == pytest.approx(0.5 / np.sqrt(2), rel=1e-12)
+    assert len(runs) == 2
