@@ -548,3 +548,13 @@ def test_value_and_gradient_run_the_loop_once_forward(monkeypatch):
     assert float(v) == pytest.approx(np.sqrt(2), rel=1e-15)
     assert float(g) == pytest.approx(0.5 / np.sqrt(2), rel=1e-12)
     assert len(runs) == 2
+
+
+def test_check_nan_points_into_a_loop_body():
+    bp = dsl.Interpreter(check_nan=True)
+    bp.exec("def f(x, n) {\n  for i in range(n) {\n    x = log(x - 1)\n  }\n  return x\n}")
+    # 10 → log 9 = 2.197 → log 1.197 = 0.180 → log(-0.82) = nan
+    assert float(bp.eval("f(10, 2)")) == pytest.approx(np.log(np.log(9.0) - 1), rel=1e-15)
+    with pytest.raises(BpError) as err:
+        bp.eval("f(10, 5)")
+    assert "--check-nan" in err.value.message and (err.value.line, err.value.column) == (3, 9)
