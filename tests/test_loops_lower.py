@@ -558,3 +558,40 @@ def test_check_nan_points_into_a_loop_body():
     with pytest.raises(BpError) as err:
         bp.eval("f(10, 5)")
     assert "--check-nan" in err.value.message and (err.value.line, err.value.column) == (3, 9)
+
+
+BODIES = [
+    "x = x + h*sin(x)",
+    "x = x - h*(x^3 - a); y = y + x",
+    "if x > a { x = x/2 } else { x = x + h }",
+    "x = x*h + a; if x > 3 { break }",
+    "y = [y[1], y[0]*h - a]",
+    "for j in range(3) { x = x*h + j }",
+    "z = 0; for j in range(n) { z = z + x^j }; x = z*0.1",
+    "if x > 1 { if y[0] > 2 { break } else { x = x - 1 } }; y = y*h",
+]
+HEADS = ["for i in range({{n}}) {{ {b}; y = y + i }}", "while x < 5 and n > 0 {{ {b}; n = n - 1 }}"]
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("head", HEADS)
+def test_loop_programs_print_read_back_and_differentiate(body, head):
+    """Each loop program: its printed function, gradient, JVP and HVP read back to the
+    same numbers, and its gradient agrees with central differences of its value."""
+    y0 = "1" if "y = y + x" in body else "[1, 2]"
+    src = f"def f(a, h, n) {{ x = a; y = {y0}; {head.format(b=body).replace('{n}', 'n')}; " \
+          f"return sum(x*y) }}"
+    bp = dsl.Interpreter()
+    bp.exec(src)
+    for fn, args in (("f", "(0.7, 0.9, 4)"), ("grad(f, wrt=(a, h))", "(0.7, 0.9, 4)"),
+                     ("jvp(f)", "(0.7, 0.9, 4, 1)"), ("hvp(f)", "(0.7, 0.9, 4, 1)")):
+        want = bp.eval(fn + args)
+        other = dsl.Interpreter()
+        other.exec(f"g = {bp.format(bp.eval(fn))}")
+        got = other.eval("g" + args)
+        for p, q in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_allclose(np.asarray(p), np.asarray(q), rtol=1e-12, atol=1e-14,
+                                       err_msg=f"{fn} of {src}")
+    fd = (float(bp.eval("f(0.7 + 1e-6, 0.9, 4)")) - float(bp.eval("f(0.7 - 1e-6, 0.9, 4)"))) / 2e-6
+    assert float(bp.eval("grad(f)(0.7, 0.9, 4)")) == pytest.approx(fd, rel=1e-5, abs=1e-6)
