@@ -369,11 +369,12 @@ def _vjp(ct, out, inputs, attrs):
 
 
 def _scatter_terms(g: Node, x: Node):
-    """g as a sum of scatter_add(0 like x, idx, v, axis=0), as [(idx, v)], or None.
+    """g as a sum of scatter_add(0 like x, idx, v, axis=0) (and loop_write(v, x, k), a
+    tape's row), as [(idx, v)], or None.
     That is the cotangent of x read at a runtime index (x[i], take): a loop's adjoint
     then emits (idx, v) each iteration and scatters them all once after the loop,
     instead of adding a tensor of x's size every iteration (O(T·size(x)))."""
-    if not isinstance(x.shape, tuple) or x.shape == ():
+    if x.shape == ():
         return None
     terms, stack = [], [g]
     while stack:
@@ -381,7 +382,11 @@ def _scatter_terms(g: Node, x: Node):
         if t.op == "add" and t.inputs[0].shape == t.shape == t.inputs[1].shape:
             stack.extend(t.inputs)
             continue
-        if t.op != "scatter_add" or t.attr("axis", 0) % len(x.shape) != 0:
+        if t.op == "loop_write" and t.inputs[1] is x:    # a tape's row k (reverse over reverse)
+            terms.append((t.inputs[2], t.inputs[0]))
+            continue
+        if t.op != "scatter_add" or not isinstance(x.shape, tuple) \
+                or t.attr("axis", 0) % len(x.shape) != 0:
             return None
         base, idx, v = t.inputs
         if not (base.op == "zeros_like" and base.inputs[0] is x or

@@ -595,3 +595,20 @@ def test_loop_programs_print_read_back_and_differentiate(body, head):
                                        err_msg=f"{fn} of {src}")
     fd = (float(bp.eval("f(0.7 + 1e-6, 0.9, 4)")) - float(bp.eval("f(0.7 - 1e-6, 0.9, 4)"))) / 2e-6
     assert float(bp.eval("grad(f)(0.7, 0.9, 4)")) == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_reverse_over_reverse_through_a_long_loop():
+    """d²/dh² through 3000 iterations, by grad(grad) and hvp, against differences of
+    the NumPy loop's derivative (the tape's cotangent is scattered once, not carried)."""
+    bp = dsl.Interpreter()
+    bp.exec("def walk(h, n) { x = 0; for i in range(n) { x = x + h*cos(x) }; return x }")
+
+    def dwalk(h, n):
+        x, d = 0.0, 0.0
+        for _ in range(n):
+            x, d = x + h * np.cos(x), d + np.cos(x) - h * np.sin(x) * d
+        return d
+    e = 1e-5
+    fd = (dwalk(0.001 + e, 3000) - dwalk(0.001 - e, 3000)) / (2 * e)
+    assert float(bp.eval("grad(grad(walk))(0.001, 3000)")) == pytest.approx(fd, rel=1e-6)
+    assert float(bp.eval("hvp(walk)(0.001, 3000, 1)")) == pytest.approx(fd, rel=1e-6)
