@@ -529,6 +529,28 @@ def test_repl_transcripts_split_into_inputs_and_outputs():
     assert entries == [("def f(x) {\n    x\n}", ""), ("f(2)", "2"), ("", "")]
 
 
+def test_every_builtin_has_a_row_with_its_derivative_and_a_checked_example():
+    """issue 14 acceptance 3: docs/language.md's tables list every builtin of the
+    registry (dsl.ops.BUILTINS), each row with a derivative column and an example
+    that test_doc_examples_print_what_the_doc_shows runs."""
+    import re
+    from dsl import ops
+    text = (ROOT / "docs/language.md").read_text(encoding="utf-8")
+    start = text.index("### Every builtin and its derivative")
+    section = text[start:text.index("\n## 7.", start)]
+    listed, bare = set(), []
+    for line in section.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if not line.startswith("| `") or len(cells) < 5:
+            continue
+        names = set(re.findall(r"`([A-Za-z_]\w*)\(", cells[0]))
+        listed |= names
+        if not (cells[2] and cells[3].startswith("`") and cells[4]):
+            bare.append(cells[0])
+    assert sorted(set(ops.BUILTINS) - listed) == []
+    assert bare == [], "rows without a derivative, an example or what it prints"
+
+
 if __name__ == "__main__":
     names = sys.argv[1:] or DOCS
     for name in names:

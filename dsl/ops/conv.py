@@ -974,7 +974,7 @@ def _top_k(ctx, args, kwargs, span):
 register(OpDef(name="top_k_indices", kernel=_top_k_indices, shape=lambda shs, a, span:
                shs[0][:-1] + (a["k"],) if isinstance(shs[0], tuple) else shapes.SymShape(),
                attrs=(Attr("k", "int", required=True), Attr("part", "int", 1)),
-               fmt=CallForm("top_k", index="part"), differentiable=False,
+               fmt=CallForm("top_k", index="part"), differentiable=False, builtin=False,
                batch="not differentiable: no derivative carries a seed into it",
                export="_top_k_indices({0}, {k})", helpers=(_top_k_indices,),
                doc="the positions of the k largest entries along the last axis, largest first "
