@@ -13,7 +13,9 @@ nested grad, k = 1…8: size, first result, per evaluation), 4 `hessian`
 (vectorized Rosenbrock n = 10, 100, 300: gradient, dense Hessian, HVP),
 5 `startup` (whole processes: `bp -c "print 1"` beside `python -c "import
 numpy"` and the rest), 6 `conv` (a small CNN's loss and gradients: conv2d,
-relu, max_pool2d, dense, cross-entropy; bp against PyTorch and hand NumPy).
+relu, max_pool2d, dense, cross-entropy; bp against PyTorch and hand NumPy), 7
+`einsum` (a batched matrix product and a bilinear form written with einsum, loss
+and gradients; bp against PyTorch and hand NumPy einsums).
 
 The timing rules are BENCHMARKS.md's: start-up first, with the unmodified
 environment; then the process is pinned to one CPU (os.sched_setaffinity)
@@ -188,14 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="every workload with few rounds and short samples (a smoke run)")
     parser.add_argument("--only", default="",
-                        help="comma-separated: mlp,loop,higher,hessian,conv,startup")
+                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,startup")
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: the last allowed)")
     parser.add_argument("--output", default=None,
                         help="where to write the report (default: benchmarks/RESULTS.md for a full "
                              "run of every workload, nowhere for --quick or --only)")
     opts = parser.parse_args(argv)
     chosen = [w.strip() for w in opts.only.split(",") if w.strip()]
-    known = ["mlp", "loop", "higher", "hessian", "conv", "startup"]
+    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "startup"]
     for w in chosen:
         if w not in known:
             parser.error(f"unknown workload {w!r} (choose from {', '.join(known)})")
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                        builds=1 if opts.quick else 3, log=log)
     runners = [("mlp", W.workload_mlp), ("loop", W.workload_rosen_loop),
                ("higher", W.workload_higher), ("hessian", W.workload_hessian),
-               ("conv", W.workload_conv)]
+               ("conv", W.workload_conv), ("einsum", W.workload_einsum)]
     for name, fn in runners:
         if name not in selected:
             continue

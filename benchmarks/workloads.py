@@ -948,3 +948,93 @@ def workload_conv(opts: Options, peers: Peers):
                           fmt_ratio(ratio), f"≤ {CONV_TARGET}×", _met(ratio, CONV_TARGET),
                           fmt_ratio(cpu), _met(cpu, CONV_TARGET)))
     return lines, targets
+
+
+# ── 7. einsum: two contractions and their gradients (issue 14) ────────────
+
+EINSUM_TARGET = 1.5               # issue 14: ≤ 1.5× the faster of PyTorch and NumPy
+BP_EINSUM_BATCHED = 'def loss(A, B) = sum(einsum("bij,bjk->bik", A, B)^2)'
+BP_EINSUM_BILINEAR = 'def loss(W) = mean((einsum("bi,ij,bj->b", X, W, X) - y)^2)'
+
+
+def workload_einsum(opts: Options, peers: Peers):
+    """Loss and gradients of a batched matrix product and of a bilinear form, each
+    written with einsum: bp against hand-written NumPy einsums (optimize=True, their
+    gradients derived by hand) and PyTorch's einsum with autograd, in the same run."""
+    lines = ["## 7. einsum (loss and gradients of two contractions)", ""]
+    targets: list[Target] = []
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((32, 48, 64)), rng.standard_normal((32, 64, 40))
+    X, W, y = rng.standard_normal((256, 128)), rng.standard_normal((128, 128)) / 10, rng.standard_normal(256)
+
+    def np_batched():
+        # C = A B per batch; L = Σ C²: Ā = 2 C Bᵀ, B̄ = 2 Aᵀ C
+        C = np.einsum("bij,bjk->bik", A, B, optimize=True)
+        return (np.sum(C * C), np.einsum("bik,bjk->bij", 2 * C, B, optimize=True),
+                np.einsum("bij,bik->bjk", A, 2 * C, optimize=True))
+
+    def np_bilinear():
+        # r_b = x_bᵀ W x_b - y_b; L = mean r²: W̄ = (2/n) Σ_b r_b x_b x_bᵀ
+        r = np.einsum("bi,ij,bj->b", X, W, X, optimize=True) - y
+        return np.mean(r * r), (2 / len(y)) * np.einsum("b,bi,bj->ij", r, X, X, optimize=True)
+
+    for name, label, src, bind, wrt, args, np_fn, torch_fn in (
+            ("batched", "batched `bij,bjk->bik`, A [32, 48, 64], B [32, 64, 40]", BP_EINSUM_BATCHED,
+             {}, "(A, B)", (A, B), np_batched, _einsum_torch_batched),
+            ("bilinear", "bilinear `bi,ij,bj->b`, X [256, 128], W [128, 128]", BP_EINSUM_BILINEAR,
+             {"X": X, "y": y}, "W", (W,), np_bilinear, _einsum_torch_bilinear)):
+        ref = flatten(np_fn())
+        bp = dsl.Interpreter()
+        for k, v in bind.items():
+            bp[k] = v
+        bp.exec(src)
+        f = bp.function(f"value_and_grad(loss, wrt={wrt})")
+        cands = [Candidate("numpy", "einsum", np_fn, ref),
+                 Candidate("bp", "einsum", lambda f=f, args=args: f(*args), ref)]
+        threads = None
+        if peers.torch is not None:
+            threads = peers.torch.get_num_threads()
+            peers.torch.set_num_threads(1)
+            cands.append(torch_fn(peers.torch, X, W, y, A, B, ref))
+        try:
+            measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+        finally:
+            if threads is not None:
+                peers.torch.set_num_threads(threads)
+        bp_c, np_c = _find(cands, "bp", "einsum"), _find(cands, "numpy", "einsum")
+        t_c = _find(cands, "torch eager", "einsum")
+        fastest = min((c for c in (np_c, t_c) if _median(c)), key=_median, default=None)
+        ratio = _median(bp_c) / _median(fastest) if _median(bp_c) and fastest is not None else None
+        cpu = _cpu_ratio(bp_c, fastest) if fastest is not None else None
+        lines += [f"**{label}**: loss and gradients.", ""]
+        lines += _timing_table(cands, lambda c, np_c=np_c: np_c,
+                               {"bp einsum": f"≤ {EINSUM_TARGET}× the faster of torch and numpy "
+                                             f"({fastest.peer if fastest else '?'}): "
+                                             f"{fmt_ratio(ratio)}, met? {_yes(_met(ratio, EINSUM_TARGET))}"})
+        lines.append("")
+        targets.append(Target("7. einsum", f"{name} loss+grads, bp / faster of torch, numpy",
+                              fmt_ratio(ratio), f"≤ {EINSUM_TARGET}×", _met(ratio, EINSUM_TARGET),
+                              fmt_ratio(cpu), _met(cpu, EINSUM_TARGET)))
+    return lines, targets
+
+
+def _einsum_torch_batched(torch, X, W, y, A, B, ref):
+    tA, tB = torch.tensor(A, requires_grad=True), torch.tensor(B, requires_grad=True)
+
+    def run():
+        tA.grad = tB.grad = None
+        out = torch.einsum("bij,bjk->bik", tA, tB).pow(2).sum()
+        out.backward()
+        return out.detach().numpy(), tA.grad.numpy(), tB.grad.numpy()
+    return Candidate("torch eager", "einsum", run, ref)
+
+
+def _einsum_torch_bilinear(torch, X, W, y, A, B, ref):
+    tX, ty, tW = torch.tensor(X), torch.tensor(y), torch.tensor(W, requires_grad=True)
+
+    def run():
+        tW.grad = None
+        out = (torch.einsum("bi,ij,bj->b", tX, tW, tX) - ty).pow(2).mean()
+        out.backward()
+        return out.detach().numpy(), tW.grad.numpy()
+    return Candidate("torch eager", "einsum", run, ref)
