@@ -68,6 +68,14 @@ def _ode(bp, inp):
     return (_array(inp["x"]),)
 
 
+def _saddle(bp, inp):
+    return (_array(inp["start"]).reshape(2),)
+
+
+def _particle(bp, inp):
+    return (float(inp["w"]),)
+
+
 def _hello(bp, inp):
     return (float(inp),)
 
@@ -102,6 +110,8 @@ MODULES: dict[str, list[Function]] = {
     "gmm": [Function("objective", _gmm), Function("jacobian", _gmm)],
     "kmeans": [Function("cost", _kmeans), Function("dir", _kmeans)],
     "ode": [Function("primal", _ode), Function("gradient", _ode)],
+    "saddle": [Function(mode, _saddle) for mode in ("ff", "fr", "rf", "rr")],
+    "particle": [Function(mode, _particle) for mode in ("ff", "fr", "rf", "rr")],
 }
 
 
