@@ -56,7 +56,16 @@ def ode(rng):
         yield f"n={n} s={s}", {"x": rng.random(n), "s": s}, ("primal", "gradient")
 
 
-WORKLOADS = {"lse": lse, "llsq": llsq, "det": det, "gmm": gmm, "kmeans": kmeans, "ode": ode}
+def saddle(rng):
+    yield "start=[1, 1]", {"start": [1.0, 1.0]}, ("ff", "fr", "rf", "rr")
+
+
+def particle(rng):
+    yield "w=0", {"w": 0.0}, ("ff", "fr", "rf", "rr")
+
+
+WORKLOADS = {"lse": lse, "llsq": llsq, "det": det, "gmm": gmm, "kmeans": kmeans, "ode": ode,
+             "saddle": saddle, "particle": particle}
 
 
 def _plain(v):
