@@ -2,7 +2,9 @@
 
     python benchmarks/loops.py               # one long loop: per iteration, memory
     python benchmarks/loops.py --unroll      # unrolled against a loop node, by count
-    python benchmarks/loops.py --rosenbrock  # the 10⁴-term Rosenbrock written as a loop
+
+(The 10⁴-term Rosenbrock written as a loop, against CasADi, is workload 8 of
+benchmarks/run.py: `python benchmarks/run.py --only loop10k`.)
 
 Builds x ← x + h·cos(x) for 10⁵ iterations as one loop node (a while loop
 counting to N), with dsl.loops over the graph builder, and times the value and
@@ -76,25 +78,10 @@ def unroll_table() -> None:
             print(f"x{list(shape)} N={n:5d}  " + "   ".join(row))
 
 
-def rosenbrock() -> None:
-    """The 10⁴-term Rosenbrock written as a loop over x[i] (issue 15, acceptance 3)."""
-    import dsl
-    bp = dsl.Interpreter()
-    bp.exec("def rosen(x) {\n  s = 0\n  for i in range(size(x) - 1) { s = s + 100*(x[i+1] - x[i]^2)^2 "
-            "+ (1 - x[i])^2 }\n  return s\n}")
-    bp["X"] = np.linspace(-1, 1, 10_000)
-    for what in ("rosen(X)", "grad(rosen)(X)", "grad(rosen)(X)"):
-        start = time.perf_counter()
-        bp.eval(what)
-        print(f"{what}: {time.perf_counter() - start:.3f} s")
-
-
 def main() -> None:
     import sys
     if "--unroll" in sys.argv:
         return unroll_table()
-    if "--rosenbrock" in sys.argv:
-        return rosenbrock()
     inputs, xf, gh = build()
     args = [np.asarray(1e-5), np.asarray(0.0)]
     for name, outs in (("value", [xf]), ("value and gradient", [xf, gh])):

@@ -15,7 +15,9 @@ nested grad, k = 1…8: size, first result, per evaluation), 4 `hessian`
 numpy"` and the rest), 6 `conv` (a small CNN's loss and gradients: conv2d,
 relu, max_pool2d, dense, cross-entropy; bp against PyTorch and hand NumPy), 7
 `einsum` (a batched matrix product and a bilinear form written with einsum, loss
-and gradients; bp against PyTorch and hand NumPy einsums).
+and gradients; bp against PyTorch and hand NumPy einsums), 8 `loop10k` (the
+Rosenbrock loop of workload 2 at n = 10⁴, one loop node: time to first result,
+gradient against CasADi SX in the same run when CasADi is installed).
 
 The timing rules are BENCHMARKS.md's: start-up first, with the unmodified
 environment; then the process is pinned to one CPU (os.sched_setaffinity)
@@ -28,8 +30,8 @@ freshly shuffled order, with the garbage collector off during a sample;
 medians, and ratios of medians to the NumPy floor of the same run.
 
 Peers that are not installed are skipped with a printed line, and one whose
-set-up fails is skipped with its error (the `bench` extra has only SymPy so
-far: install autograd, torch, jax or casadi by hand to see them).  A benchmark, not a test:
+set-up fails is skipped with its error (`pip install -e .[bench]` installs
+them all: SymPy, autograd, PyTorch, JAX, CasADi).  A benchmark, not a test:
 it exits 0 unless it could not run at all, whatever the figures.
 """
 from __future__ import annotations
@@ -190,14 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="every workload with few rounds and short samples (a smoke run)")
     parser.add_argument("--only", default="",
-                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,startup")
+                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,loop10k,startup")
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: the last allowed)")
     parser.add_argument("--output", default=None,
                         help="where to write the report (default: benchmarks/RESULTS.md for a full "
                              "run of every workload, nowhere for --quick or --only)")
     opts = parser.parse_args(argv)
     chosen = [w.strip() for w in opts.only.split(",") if w.strip()]
-    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "startup"]
+    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "loop10k", "startup"]
     for w in chosen:
         if w not in known:
             parser.error(f"unknown workload {w!r} (choose from {', '.join(known)})")
@@ -236,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                        builds=1 if opts.quick else 3, log=log)
     runners = [("mlp", W.workload_mlp), ("loop", W.workload_rosen_loop),
                ("higher", W.workload_higher), ("hessian", W.workload_hessian),
-               ("conv", W.workload_conv), ("einsum", W.workload_einsum)]
+               ("conv", W.workload_conv), ("einsum", W.workload_einsum),
+               ("loop10k", W.workload_rosen_loop10k)]
     for name, fn in runners:
         if name not in selected:
             continue

@@ -461,6 +461,93 @@ def workload_rosen_loop(opts: Options, peers: Peers):
     return lines, targets
 
 
+# ── 8. the 10⁴-term Rosenbrock as a loop node (issue 15) ────────────────
+
+LOOP10K_FIRST = 0.2               # issue 15 acceptance 3: first result ≤ 0.2 s
+LOOP10K_CASADI = 3.0              # … and the gradient within 3× CasADi's
+
+
+def _bp_rosen_value_first(x):
+    bp = dsl.Interpreter()
+    bp.exec(BP_ROSEN_LOOP)
+    return bp.function("rosenbrock_loop")(x)
+
+
+def _casadi_rosen_grad(ca, n: int):
+    """CasADi's natural form: SX scalars, the same Python loop (unrolled into an SX
+    expression graph), `gradient`, a `Function` run by CasADi's virtual machine."""
+    xs = ca.SX.sym("x", n)
+    g = ca.Function("g", [xs], [ca.gradient(rosenbrock_loop(ca.vertsplit(xs)), xs)])
+    return g
+
+
+def workload_rosen_loop10k(opts: Options, peers: Peers):
+    """BP_ROSEN_LOOP at n = 10⁴: its `for` loop over a runtime count is one loop node
+    (dsl/lower_loops.py) where workload 2's n = 100 unrolls, so building no longer costs
+    the length; the gradient is the saving loop and the adjoint loop."""
+    n = 10_000
+    opts.log(f"Rosenbrock loop node, n={n}")
+    x = np.linspace(-1.2, 1.3, n)
+    ref = [rosen_grad_numpy(x)]
+    lines = [f"## 8. Rosenbrock n = {n} written as a loop (one loop node): first result, gradient", ""]
+    targets: list[Target] = []
+    value_ref = [np.asarray(rosenbrock_loop(x))]
+    v_first, v_result, v_cpu = once(lambda: _bp_rosen_value_first(x), opts.builds)
+    v_ok = rel_error(flatten(v_result), value_ref) <= TOLERANCE
+    g_first, g_result, g_cpu = once(lambda: _bp_rosen_first(x), opts.builds)
+    g_ok = rel_error(flatten(g_result), ref) <= TOLERANCE
+
+    bp = dsl.Interpreter()
+    bp.exec(BP_ROSEN_LOOP)
+    g = bp.function("grad(rosenbrock_loop)")
+    cands = [Candidate("numpy", "vectorized", lambda: rosen_grad_numpy(x), ref),
+             Candidate("bp", "loop node", lambda: g(x), ref)]
+    ca_first = None
+    if peers.casadi is not None:
+        ca = peers.casadi
+        def ca_build():
+            f = _casadi_rosen_grad(ca, n)
+            return f, f(x)
+        try:                           # one fresh build: it takes seconds
+            ca_first, (cg, first_out), _ = once(ca_build, 1)
+            if rel_error([np.asarray(first_out.full()).ravel()], ref) > TOLERANCE:
+                ca_first = None
+            cands.append(Candidate("CasADi SX", "gradient", lambda: cg(x), ref,
+                                   convert=lambda r: np.asarray(r.full()).ravel()))
+        except Exception as err:
+            opts.log(f"casadi: could not set up this workload ({type(err).__name__}: {err}); skipped")
+    measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+
+    bp_c, ca_c = _find(cands, "bp", "loop node"), _find(cands, "CasADi SX", "gradient")
+    ratio = _median(bp_c) / _median(ca_c) if _median(bp_c) and _median(ca_c) else None
+    cpu_ratio = _cpu_ratio(bp_c, ca_c)
+    no_casadi = ("not measured: CasADi is not installed (`pip install casadi`, in the bench extra)"
+                 if peers.casadi is None else "not measured: CasADi's set-up failed")
+    lines += _timing_table(cands, lambda c: cands[0],
+                           {"bp loop node": f"≤ {LOOP10K_CASADI:g}× CasADi SX: {fmt_ratio(ratio)}, "
+                                            f"met? {_yes(_met(ratio, LOOP10K_CASADI))}"
+                                            if ca_c is not None else no_casadi})
+    lines += ["", "| time to first result (build + first evaluation) | bp | CasADi SX |",
+              "| --- | ---: | ---: |",
+              f"| value, median of {opts.builds} fresh sessions | "
+              f"{fmt_time(v_first) if v_ok else 'WRONG'} | – |",
+              f"| gradient, median of {opts.builds} fresh sessions (CasADi: one build: SX graph, "
+              f"`gradient`, `Function`, first call) | {fmt_time(g_first) if g_ok else 'WRONG'} | "
+              f"{fmt_time(ca_first) if ca_first is not None else '–'} |",
+              "", f"bp's compiled plan of the gradient: {_bp_plan_steps(bp)} steps (the loops "
+              f"count as one step each).", ""]
+    for what, t, cpu, ok in (("value", v_first, v_cpu, v_ok), ("gradient", g_first, g_cpu, g_ok)):
+        targets.append(Target("8. Rosenbrock loop 10⁴", f"time to first result ({what}), bp",
+                              fmt_time(t) if ok else "WRONG", f"≤ {fmt_time(LOOP10K_FIRST)}",
+                              _met(t, LOOP10K_FIRST) if ok else False, fmt_time(cpu),
+                              _met(cpu, LOOP10K_FIRST) if ok else False))
+    targets.append(Target("8. Rosenbrock loop 10⁴", "gradient evaluation, bp / CasADi SX",
+                          fmt_ratio(ratio) if ca_c is not None else no_casadi,
+                          f"≤ {LOOP10K_CASADI:g}×", _met(ratio, LOOP10K_CASADI),
+                          fmt_ratio(cpu_ratio), _met(cpu_ratio, LOOP10K_CASADI)))
+    return lines, targets
+
+
 # ── 3. higher derivatives by nested grad ─────────────────────────────────
 
 FUNCTIONS3 = {
