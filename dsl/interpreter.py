@@ -9,7 +9,6 @@ terminal except through `self.stdout`.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import sys
@@ -41,6 +40,29 @@ MAX_PLANS = 1024            # compiled plans kept per session, oldest dropped fi
 
 class _Break(Exception):
     pass
+
+
+class _ProcessStdout:
+    """The default output stream: the process's `sys.stdout` as it is at each write,
+    so `contextlib.redirect_stdout` and pytest's capture see prints (as with Python's
+    exec and runpy).  A session made with a reset copies this object and keeps following."""
+
+    def write(self, text: str) -> int:
+        out = sys.stdout
+        return 0 if out is None else out.write(text)    # no stdout (pythonw): like print
+
+    def flush(self) -> None:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+
+    def __getattr__(self, name):                          # isatty, fileno, encoding, …
+        return getattr(sys.stdout, name)
+
+    def __repr__(self) -> str:
+        return "<sys.stdout at each write>"
+
+
+PROCESS_STDOUT = _ProcessStdout()
 
 
 class _Globals:
@@ -102,7 +124,7 @@ class Interpreter:
                  check_nan: bool = False, max_elements: int = Limits.max_elements,
                  max_nodes: int = Limits.max_nodes, max_unroll: int = Limits.max_unroll,
                  max_depth: int = Limits.max_depth, max_iterations: int = Limits.max_iterations):
-        self.stdout = stdout if stdout is not None else io.StringIO()
+        self.stdout = stdout if stdout is not None else PROCESS_STDOUT
         self.files = files
         self.limits = Limits(max_elements=max_elements, max_nodes=max_nodes,
                              max_unroll=max_unroll, max_depth=max_depth, check_nan=check_nan,

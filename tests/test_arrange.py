@@ -19,6 +19,7 @@ rule and derivative rules against independent references.
 """
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -51,7 +52,7 @@ class Case:
 
 
 def _session() -> dsl.Interpreter:
-    return dsl.Interpreter()
+    return dsl.Interpreter(stdout=io.StringIO())     # tests read what it prints
 
 
 def _define(bp: dsl.Interpreter, case: Case, n: int) -> None:

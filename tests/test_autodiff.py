@@ -1,4 +1,6 @@
 """Differentiation: errors, displays, deep graphs, transforms composing."""
+import io
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from dsl.errors import BpTypeError
 
 @pytest.fixture
 def bp():
-    return dsl.Interpreter()
+    return dsl.Interpreter(stdout=io.StringIO())
 
 
 def test_grad_of_nonscalar_names_the_shape_and_suggests(bp):

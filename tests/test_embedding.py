@@ -2,9 +2,10 @@
 
 Every public method of `dsl.Interpreter` and `dsl.run_file`, the conversions
 between bp values and Python values in both directions, the error classes
-and their rendering (SPEC §8), and the promises that embedding never writes
-to the terminal, never exits the process, and keeps sessions independent
-(one Interpreter per thread).
+and their rendering (SPEC §8), and the promises that embedding writes
+nothing but its prints (to `sys.stdout` as it is at each write, or to the
+`stdout=` stream given: SPEC §13), never exits the process, and keeps
+sessions independent (one Interpreter per thread).
 
 Known bugs are marked `xfail(strict=True)` with the reason, so a fix shows
 up as an XPASS and the mark goes.
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def bp():
-    interp = dsl.Interpreter()
+    interp = dsl.Interpreter(stdout=io.StringIO())
     interp.exec("def f(x) = x^2 * sin(x)")
     return interp
 
@@ -456,23 +457,25 @@ r = randn(2)
 """
 
 
-def test_run_file_returns_an_interpreter_with_readable_names(tmp_path):
+def test_run_file_returns_an_interpreter_with_readable_names(tmp_path, capsys):
     (tmp_path / "lib.bp").write_text("def double(x) = 2 * x\nscale = 3\n", encoding="utf-8")
     path = tmp_path / "train.bp"
     path.write_text(SCRIPT, encoding="utf-8")
+    capsys.readouterr()
     interp = dsl.run_file(path)
     assert isinstance(interp, dsl.Interpreter)
     np.testing.assert_allclose(interp["v"], [1, 2], rtol=1e-12)
     assert float(interp["scale"]) == 3 and float(interp.eval("double(scale)")) == 6
-    assert interp.stdout.getvalue() == "v: [1, 2]\n"
+    assert capsys.readouterr() == ("v: [1, 2]\n", "")      # like runpy: the process's stdout
     again = dsl.run_file(str(path))                   # a str path; same seed, same numbers
     assert again["r"].tolist() == interp["r"].tolist()
     out = io.StringIO()
     other = dsl.run_file(path, seed=5, precision=3, stdout=out)
     assert other.stdout is out and out.getvalue() == "v: [1, 2]\n"
     assert other["r"].tolist() != interp["r"].tolist()
-    session = dsl.Interpreter()
+    session = dsl.Interpreter(stdout=io.StringIO())
     assert session.run_file(path) is session
+    assert capsys.readouterr().out == "v: [1, 2]\n"          # `again`'s print only
 
 
 def test_run_file_errors(tmp_path):
@@ -489,10 +492,11 @@ def test_run_file_on_the_xor_example():
     path = ROOT / "examples" / "xor.bp"
     if not path.exists():
         pytest.skip("examples/xor.bp is not there")
-    interp = dsl.run_file(path)
+    out = io.StringIO()
+    interp = dsl.run_file(path, stdout=out)
     theta = interp["θ"]
     assert isinstance(theta, dict) and set(theta) == {"W", "c", "w", "b"}
-    assert "loss:" in interp.stdout.getvalue()
+    assert "loss:" in out.getvalue()
 
 
 # ── options: stdout, precision, seed ─────────────────────────────────────
@@ -506,15 +510,38 @@ def test_stdout_redirection():
     assert out.getvalue().startswith("hello 2\n6\nx:")
 
 
-def test_default_stdout_is_an_in_memory_buffer():
-    interp = dsl.Interpreter()
+def test_default_stdout_is_sys_stdout_looked_up_at_each_write(capsys):
+    """SPEC §13: without stdout=, prints go to the process's sys.stdout as it is when
+    they are written, so a redirect made after the Interpreter still catches them."""
+    import contextlib
+    interp = dsl.Interpreter()                        # made before any redirect
+    capsys.readouterr()
     interp.exec('print "a"; print "b"')
-    assert interp.stdout.getvalue() == "a\nb\n"
-    assert dsl.Interpreter().stdout is not interp.stdout
+    assert capsys.readouterr() == ("a\nb\n", "")
+    first, second = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(first):
+        interp.exec('print "c"\n1 + 1', echo=True)
+        interp.exec("graph x -> x^2")
+    with contextlib.redirect_stdout(second):
+        interp.exec("print [1, 2]")
+    interp.exec('print "d"')
+    assert first.getvalue().startswith("c\n2\nx:") and second.getvalue() == "[1, 2]\n"
+    assert capsys.readouterr() == ("d\n", "")
+    assert "x:" not in second.getvalue()
+
+
+def test_a_stream_given_captures_everything():
+    import contextlib
+    out, elsewhere = io.StringIO(), io.StringIO()
+    interp = dsl.Interpreter(stdout=out)
+    with contextlib.redirect_stdout(elsewhere):
+        interp.exec('print "a"\n2 * 3', echo=True)
+        interp.exec("latex x -> x^2")
+    assert out.getvalue() == "a\n6\nx \\mapsto x^{2}\n" and elsewhere.getvalue() == ""
 
 
 def test_precision_option():
-    p3 = dsl.Interpreter(precision=3)
+    p3 = dsl.Interpreter(precision=3, stdout=io.StringIO())
     assert p3.show("pi") == "3.14" and p3.show("[pi, 1/3]") == "[3.14, 0.333]"
     p3.exec("print pi, e, 2")
     assert p3.stdout.getvalue() == "3.14 2.72 2\n"
@@ -667,7 +694,7 @@ def test_eval_errors_are_located_in_eval_source(bp):
 
 
 def test_a_syntax_error_anywhere_means_nothing_runs():
-    interp = dsl.Interpreter()
+    interp = dsl.Interpreter(stdout=io.StringIO())
     with pytest.raises(dsl.BpSyntaxError) as info:
         interp.exec('a = 1\nprint "ran"\nb = (2 +\n')
     assert info.value.line == 3
@@ -693,13 +720,15 @@ def _have(module: str) -> bool:
         return False
 
 
-def test_embedding_never_writes_to_the_terminal(capfd, tmp_path, monkeypatch):
+def test_embedding_writes_nothing_but_its_prints(capfd, tmp_path, monkeypatch):
+    """Given a stream, a session writes nothing else anywhere: no warnings, no
+    messages on stderr, even for errors, NaN and inf, files and plots."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lib.bp").write_text('def sq(x) = x^2\nprint "lib"\n', encoding="utf-8")
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        interp = dsl.Interpreter()
+        interp = dsl.Interpreter(stdout=io.StringIO())
         interp.exec('import "lib.bp"\nprint "hello", sq(3)\nx = 2\nx + 1', echo=True)
         interp.exec("def f(x) = x^2 * sin(x)\ngraph grad(f)\nassert gradcheck(f, 1.5) < 1e-6")
         interp.exec('graph grad(f) to "g.dot"\nexport grad(f) to "df.py"')
@@ -731,7 +760,7 @@ def test_embedding_never_writes_to_the_terminal(capfd, tmp_path, monkeypatch):
         if _have("matplotlib"):
             interp.exec('plot f on (0, 1) to "f.png"')
             assert (tmp_path / "f.png").stat().st_size > 0
-        dsl.run_file(tmp_path / "lib.bp")
+        dsl.run_file(tmp_path / "lib.bp", stdout=io.StringIO())
     out, err = capfd.readouterr()
     assert out == "" and err == "", f"embedding wrote to the terminal: {out!r} {err!r}"
     assert not caught, f"warnings escaped: {[str(w.message) for w in caught]}"

@@ -1,4 +1,5 @@
 """plot (SPEC §7): terminal plots with a legend, image files, and a clean error without the extra."""
+import io
 import sys
 
 import numpy as np
@@ -9,7 +10,7 @@ import dsl
 
 def test_plot_terminal_draws_each_function_with_a_legend():
     pytest.importorskip("plotext")
-    bp = dsl.Interpreter()
+    bp = dsl.Interpreter(stdout=io.StringIO())
     bp.exec("plot tanh, diff(tanh) on (-3, 3)")
     text = bp.stdout.getvalue()
     assert "tanh" in text and "diff(tanh)" in text
@@ -19,7 +20,7 @@ def test_plot_terminal_draws_each_function_with_a_legend():
 
 def test_plot_of_a_vector():
     pytest.importorskip("plotext")
-    bp = dsl.Interpreter()
+    bp = dsl.Interpreter(stdout=io.StringIO())
     bp.exec("losses = [4, 2, 1, 0.5]\nplot losses")
     assert "losses" in bp.stdout.getvalue()
 
@@ -39,7 +40,7 @@ def test_plot_to_png_writes_a_picture(tmp_path):
 def test_plot_without_plotext_draws_in_plain_characters(monkeypatch):
     # issue 17: `plot` works on a first install (examples/xor.bp plots its losses)
     monkeypatch.setitem(sys.modules, "plotext", None)       # as if not installed
-    bp = dsl.Interpreter()
+    bp = dsl.Interpreter(stdout=io.StringIO())
     bp.exec("losses = [4, 2, 1, 0.5]\nplot losses\nplot sin, cos on (0, 3)")
     lines = bp.stdout.getvalue().splitlines()
     first = lines[:23]                                      # 20 rows, the axis, the x range, the legend

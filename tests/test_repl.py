@@ -221,6 +221,39 @@ def test_repl_save_reset_load_restores_the_same_values(tmp_path):
         _assert_same(again, interp, name)
 
 
+def _run_keys(keys: str, interp: dsl.Interpreter) -> tuple[str, Repl]:
+    """Like drive, but the session keeps its own output stream: (console text, the REPL)."""
+    console = Console(file=io.StringIO(), width=100, highlight=False)
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys)
+        pipe.close()
+        with create_app_session(input=pipe, output=DummyOutput()):
+            repl = Repl(interp, console=console, history=InMemoryHistory())
+            repl.run()
+    return console.file.getvalue(), repl
+
+
+def test_repl_reset_keeps_writing_to_the_stream_given():
+    mine = io.StringIO()
+    shown, repl = _run_keys('print "before"\r:reset\rprint "after"\r',
+                            dsl.Interpreter(stdout=mine, precision=3))
+    assert "a fresh session" in shown and "after" not in shown
+    assert mine.getvalue() == "before\nafter\n"
+    assert repl.interp.stdout is mine and repl.interp.precision == 3
+
+
+def test_repl_reset_of_a_default_session_keeps_following_sys_stdout():
+    import contextlib
+    during, later = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(during):
+        shown, repl = _run_keys('print "before"\r:reset\rprint "after"\r', dsl.Interpreter())
+    assert "a fresh session" in shown
+    assert during.getvalue() == "before\nafter\n"
+    with contextlib.redirect_stdout(later):                 # a redirect made after the reset
+        repl.interp.exec('print "later"')
+    assert later.getvalue() == "later\n" and during.getvalue() == "before\nafter\n"
+
+
 def test_repl_save_keeps_defs_with_their_shape_annotations(tmp_path):
     out, _, repl = drive("def m(x, W: [2, 3]) = W @ x\rdef k() = 1\r:save s.bp\r")
     text = (tmp_path / "s.bp").read_text()

@@ -690,7 +690,7 @@ def test_files_paths_are_relative_to_the_script(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     os.chdir(elsewhere)
-    bp = dsl.run_file(Path("..") / "proj" / "main.bp")
+    bp = dsl.run_file(Path("..") / "proj" / "main.bp", stdout=io.StringIO())
     assert bp.stdout.getvalue() == "22\n"
     assert (proj / "out" / "f.py").is_file() and (proj / "f.dot").is_file()
     assert (proj / "f.svg").is_file()
@@ -859,7 +859,7 @@ STRINGS = ['"__import__(\'os\').system(\'touch pwned\')"', '"os"', '"__class__"'
 
 @pytest.fixture
 def escape_session():
-    bp = dsl.Interpreter()
+    bp = dsl.Interpreter(stdout=io.StringIO())
     bp.exec("def f(x) = x^2\nr = {W: [[1, 2], [3, 4]], b: [0, 1]}\nt = (1, [2, 3])\n"
             "v = [1, 2, 3]\ns = 2")
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
