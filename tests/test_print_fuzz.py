@@ -42,7 +42,8 @@ FAMILIES = ["softmax({})", "log_softmax({})", "({} @ Q)", "(Q @ {})", "flatten({
             "(if {0} > 0.1 then {0}^2 else -{0})", "(z -> z * sin(z))({})", "(t1 -> t1^2 + 1)({})",
             "clip({0}, -1, 1)",
             # the standard library (issue 14): elementwise, scans, shapes, gathers, contractions
-            # (not cumprod: its derivative needs a known shape, as docs/language.md says)
+            # (not cumprod, inner, kron, tensordot, top_k: their derivatives need known shapes,
+            # as docs/language.md says, and a parameter here has none)
             "erf({})", "gelu({})", "atan2({0}, 1 + ({0})^2)", "hypot({0}, 0.5)", "asinh({})",
             "cbrt(1 + ({})^2)", "logaddexp({0}, 2 * {0})", "square({})", "exp2({})",
             "reciprocal(2 + ({})^2)", "cumsum({})", "var({})", "std({0}, ddof=1)",
@@ -53,7 +54,14 @@ FAMILIES = ["softmax({})", "log_softmax({})", "({} @ Q)", "(Q @ {})", "flatten({
             # shape errors, and skipped)
             "logdet(2 * eye(3) + outer({0}, {0}))", "cholesky(2 * eye(3) + outer({0}, {0}))",
             "eigh(2 * eye(3) + outer({0}, {0}))[0]", "pinv(Q + 0.1 * outer({0}, {0}))",
-            "solve_triangular(Q + 2 * eye(3), {0}, lower=1)"]
+            "solve_triangular(Q + 2 * eye(3), {0}, lower=1)",
+            # more of the standard library: the rest of the elementwise and shape families,
+            # contractions, sorting and the neural-network ops
+            "mod({0}, 0.7)", "nan_to_num({0})", "squeeze({0})", "repeat({0}, 2)", "pad({0}, 1)",
+            "split(concat({0}, {0}), 2)[1]", "sort({0})",    # (not inner, kron: known ranks)
+            "cross({0}, [0.5, 1, 2])", "layer_norm({0})",
+            "conv1d(reshape({0}, 1, 1, -1), [[[1, -0.5]]])",
+            "avg_pool2d(reshape(concat({0}, {0}), 1, 1, 2, -1), 2, stride=1)"]
 BINARY = ["({} + {})", "({} - {})", "({} * {})", "({} / (1 + ({})^2))"]
 Q = np.array([[0.8, -0.3, 0.5], [0.2, 0.6, -0.7], [-0.4, 0.1, 0.9]])
 REDUCE = ["sum({0})", "mean({0})", "sum({0}) * mean({0}^2)", "logsumexp({0})"]
