@@ -509,6 +509,30 @@ class Interpreter:
                     self._looping -= 1
                     if bar is not None:
                         bar.close()
+            case ast.While(test, body):
+                # as Python runs it: the test re-read before each iteration, a scalar
+                cap = self.limits.max_iterations
+                k = 0
+                self._looping += 1
+                try:
+                    while True:
+                        ops.check_interrupt(stmt.span)
+                        v = self._eval(test)
+                        if not isinstance(v, np.ndarray) or v.size != 1:
+                            raise BpShapeError("the test of a while loop must be a scalar, got "
+                                               f"{ops.describe(to_lowered(v))}", test.span)
+                        if float(v.reshape(())) == 0:
+                            break
+                        if k >= cap:
+                            raise ops.limit_error("this while loop's condition was still true "
+                                                  "after the iteration cap", "max_iterations",
+                                                  cap, stmt.span)
+                        k += 1
+                        self._exec_block(body, echo, shown)
+                except _Break:
+                    pass
+                finally:
+                    self._looping -= 1
             case ast.If(test, then, orelse):
                 v = self._eval(test)
                 if not isinstance(v, np.ndarray) or v.size != 1:

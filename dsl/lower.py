@@ -116,9 +116,13 @@ class Lowerer:
     def name(self, name: str, scope: Scope | None, span: Span):
         if scope is not None:
             try:
-                return scope.lookup(name)
+                value = scope.lookup(name)
             except KeyError:
                 pass
+            else:
+                if isinstance(value, lower_loops.Unbound):
+                    raise value.error(span)
+                return value
         return self.ctx.resolve_global(name, span)
 
     def need_tensor(self, lv, what: str, span: Span) -> Node:
@@ -489,7 +493,8 @@ class Lowerer:
         return result
 
     def block(self, stmts, scope: Scope):
-        for stmt in stmts:
+        stmts = list(stmts)
+        for i, stmt in enumerate(stmts):
             match stmt:
                 case ast.Assign(targets, value):
                     for name, v in zip(targets, unpack(targets, self.expr(value, scope), stmt.span)):
@@ -510,12 +515,45 @@ class Lowerer:
                         result = self.block(body.stmts, scope)
                         if result is not _NO_RETURN:
                             return result
+                case ast.If():
+                    result = self.if_stmt(stmt, scope, stmts[i + 1:])
+                    if result is not _NO_RETURN:
+                        return result
                 case ast.ExprStmt(value):
                     self.expr(value, scope)
                 case _:
-                    raise BpTypeError("only bindings, for loops and return can appear in a "
+                    raise BpTypeError("only bindings, loops, if and return can appear in a "
                                       "function body", stmt.span)
         return _NO_RETURN
+
+    def if_stmt(self, stmt: ast.If, scope: Scope, rest: list):
+        """`if c { … } else { … }` in a function body (docs/language.md §4).
+
+        A constant single-element test lowers only its side, in the scope itself, as
+        Python runs it.  Otherwise both sides are lowered, each in a child scope, and
+        every name either side binds is rebound to where(c, then, else) (lower_loops.
+        merge_if).  A side that returns ends its path: the rest of the block is lowered
+        for the other side, and the result is where(c, its return, the rest's).  The
+        function's result, or _NO_RETURN when neither side returned."""
+        c = lower_loops.if_test(self, stmt.test, scope, scalar=False)
+        side = lower_loops.constant_side(c)
+        if side is not None:
+            return self.block(lower_loops.branch_stmts(stmt.then if side else stmt.orelse), scope)
+        t_scope, e_scope = Scope(scope), Scope(scope)
+        t_ret = self.block(lower_loops.branch_stmts(stmt.then), t_scope)
+        e_ret = self.block(lower_loops.branch_stmts(stmt.orelse), e_scope)
+        t_gone, e_gone = t_ret is not _NO_RETURN, e_ret is not _NO_RETURN
+        if not (t_gone and e_gone):
+            lower_loops.merge_if(scope, c, t_scope, e_scope, t_gone, e_gone, stmt.span)
+        if not (t_gone or e_gone):
+            return _NO_RETURN
+        if not (t_gone and e_gone):
+            after = self.block(rest, scope)
+            if after is _NO_RETURN:
+                raise BpTypeError("one side of this if returns and the function body goes on "
+                                  "without a return after it", stmt.span)
+            t_ret, e_ret = (t_ret, after) if t_gone else (after, e_ret)
+        return lower_loops._where(c, t_ret, e_ret, "the result", stmt.span)
 
     # ── transforms: grad(f, wrt=W) names a parameter, so wrt is read as syntax ──
     def make_transform(self, kind: str, e: ast.Call, scope) -> Transform:

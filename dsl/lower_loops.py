@@ -15,7 +15,9 @@ either side binds to `where(c, then, else)`; a `break` records the state at that
 point with the condition under which it is reached (the conjunction of the
 enclosing `if` tests), the next state is the first reached break's state
 (`where` from the first to the last, then the state at the end), and a carried
-flag, 0 once a break was taken, joins the loop's condition.
+flag, 0 once a break was taken, joins the loop's condition.  An if statement in a
+function body outside loops is Lowerer.if_stmt, with the same merge_if; in both, a
+constant test lowers only its side.
 
 A constant count of at most UNROLL_MAX iterations, in a body without `break`
 or `if`, is unrolled by dsl/lower.py as before: such a loop costs its length in
@@ -32,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ast, loops, ops
-from .errors import BpError, BpShapeError, BpTypeError, BpValueError, Span
+from .errors import BpError, BpNameError, BpShapeError, BpTypeError, BpValueError, Span
 from .graph import Node, make_input
 from .ops import apply, const
 from .values import Function, leaf_paths, leaves, rebuild
@@ -213,6 +215,69 @@ def _lookup(scope, name):
     return scope.lookup(name)
 
 
+class Unbound:
+    """What a name holds after an if statement that bound it on one side only (and not
+    before): reading it is a located name error (Python raises at the use too)."""
+    __slots__ = ("name", "span")
+
+    def __init__(self, name: str, span: Span):
+        self.name, self.span = name, span
+
+    def error(self, span: Span) -> BpNameError:
+        return BpNameError(f"'{self.name}' is bound on only one side of the if statement at line "
+                           f"{self.span.line} and not before it, so it has no value here: bind it "
+                           f"before the if, or on both sides", span)
+
+
+def if_test(lowerer, test: ast.Expr, scope, scalar: bool) -> Node:
+    """An if statement's test: a scalar in a loop's body, a scalar or a tensor that
+    broadcasts with the values it chooses between in a function body."""
+    c = lowerer.need_tensor(lowerer.expr(test, scope), "an if statement's test", test.span)
+    if scalar:
+        c = _scalar(lowerer, c, "an if statement's test", test.span)
+    return c
+
+
+def constant_side(c: Node) -> bool | None:
+    """Which side a constant single-element test takes (True: then), or None: both
+    sides are lowered and joined by where."""
+    if c.op == "const" and c.value.size == 1:
+        return bool(c.value.reshape(()) != 0)
+    return None
+
+
+def branch_stmts(block) -> list:
+    """The statements of an if's branch (`else if` is an If standing for one)."""
+    if block is None:
+        return []
+    return [block] if isinstance(block, ast.If) else list(block.stmts)
+
+
+def merge_if(scope, c: Node, t_scope, e_scope, t_gone: bool, e_gone: bool, span: Span) -> None:
+    """After an if: bind each name either side bound to where(c, then, else), the value
+    before the if standing for a side that did not bind it; a side that left (a break,
+    a return) does not go on, so the other side's value is taken.  A name bound on
+    one side only and not before holds an Unbound."""
+    for name in dict.fromkeys(list(t_scope.vars) + list(e_scope.vars)):
+        try:
+            before = _lookup(scope, name)
+        except KeyError:
+            before = None
+        if isinstance(before, Unbound):
+            before = None
+        a = t_scope.vars.get(name, before)
+        b = e_scope.vars.get(name, before)
+        a, b = (None if isinstance(x, Unbound) else x for x in (a, b))
+        if t_gone:
+            a = b
+        if e_gone:
+            b = a
+        if a is None or b is None:
+            scope.bind(name, Unbound(name, span))
+        else:
+            scope.bind(name, a if a is b else _where(c, a, b, name, span))
+
+
 def _scalar(lowerer, lv, what: str, span: Span) -> Node:
     node = lowerer.need_tensor(lv, what, span)
     if isinstance(node.shape, tuple) and node.shape != ():
@@ -245,34 +310,22 @@ def _block(lowerer, stmts, scope, state: _Body, pc: Node | None) -> bool:
                 state.breaks.append((pc, {name: _lookup(scope, name) for name in state.carried}))
                 return True
             case ast.If(test, then, orelse):
-                c = _scalar(lowerer, lowerer.expr(test, scope), "an if statement's test", test.span)
+                c = if_test(lowerer, test, scope, scalar=True)
+                side = constant_side(c)
+                if side is not None:            # a constant test: only its side is built
+                    if _block(lowerer, branch_stmts(then if side else orelse), scope, state, pc):
+                        return True
+                    continue
                 sides = []
                 for block, cond in ((then, c), (orelse, apply("not", [c], span=stmt.span))):
                     child = Scope(scope)
-                    if block is None:
-                        sides.append((child, False))
-                        continue
-                    body = [block] if isinstance(block, ast.If) else block.stmts
-                    ended = _block(lowerer, body, child, state, _and(pc, cond, stmt.span))
+                    ended = _block(lowerer, branch_stmts(block), child, state,
+                                   _and(pc, cond, stmt.span)) if block is not None else False
                     sides.append((child, ended))
                 (t_scope, t_broke), (e_scope, e_broke) = sides
                 if t_broke and e_broke:
                     return True
-                names = dict.fromkeys(list(t_scope.vars) + list(e_scope.vars))
-                for name in names:
-                    try:
-                        before = _lookup(scope, name)
-                    except KeyError:
-                        before = None
-                    a = t_scope.vars.get(name, before)
-                    b = e_scope.vars.get(name, before)
-                    if t_broke:
-                        a = b                   # only the else side goes on
-                    if e_broke:
-                        b = a
-                    if a is None or b is None:
-                        continue                # bound on one side only: not visible after
-                    scope.bind(name, a if a is b else _where(c, a, b, name, stmt.span))
+                merge_if(scope, c, t_scope, e_scope, t_broke, e_broke, stmt.span)
             case ast.Return():
                 raise BpTypeError("return inside a while loop, or a for loop over a runtime "
                                   "count, is not supported: assign the result and return after "

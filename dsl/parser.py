@@ -395,23 +395,15 @@ _STMT_WORD = {ast.Print: "print", ast.Latex: "latex", ast.Assert: "assert", ast.
 
 def _check_placement(program: ast.Program) -> None:
     """Statements that can only appear in some places (SPEC §4), checked
-    before anything runs: a function body holds bindings, for, while and return,
-    and a loop's body in it also if and break; break leaves a loop; while is for
-    function bodies; return ends a function body."""
+    before anything runs: a function body holds bindings, for, while, if and
+    return; break leaves a loop; return ends a function body."""
     stack: list[tuple[object, str, bool]] = [(s, "top", False) for s in program.stmts]
     while stack:
         node, where, in_loop = stack.pop()
         if where == "body" and isinstance(node, tuple(_STMT_WORD)) \
-                and not (in_loop and isinstance(node, (ast.If, ast.Break))):
-            hint = "; use if … then … else (an if statement may appear in a loop's body)" \
-                if isinstance(node, ast.If) else ""
-            if isinstance(node, ast.Break):
-                raise BpSyntaxError("break outside a loop", node.span)
-            raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body{hint}",
+                and not isinstance(node, (ast.If, ast.Break)):
+            raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body",
                                 node.span)
-        if where == "top" and isinstance(node, ast.While):
-            raise BpSyntaxError("a while loop can appear only in a function body (at the top "
-                                "level, write for i in range(n) { … } with break)", node.span)
         if isinstance(node, ast.TypedName) and node.shape is not None:
             raise BpSyntaxError(f"a shape annotation ({node.name}: [...]) belongs on a parameter: "
                                 f"def f({node.name}: [...]) or ({node.name}: [...]) -> e", node.span)
