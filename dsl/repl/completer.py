@@ -105,7 +105,7 @@ def _command(before: str, interp) -> list[Candidate]:
 
 
 def _symbols(line: str, m) -> list[Candidate]:
-    """`\theta` becomes θ; an accent joins the letter before it where Unicode has
+    r"""`\theta` becomes θ; an accent joins the letter before it where Unicode has
     the accented letter (`y\hat` is ŷ; bp's names take no combining marks)."""
     import unicodedata
     word = m.group(1)
