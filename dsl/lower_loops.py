@@ -23,9 +23,12 @@ A constant count of at most UNROLL_MAX iterations, in a body without `break`
 or `if`, is unrolled by dsl/lower.py as before: such a loop costs its length in
 graph nodes, but a call of the unrolled graph runs 3-10 times faster than the
 loop node (which runs a plan of its body per iteration, about 3 µs each), and
-constants fold across iterations; at 64 iterations the loop node's first
-result (build, differentiate, compile, run) is already 6-7 times sooner, at
-1024 28-42 times (`python benchmarks/loops.py --unroll`; docs/design.md, "Loops").  A constant loop that cannot be a loop
+constants fold across iterations; the loop node's first result (build,
+differentiate, compile, run) is 6-7 times sooner at 64 iterations, 28-42 times
+at 1024 (`python benchmarks/loops.py --unroll`; docs/design.md, "Loops").  256
+keeps BENCHMARKS.md's Rosenbrock loop (99 iterations) unrolled: as a loop node its
+gradient took 1.43 ms a call against 33 µs unrolled, for a first result of 6.7 ms
+against 87 ms, and a model's loop runs many calls.  A constant loop that cannot be a loop
 node (the loop variable used where a constant is needed, a carried value that
 changes shape) is unrolled when its count is within --max-unroll.
 """
@@ -39,7 +42,7 @@ from .graph import Node, make_input
 from .ops import apply, const
 from .values import Function, leaf_paths, leaves, rebuild
 
-UNROLL_MAX = 64          # a constant loop of at most this many iterations is unrolled
+UNROLL_MAX = 256         # a constant loop of at most this many iterations is unrolled
 
 
 def assigned_names(stmts) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 
 import dsl
 from dsl.errors import BpError
+from dsl.lower_loops import UNROLL_MAX
 
 PROGRAM = """
 def newton(a) {
@@ -279,13 +280,14 @@ def test_export_writes_a_python_loop(bp, tmp_path):
 
 def test_short_constant_loops_unroll_and_long_ones_are_loop_nodes():
     bp = dsl.Interpreter()
-    bp.exec("def f(x) { for i in range(64) { x = sin(x) }; return x }\n"
-            "def g(x) { for i in range(65) { x = sin(x) }; return x }")
+    n = UNROLL_MAX
+    bp.exec(f"def f(x) {{ for i in range({n}) {{ x = sin(x) }}; return x }}\n"
+            f"def g(x) {{ for i in range({n + 1}) {{ x = sin(x) }}; return x }}")
     ops_f = {n.op for n in bp.graph("f").nodes}
     ops_g = {n.op for n in bp.graph("g").nodes}
     assert "loop" not in ops_f and "loop" in ops_g
     x = 0.7
-    for _ in range(65):
+    for _ in range(n + 1):
         x = np.sin(x)
     assert float(bp.eval("g(0.7)")) == pytest.approx(x, rel=1e-15)
 
@@ -506,12 +508,13 @@ def test_printed_loops_are_hygienic():
     bp.exec("def f(range, x) { for i in range(range) { x = sin(x) }; return x }")
     text = bp.format(bp.eval("f"))
     assert text == "(range1, x) -> { x1 = x; for i in range(range1) { x1 = sin(x1) }; return x1 }"
-    bp.exec("range = 7\nh = x -> { y = x; for i in range(100) { y = sin(y) }; return y }")
+    n = UNROLL_MAX + 1                                   # a loop node, not unrolled
+    bp.exec(f"range = 7\nh = x -> {{ y = x; for i in range({n}) {{ y = sin(y) }}; return y }}")
     text = bp.format(bp.eval("h"))
-    assert "for i in bp.range(100)" in text
+    assert f"for i in bp.range({n})" in text
     bp.exec(f"g = {text}")
     want = 1.0
-    for _ in range(100):
+    for _ in range(n):
         want = np.sin(want)
     assert float(bp.eval("g(1)")) == pytest.approx(want, rel=1e-15)
 
@@ -526,8 +529,9 @@ def test_a_loop_of_constants_folds_once(monkeypatch):
         return real(*args, **kwargs)
     monkeypatch.setattr(loops, "run", counting)
     bp = dsl.Interpreter()
-    bp.exec("def f(x) { s = 0; t = 1; for i in range(100) { s = s + i; t = 2*t }; return s + t + x }")
-    assert float(bp.eval("f(1)")) == 4950 + 2.0 ** 100 + 1
+    n = UNROLL_MAX + 1                                   # a loop node, not unrolled
+    bp.exec(f"def f(x) {{ s = 0; t = 1; for i in range({n}) {{ s = s + i; t = 2*t }}; return s + t + x }}")
+    assert float(bp.eval("f(1)")) == n * (n - 1) / 2 + 2.0 ** n + 1
     assert len(runs) == 1 and "loop" not in {n.op for n in bp.graph("f").nodes}
 
 
