@@ -250,7 +250,7 @@ def make_loop(n: Node, init: list[Node], k: Node, carried: list[Node], next: lis
     outer = list(free.values())
     captured = [make_input(_capture_name(x), x.shape, x.span) for x in outer]
     mapping = {id(x): ph for x, ph in zip(outer, captured)}
-    new = _rebuild(order, dep, mapping, outs)
+    new = substitute(outs, mapping)
     p = len(next)
     body = Body(k, carried, captured, new[:p], new[p:p + len(emit)],
                 new[-1] if cond is not None else None, names)
@@ -260,19 +260,6 @@ def make_loop(n: Node, init: list[Node], k: Node, carried: list[Node], next: lis
 
 def _capture_name(x: Node) -> str:
     return x.attr("name") if x.op == "input" else "x"
-
-
-def _rebuild(order, dep, mapping, outs):
-    new: dict[int, Node] = dict(mapping)
-    for node in order:
-        if id(node) not in dep or id(node) in new:
-            continue
-        ins = [new.get(id(i), i) for i in node.inputs]
-        if all(a is b for a, b in zip(ins, node.inputs)):
-            new[id(node)] = node
-        else:
-            new[id(node)] = apply(node.op, ins, dict(node.attrs), node.span, node.origin)
-    return [new.get(id(o), o) for o in outs]
 
 
 def placeholders(shapes_: list, names: list[str] | None = None, span=None) -> list[Node]:
