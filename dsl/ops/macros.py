@@ -52,8 +52,8 @@ def _clip(x, lo, hi, span):
 
 
 def _norm(ctx, args, kwargs, span):
-    """numpy.linalg.norm(x, ord=None, axis=None, keepdims=0) for the orders that need no
-    SVD, as a graph of abs, sum, max, min, sqrt and ^ (so its derivatives are theirs)."""
+    """numpy.linalg.norm(x, ord=None, axis=None, keepdims=0), as a graph of abs, sum, max,
+    min, sqrt and ^, or of svd's singular values (so its derivatives are theirs)."""
     kwargs = dict(kwargs)
     names = ("x", "ord", "axis", "keepdims")
     given = dict(zip(names, args))
@@ -102,6 +102,8 @@ def _norm(ctx, args, kwargs, span):
     if len(axis) == 1:
         return _vector_norm(x, order, axis, keep, red, frobenius, span)
     if len(axis) == 2:
+        if order in ("nuc", 2.0, -2.0):
+            return _singular_norm(x, order, axis, keep, red, span)
         return _matrix_norm(x, order, axis, keep, red, frobenius, span)
     raise BpValueError("norm's axis= is one axis (a vector norm) or two (a matrix norm)", span)
 
@@ -128,15 +130,35 @@ def _vector_norm(x, order, axis, keep, red, frobenius, span):
                  span=span)
 
 
+def _singular_norm(x, order, axis, keep, red, span):
+    """The nuclear norm (the sum of the singular values), 2 (the largest), -2 (the
+    smallest), over the two axes: the svd's singular values, so its derivative is the
+    svd's (defined where they are distinct)."""
+    rows, cols = axis
+    rank = len(x.shape) if isinstance(x.shape, tuple) else None
+    if rank is None:
+        if (rows, cols) != (-2, -1):
+            raise BpValueError(f"norm with ord={order!r} over axes {axis} needs x's rank (give it "
+                               f"a shape annotation), or axis=(-2, -1)", span)
+        moved = x
+    else:
+        rows, cols = rows % rank, cols % rank
+        rest = [i for i in range(rank) if i not in (rows, cols)]
+        moved = x if (rows, cols) == (rank - 2, rank - 1) else \
+            apply("transpose", [x], {"axes": tuple(rest) + (rows, cols)}, span)
+    values = apply("svd", [moved], {"part": 1, "full_matrices": False}, span)
+    out = red({"nuc": "sum", 2.0: "max", -2.0: "min"}[order], values, (-1,), keepdims=False)
+    if keep:
+        out = apply("expand_dims", [out], {"axis": tuple(sorted((rows, cols)))}, span)
+    return out
+
+
 def _matrix_norm(x, order, axis, keep, red, frobenius, span):
     if order == "fro":
         return frobenius(axis)
-    if order in ("nuc", 2.0, -2.0):
-        raise BpValueError(f"norm: ord={order!r} of a matrix needs its singular values, which bp "
-                           f"does not compute yet; ord= 'fro', 1, -1, inf and -inf work", span)
     if order not in (1.0, -1.0, np.inf, -np.inf):
-        raise BpValueError(f"norm: ord={order:g} is not a matrix norm ('fro', 1, -1, inf, -inf)",
-                           span)
+        raise BpValueError(f"norm: ord={order:g} is not a matrix norm ('fro', 'nuc', 1, -1, 2, "
+                           f"-2, inf, -inf)", span)
     rows, cols = axis
     # 1, -1: the largest (smallest) column sum; inf, -inf: the largest (smallest) row sum
     inner = rows if abs(order) == 1 else cols
@@ -154,8 +176,8 @@ def _matrix_norm(x, order, axis, keep, red, frobenius, span):
 
 register_macro(Macro("norm", _norm, _NORM_SIGNATURE,
                      "numpy.linalg.norm: vector orders (2, 1, inf, -inf, 0, any p) over one axis, "
-                     "matrix orders ('fro', 1, -1, inf, -inf) over two; without ord= the 2-norm "
-                     "of all the elements (of each slice along axis=)"))
+                     "matrix orders ('fro', 'nuc', 1, -1, 2, -2, inf, -inf) over two; without "
+                     "ord= the 2-norm of all the elements (of each slice along axis=)"))
 
 
 @_macro("dot", ("a", "b"), "inner product of vectors; matrix product of matrices")
