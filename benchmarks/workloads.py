@@ -1006,23 +1006,10 @@ def workload_conv(opts: Options, peers: Peers):
     f = bp.function("value_and_grad(loss, wrt=(W1, b1, W2, b2))")
     cands = [Candidate("numpy", "float64", lambda: cnn_numpy_backprop(X, Y, *P), ref),
              Candidate("bp", "float64", lambda: f(*P), ref)]
-    threads = None
-    if peers.torch is not None:
-        threads = peers.torch.get_num_threads()
-        peers.torch.set_num_threads(1)           # the pinned CPU: one thread, as for NumPy
-        cands.append(_cnn_torch(peers.torch, X, Y, P, ref))
-    else:
+    if peers.torch is None:
         opts.log("torch: not installed, the conv2d row compares with NumPy only")
-    try:
-        measure(cands, opts.rounds, opts.target_s, progress=opts.log)
-    finally:
-        if threads is not None:
-            peers.torch.set_num_threads(threads)
-    bp_c, np_c = _find(cands, "bp", "float64"), _find(cands, "numpy", "float64")
-    t_c = _find(cands, "torch eager", "float64")
-    fastest = min((c for c in (np_c, t_c) if _median(c)), key=_median, default=None)
-    ratio = _median(bp_c) / _median(fastest) if _median(bp_c) and fastest is not None else None
-    cpu = _cpu_ratio(bp_c, fastest) if fastest is not None else None
+    bp_c, np_c, fastest, ratio, cpu = _against_torch_and_numpy(
+        cands, "float64", peers, opts, lambda torch: _cnn_torch(torch, X, Y, P, ref))
     lines += [f"B = {B} images {C}×{H}×{H}; conv2d {O}×{C}×3×3, padding 1, bias; relu; "
               f"max_pool2d 2; dense {P[2].shape[0]}→10; cross_entropy. float64, one thread.", ""]
     lines += _timing_table(cands, lambda c: np_c,
@@ -1035,6 +1022,28 @@ def workload_conv(opts: Options, peers: Peers):
                           fmt_ratio(ratio), f"≤ {CONV_TARGET}×", _met(ratio, CONV_TARGET),
                           fmt_ratio(cpu), _met(cpu, CONV_TARGET)))
     return lines, targets
+
+
+def _against_torch_and_numpy(cands, unit, peers, opts, torch_candidate):
+    """Time bp against hand NumPy and (when installed) PyTorch eager on one thread, in
+    the same run: (bp, numpy, the faster of numpy and torch, bp's ratio to it by wall
+    time, by CPU time)."""
+    threads = None
+    if peers.torch is not None:
+        threads = peers.torch.get_num_threads()
+        peers.torch.set_num_threads(1)           # the pinned CPU: one thread, as for NumPy
+        cands.append(torch_candidate(peers.torch))
+    try:
+        measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+    finally:
+        if threads is not None:
+            peers.torch.set_num_threads(threads)
+    bp_c, np_c = _find(cands, "bp", unit), _find(cands, "numpy", unit)
+    t_c = _find(cands, "torch eager", unit)
+    fastest = min((c for c in (np_c, t_c) if _median(c)), key=_median, default=None)
+    ratio = _median(bp_c) / _median(fastest) if _median(bp_c) and fastest is not None else None
+    cpu = _cpu_ratio(bp_c, fastest) if fastest is not None else None
+    return bp_c, np_c, fastest, ratio, cpu
 
 
 # ── 7. einsum: two contractions and their gradients (issue 14) ────────────
@@ -1078,21 +1087,9 @@ def workload_einsum(opts: Options, peers: Peers):
         f = bp.function(f"value_and_grad(loss, wrt={wrt})")
         cands = [Candidate("numpy", "einsum", np_fn, ref),
                  Candidate("bp", "einsum", lambda f=f, args=args: f(*args), ref)]
-        threads = None
-        if peers.torch is not None:
-            threads = peers.torch.get_num_threads()
-            peers.torch.set_num_threads(1)
-            cands.append(torch_fn(peers.torch, X, W, y, A, B, ref))
-        try:
-            measure(cands, opts.rounds, opts.target_s, progress=opts.log)
-        finally:
-            if threads is not None:
-                peers.torch.set_num_threads(threads)
-        bp_c, np_c = _find(cands, "bp", "einsum"), _find(cands, "numpy", "einsum")
-        t_c = _find(cands, "torch eager", "einsum")
-        fastest = min((c for c in (np_c, t_c) if _median(c)), key=_median, default=None)
-        ratio = _median(bp_c) / _median(fastest) if _median(bp_c) and fastest is not None else None
-        cpu = _cpu_ratio(bp_c, fastest) if fastest is not None else None
+        bp_c, np_c, fastest, ratio, cpu = _against_torch_and_numpy(
+            cands, "einsum", peers, opts,
+            lambda torch, torch_fn=torch_fn, ref=ref: torch_fn(torch, X, W, y, A, B, ref))
         lines += [f"**{label}**: loss and gradients.", ""]
         lines += _timing_table(cands, lambda c, np_c=np_c: np_c,
                                {"bp einsum": f"≤ {EINSUM_TARGET}× the faster of torch and numpy "
