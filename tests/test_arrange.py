@@ -341,6 +341,11 @@ def test_arrange_split_gives_a_tuple_of_numpy_pieces():
     ("grad(x -> sum(repeat(x, 3, 1e300)))([1, 2])", "out of range"),
 ])
 def test_arrange_mistakes_are_located_errors(src, words):
+    assert_located_error(src, words)
+
+
+def assert_located_error(src: str, words: str) -> None:
+    """`y = src` is a BpError whose message holds `words`, located on its line."""
     bp = _session()
     with pytest.raises(BpError) as info:
         bp.exec(f"y = {src}")

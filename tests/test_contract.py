@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dsl.errors import BpError
-from test_arrange import (U, Case, _params, _session, check_derivatives, check_export,
-                          check_printed_hessian, check_printing, check_values)
+from test_arrange import (U, Case, _params, _session, assert_located_error, check_derivatives,
+                          check_export, check_printed_hessian, check_printing, check_values)
 
 
 def E(spec, n=2):
@@ -193,9 +193,4 @@ def test_contract_einsum_implicit_output_is_alphabetical_as_numpy():
     ('cross([1, 2], [1, 2])', "3-vectors"),
 ])
 def test_contract_mistakes_are_located_errors(src, words):
-    bp = _session()
-    with pytest.raises(BpError) as info:
-        bp.exec(f"y = {src}")
-    err = info.value
-    assert words in err.message, err.message
-    assert err.span is not None and err.span.line == 1
+    assert_located_error(src, words)

@@ -14,6 +14,7 @@ import pytest
 
 import dsl
 from dsl import ops
+from tests.test_gather import numeric_grad
 
 
 def run(src: str) -> str:
@@ -202,23 +203,14 @@ def test_update_derivatives_wrt_x_and_v_match_finite_differences(op):
         x[0] = fn(x[0], 2 * v[0])
         return float(np.sum(np.sin(x) * x))
 
-    def numeric(fn, a, h=1e-6):
-        g = np.zeros(a.shape)
-        for i in np.ndindex(a.shape):
-            up, down = a.copy(), a.copy()
-            up[i] += h
-            down[i] -= h
-            g[i] = (fn(up) - fn(down)) / (2 * h)
-        return g
-
     def at(src, x, v):
         bp["X"], bp["V"] = x, v
         return bp.eval(f"{src}(X, V)")
 
     assert float(at("f", x, v)) == pytest.approx(f(x, v), rel=1e-14)
     gx, gv = at("grad(f, wrt=(x, v))", x, v)
-    assert np.allclose(gx, numeric(lambda a: f(a, v), x), atol=1e-7)
-    assert np.allclose(gv, numeric(lambda b: f(x, b), v), atol=1e-7)
+    assert np.allclose(gx, numeric_grad(lambda a: f(a, v), x), atol=1e-7)
+    assert np.allclose(gv, numeric_grad(lambda b: f(x, b), v), atol=1e-7)
     # second derivatives: the Hessian against central differences of the gradient
     hv = at("hessian(f, wrt=v)", x, v)
     dv = np.stack([(at("grad(f, wrt=v)", x, v + h) - at("grad(f, wrt=v)", x, v - h)) / 2e-6
