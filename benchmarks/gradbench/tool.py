@@ -114,6 +114,21 @@ MODULES: dict[str, list[Function]] = {
     "particle": [Function(mode, _particle) for mode in ("ff", "fr", "rf", "rr")],
 }
 
+# Evals whose Python side is longer (reading a model, laying out a sparse Jacobian)
+# keep it beside their .bp file: benchmarks/gradbench/<name>.py defines FUNCTIONS,
+# a list of Function, and is imported when the eval defines the module.
+PLUGGED = ("lstm", "ba", "ht")
+
+
+def functions_of(name: str) -> list[Function] | None:
+    """The eval functions bp serves for module `name`, or None if it has none."""
+    if name in MODULES:
+        return MODULES[name]
+    if name in PLUGGED and (HERE / f"{name}.py").exists():
+        import importlib
+        return importlib.import_module(f"{__package__}.{name}").FUNCTIONS
+    return None
+
 
 @dataclass
 class Module:
@@ -157,14 +172,19 @@ class Tool:
         return {"id": id_}
 
     def define(self, id_, name) -> dict:
-        if name not in MODULES:
-            return {"id": id_, "success": False,
-                    "error": f"bp has no GradBench module {name!r} (it has {', '.join(MODULES)})"}
         start = time.perf_counter_ns()
+        try:
+            served = functions_of(name) if isinstance(name, str) else None
+        except Exception as err:           # a broken plug-in: say so, keep serving
+            return {"id": id_, "success": False, "error": _describe(err)}
+        if served is None:
+            have = [m for m in (*MODULES, *PLUGGED) if functions_of(m) is not None]
+            return {"id": id_, "success": False,
+                    "error": f"bp has no GradBench module {name!r} (it has {', '.join(have)})"}
         try:
             bp = dsl.Interpreter()
             bp.run_file(HERE / f"{name}.bp")
-            functions = {f.name: (f, bp.function(f.name)) for f in MODULES[name]}
+            functions = {f.name: (f, bp.function(f.name)) for f in served}
         except Exception as err:           # a broken .bp file: say so, keep serving
             return {"id": id_, "success": False, "error": _describe(err)}
         self.modules[name] = Module(bp, functions)
