@@ -107,14 +107,16 @@ def test_ba_jacobian_is_the_fd_jacobian_of_distinct_observations(session, n, m, 
     obs[:n, 0] = np.arange(n)               # every camera and point is seen
     obs[:m, 1] = np.arange(m) if m <= p else obs[:m, 1]
 
-    out = session.function("objective")(cams, X, w, feats, obs.astype(float))
+    # ba.bp's layout: one column per camera, point, observation.
+    args = cams.T, X.T, w, feats.T, obs.T.astype(float)
+    out = session.function("objective")(*args)
     expected = _residuals(cams, X, w, feats, obs)
-    got = np.concatenate([np.ravel(out["reproj_error"]), out["w_err"]])
-    assert np.asarray(out["reproj_error"]).shape == (p, 2)
+    assert np.asarray(out["reproj_error"]).shape == (2, p)
+    got = np.concatenate([np.ravel(out["reproj_error"], order="F"), out["w_err"]])
     assert not mismatches(got.tolist(), expected.tolist())
     assert np.allclose(got, expected, rtol=1e-12, atol=1e-9)
 
-    J = session.function("jacobian")(cams, X, w, feats, obs.astype(float))
+    J = session.function("jacobian")(*args)
     dense = _csr_dense(J, 3 * p, 11 * n + 3 * m + p)
     fd = _fd_jacobian(cams, X, w, feats, obs)
     bad = mismatches(dense.tolist(), fd.tolist())

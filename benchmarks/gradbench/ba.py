@@ -19,18 +19,19 @@ from .tool import Function, _array
 
 def _prepare(bp, inp):
     n, m, p = int(inp["n"]), int(inp["m"]), int(inp["p"])
-    cams = np.tile(_array(inp["cam"]).reshape(11), (n, 1))
-    X = np.tile(_array(inp["x"]).reshape(3), (m, 1))
+    # One column per camera, point, observation (ba.bp's layout).
+    cams = np.tile(_array(inp["cam"]).reshape(11, 1), (1, n))
+    X = np.tile(_array(inp["x"]).reshape(3, 1), (1, m))
     w = np.full(p, float(inp["w"]))
-    feats = np.tile(_array(inp["feat"]).reshape(2), (p, 1))
+    feats = np.tile(_array(inp["feat"]).reshape(2, 1), (1, p))
     i = np.arange(p)
-    obs = np.stack([i % n, i % m], axis=1).astype(np.float64)
+    obs = np.stack([i % n, i % m]).astype(np.float64)
     return cams, X, w, feats, obs
 
 
 def _objective_output(out):
     reproj, w_err = np.asarray(out["reproj_error"]), np.asarray(out["w_err"])
-    return {"reproj_error": {"elements": reproj[0].tolist(), "repeated": len(reproj)},
+    return {"reproj_error": {"elements": reproj[:, 0].tolist(), "repeated": reproj.shape[1]},
             "w_err": {"element": float(w_err[0]), "repeated": len(w_err)}}
 
 
