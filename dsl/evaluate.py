@@ -313,6 +313,7 @@ class Plan:
         for k, step in enumerate(steps):
             step[3] = tuple(frees.get(k, ()))
         self.steps = [tuple(s) for s in steps]
+        self.has_loops = bool(loops)     # its loops read the session's limits as they run
         self.shared = set(range(self.n_inputs)) | {s for s, _ in self.consts}
         # Outputs whose step may return an operand itself (not a new array): copied.
         made_by = {step[2]: step[0] for step in self.steps}

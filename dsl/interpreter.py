@@ -846,8 +846,13 @@ class Interpreter:
                         flat = [leaf for v in values for leaf in leaves(v)
                                 if isinstance(leaf, np.ndarray)]
                     plan = entry[0]
-                    results = self._guard(lambda: plan.run(flat, self.limits.check_nan,
-                                                           self._interrupt))
+                    run = lambda: self._guard(lambda: plan.run(flat, self.limits.check_nan,
+                                                               self._interrupt))
+                    if plan.has_loops:       # a loop's iteration cap is this session's
+                        with self._running():
+                            results = run()
+                    else:
+                        results = run()
                     return plan.python(results, entry[1], lambda r: self.to_python(
                         rebuild(entry[1], iter(r))))
             # The first call for these shapes lowers eagerly: on copies, since what it

@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from . import ops, shapes
+from . import loop_map, ops, shapes
 from .autodiff import jvp_graph, substitute, vjp_graph
 from .errors import BpInterrupted, BpShapeError, BpValueError, Span
 from .evaluate import Plan
@@ -171,6 +171,9 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
     if go and limit > 0:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            at_once = loop_map.run(body, limit, carried, captured, cap, flag, check_nan)
+            if at_once is not None:
+                return at_once
             return _iterate(body, step, limit, carried, captured, tapes, cap, flag, check_nan, span)
     return _results(body, carried, tapes, 0)
 

@@ -40,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
     "simplify": PASSES,
     "codegen": PASSES,
     "evaluate": {"graph", "ops", "errors"},
-    "loops": PASSES | {"autodiff", "evaluate", "batching"},               # structured loops: body graphs
+    "loops": PASSES | {"autodiff", "evaluate", "batching", "loop_map"},               # structured loops: body graphs
+    "loop_map": PASSES | {"autodiff", "evaluate", "batching"},            # loops run at once
     "render": {"ast", "values", "graph", "ops", "shapes", "errors"},
     "latex": {"ast", "values", "graph", "ops", "shapes", "errors", "render"},   # LaTeX math
     "lower": {"ast", "graph", "ops", "shapes", "values", "errors", "autodiff", "lower_loops"},

@@ -23,12 +23,18 @@ from .sym import unbroadcast
 
 
 def _whole(idx) -> np.ndarray:
-    """An index tensor as NumPy integers; a value error for a fraction, inf or nan."""
+    """An index tensor as NumPy integers; a value error for a fraction, inf or nan.
+    (One cast and one comparison: nan, inf and fractions do not survive the round trip.)"""
     idx = np.asarray(idx)
-    if idx.size and not (np.all(np.isfinite(idx)) and np.all(idx == np.round(idx))):
-        bad = idx[~(np.isfinite(idx) & (idx == np.round(idx)))].flat[0]
-        raise BpValueError(f"an index must be a whole number, got {bad:g}")
-    return idx.astype(np.intp)
+    if idx.dtype.kind in "iub":
+        return idx.astype(np.intp, copy=False)
+    with np.errstate(invalid="ignore"):
+        whole = idx.astype(np.intp)
+        if idx.size and (whole != idx).any():
+            bad = idx[~(np.isfinite(idx) & (idx == np.round(idx)))]
+            if bad.size:                    # else only numbers too big for an index
+                raise BpValueError(f"an index must be a whole number, got {bad.flat[0]:g}")
+    return whole
 
 
 def _fits(v: tuple, target: tuple) -> bool:
@@ -78,9 +84,16 @@ def _take_jvp(ts, out, ins, attrs):
 
 def _take_batch(node, ins, m):
     (x, xb), (idx, ib) = ins
-    if ib:
-        return None
     axis = node.attr("axis")
+    if ib and xb:
+        return None
+    if ib:                         # the batch axis comes in where axis was; move it first
+        out = apply("take", [x, idx], dict(node.attrs))
+        if axis is None or axis % len(x.shape) == 0:
+            return out
+        ax = axis % len(x.shape)
+        perm = (ax,) + tuple(i for i in range(len(out.shape)) if i != ax)
+        return apply("transpose", [out], {"axes": perm})
     if axis is None:
         return apply("take", [apply("reshape", [x], {"shape": (m, -1)}), idx], {"axis": 1})
     return apply("take", [x, idx], {"axis": axis % len(node.inputs[0].shape) + 1})
