@@ -64,8 +64,29 @@ def particle(rng):
     yield "w=0", {"w": 0.0}, ("ff", "fr", "rf", "rr")
 
 
+def lstm(rng):
+    """ADBench's sizes: l layers, c characters of b bits (7 for ASCII text, 14 with a
+    character past U+2000 such as an em dash); parameters U[0, 1), the bits random."""
+    for l, c, b in ((2, 1024, 7), (2, 1024, 14), (6, 8192, 14)):
+        inp = {"main_params": rng.random((2 * l, 4 * b)), "extra_params": rng.random((3, b)),
+               "state": rng.random((2 * l, b)),
+               "sequence": rng.integers(0, 2, (c, b)).astype(float)}
+        yield f"l={l} c={c} b={b}", inp, ("objective", "jacobian")
+
+
+def ba(rng):
+    """The sizes of upstream's ba1 and ba3 data files; the eval sends one camera, point,
+    weight and feature with the counts, and the tool repeats them."""
+    for n, m, p in ((49, 7776, 31843), (161, 48126, 182072)):
+        cam = np.r_[rng.standard_normal(3) * 0.1, rng.standard_normal(3), 400 + rng.random(),
+                    rng.random(2), rng.random(2) * 1e-3]
+        inp = {"n": n, "m": m, "p": p, "cam": cam, "x": rng.standard_normal(3) + [0, 0, 5],
+               "w": rng.random(), "feat": rng.random(2)}
+        yield f"n={n} m={m} p={p}", inp, ("objective", "jacobian")
+
+
 WORKLOADS = {"lse": lse, "llsq": llsq, "det": det, "gmm": gmm, "kmeans": kmeans, "ode": ode,
-             "saddle": saddle, "particle": particle}
+             "saddle": saddle, "particle": particle, "lstm": lstm, "ba": ba}
 
 
 def _plain(v):
