@@ -127,8 +127,13 @@ class BpInternalError(BpError):
     kind = "internal error"
 
 
+SHOWN_MAX = 100      # characters of a long source line shown around the span
+
+
 def caret_block(line_text: str, span: Span) -> str:
-    """The source line, dedented and indented by four spaces, and carets under the span."""
+    """The source line, dedented and indented by four spaces, and carets under the span.
+    A line longer than SHOWN_MAX shows a window of it (… where it is cut) that starts a
+    little before the span, as compilers show a long line."""
     full = line_text.rstrip("\n").expandtabs(4)
     lead = len(full) - len(full.lstrip())
     shown = full[lead:]
@@ -138,4 +143,11 @@ def caret_block(line_text: str, span: Span) -> str:
     else:
         width = len(shown.rstrip()) - start          # a multi-line span: to the end of the line
     width = max(1, width)
-    return f"    {shown}\n    {' ' * max(start, 0)}{'^' * width}"
+    start = max(start, 0)
+    if len(shown) > SHOWN_MAX:
+        lo = max(0, min(start - 20, len(shown) - SHOWN_MAX))
+        hi = lo + SHOWN_MAX
+        pre, post = ("…" if lo > 0 else ""), ("…" if hi < len(shown) else "")
+        width = max(1, min(start + width, hi) - start)
+        shown, start = pre + shown[lo:hi] + post, start - lo + len(pre)
+    return f"    {shown}\n    {' ' * start}{'^' * width}"

@@ -85,8 +85,8 @@ class Lowerer:
                 return self.name(name, scope, e.span)
             case ast.BuiltinRef(name):
                 return builtin_ref(name, e.span)
-            case ast.BinOp(op, left, right):
-                return self.binop(op, self.expr(left, scope), self.expr(right, scope), e.span)
+            case ast.BinOp():
+                return self.binop_chain(e, scope)
             case ast.Unary(op, operand):
                 return self.unary(op, self.expr(operand, scope), e.span)
             case ast.IfExpr(cond, then, orelse):
@@ -129,6 +129,18 @@ class Lowerer:
         if not isinstance(lv, Node):
             raise BpTypeError(f"{what} needs a tensor, got {describe(lv)}", span)
         return lv
+
+    def binop_chain(self, e: ast.BinOp, scope: Scope | None):
+        """a + b + c …: the left spine walked in a loop, not one call per link, so a
+        flat sum of 10,000 terms is not nesting (the parser does not count it either)."""
+        spine = []
+        while isinstance(e, ast.BinOp):
+            spine.append(e)
+            e = e.left
+        acc = self.expr(e, scope)
+        for link in reversed(spine):
+            acc = self.binop(link.op, acc, self.expr(link.right, scope), link.span)
+        return acc
 
     def binop(self, op: str, a, b, span: Span):
         if op in ARITH:

@@ -182,6 +182,7 @@ def _run(text: str, build, max_depth: int | None = None):
     values: list = []
     extents: list = []
     depths: list[int] = []
+    kinds: list = []               # the rule that made each value (None: a token, a splice)
     lexer, newlines = _Lexer(text), _Newlines(text)
     last: Token | None = None
     while True:
@@ -217,13 +218,16 @@ def _run(text: str, build, max_depth: int | None = None):
                 values.append(tok)
                 extents.append((tok.line, tok.column, tok.end_line, tok.end_column))
                 depths.append(0)
+                kinds.append(None)
                 break
             name, size, include, append_none, inline_one, builder = rules[~action]
             if size:
                 children, spans, levels = values[-size:], extents[-size:], depths[-size:]
+                first_kind = kinds[-size]
                 del state_stack[-size:], values[-size:], extents[-size:], depths[-size:]
+                del kinds[-size:]
             else:
-                children, spans, levels = [], [], []
+                children, spans, levels, first_kind = [], [], [], None
             first = next((e for e in spans if e is not None), None)
             if first is None:
                 extent = None
@@ -243,12 +247,21 @@ def _run(text: str, build, max_depth: int | None = None):
                     kept += [None] * append_none
                 children = kept
             depth = max(levels, default=0)
+            made = name
             if inline_one and len(children) == 1:
                 value = children[0]
+                made = first_kind
             elif name[0] == "_":
                 value = children       # spliced into the rule that uses it
+                made = None
             else:
-                depth += 1
+                # A left-recursive rule continuing its own chain (a + b + c: sum over sum)
+                # is not nesting: a flat sum of 2,000 terms reads as flat.  Its other
+                # operands nest one level down.
+                if first_kind == name:
+                    depth = max(levels[0], max(levels[1:], default=0) + 1)
+                else:
+                    depth += 1
                 if max_depth is not None and depth > max_depth:
                     raise _TooDeep(extent)
                 value = build(builder, children, extent)
@@ -256,6 +269,7 @@ def _run(text: str, build, max_depth: int | None = None):
             values.append(value)
             extents.append(extent)
             depths.append(depth)
+            kinds.append(made)
             if is_end and state_stack[-1] == T.END:
                 return value
 

@@ -221,6 +221,8 @@ def _format_expr(e) -> str:
             return name
         case ast.BuiltinRef(name):
             return f"bp.{name}"
+        case ast.BinOp(op, left, right) if _chains(e):
+            return _format_chain(e)
         case ast.BinOp(op, left, right):
             p = _BINARY_PREC[op]
             if op == "^":
@@ -254,6 +256,26 @@ def _format_expr(e) -> str:
         case ast.RecordLit(fields):
             return "{" + ", ".join(f"{f.name}: {format_expr(f.value)}" for f in fields) + "}"
     raise AssertionError(type(e).__name__)
+
+
+def _chains(e) -> bool:
+    """A left-associative link (+ - * / % @ and the like, not ^ or a comparison)."""
+    return isinstance(e, ast.BinOp) and e.op != "^" and _BINARY_PREC[e.op] != 6
+
+
+def _format_chain(e) -> str:
+    """a + b - c … along the left spine in a loop, not one call per link (a flat sum
+    of 10,000 terms prints without recursing 10,000 deep); a left operand that binds
+    looser than its link ends the spine and is bracketed as format_expr does."""
+    links = [e]
+    while _chains(e.left) and _BINARY_PREC[e.left.op] >= _BINARY_PREC[e.op]:
+        e = e.left
+        links.append(e)
+    text = format_expr(e.left, _BINARY_PREC[e.op])
+    for link in reversed(links):
+        sep = "" if link.op in ("*", "/") and _tight(link.left, link.right) else " "
+        text = f"{text}{sep}{link.op}{sep}{format_expr(link.right, _BINARY_PREC[link.op] + 1)}"
+    return text
 
 
 def _tight(left, right) -> bool:

@@ -16,6 +16,20 @@ import dsl
 from dsl.render import const_source
 
 
+def test_a_zero_of_an_unknown_shape_folds_where_the_shape_holds():
+    bp = dsl.Interpreter()
+    bp.exec("def f(y) = 3*y + 0*y\ndef m(x, y) = x + 0*y")
+    assert bp.format(bp.eval("f")) == "y -> 3*y"
+    assert bp.format(bp.eval("m")) == "(x, y) -> x + zeros_like(y)"   # y's shape is kept
+    assert bp.eval("m(1, [1, 2])").tolist() == [1, 1]
+
+
+def test_a_broadcast_is_against_the_plainest_node_of_its_shape():
+    bp = dsl.Interpreter()
+    assert bp.format(bp.eval("grad(y -> sum(3*y + 0*y))")) == "y -> 3 * broadcast_like(1, y)"
+    assert bp.eval("grad(y -> sum(3*y))([[1, 2]])").tolist() == [[3, 3]]
+
+
 def test_uniform_constants_print_as_full_ones_zeros():
     assert const_source(np.full((99,), 100.0))[0] == "full(99, value=100)"
     assert const_source(np.ones((3, 4)))[0] == "ones(3, 4)"

@@ -309,6 +309,35 @@ def test_limit_source_within_max_depth_evaluates_or_names_the_limit(src, value):
         assert float(bp.eval("x")) == value
 
 
+@pytest.mark.parametrize("n", [2000, 10000])
+def test_a_flat_sum_written_out_is_not_nesting(n):
+    """A left-associative chain (a + b + c …, a * b * c …) reads as flat, as in
+    Python: it is accepted well past max_depth terms, evaluates, differentiates and
+    prints; its right operands still count as nesting."""
+    bp = dsl.Interpreter(max_depth=100)
+    bp.exec("x = " + " + ".join(str(i) for i in range(n)))
+    assert float(bp.eval("x")) == n * (n - 1) / 2
+    bp.exec("def f(y) = " + " + ".join(f"{i % 7}*y" for i in range(n)) + "\n"
+            "def g(y) = " + " * ".join(["y"] * 300))
+    want = sum(i % 7 for i in range(n))
+    assert float(bp.eval("grad(f)(1.0)")) == want
+    assert bp.format(bp.eval("f")) == f"y -> {want}*y"
+    assert float(bp.eval("grad(g)(1.0)")) == 300.0
+    err = error_of(bp, "z = 1 + " + "(1 + " * 101 + "1" + ")" * 101, "syntax error")
+    assert "max_depth" in err.message
+
+
+def test_an_error_on_a_long_line_shows_a_window_of_it():
+    bp = dsl.Interpreter()
+    line = "y = " + " + ".join(["1"] * 300) + " + nope + " + " + ".join(["2"] * 300)
+    err = error_of(bp, line, "name error")
+    shown, carets = str(err).splitlines()[1:3]
+    assert len(shown) < 120 and shown.startswith("    …") and shown.endswith("…")
+    assert shown[carets.index("^"):carets.index("^") + 4] == "nope" and carets.count("^") == 4
+    short = error_of(bp, "y = nope + 1", "name error")
+    assert str(short).splitlines()[1:3] == ["    y = nope + 1", "        ^^^^"]
+
+
 TWO_SESSIONS_CHILD = r"""
 import json, sys, threading, time
 import dsl

@@ -109,6 +109,8 @@ def poly_of(node: Node) -> tuple[Poly, int]:
     if node.op == "const" and node.value.shape == ():
         v = float(node.value)
         return ({(): v} if v != 0 else {}), 0
+    if node.op == "zeros_like":            # 0 of a shape (x*0 at an unknown shape): as 0,
+        return {}, 0                       # which normalize keeps only where the shape holds
     return {((node, 1),): 1.0}, 0
 
 

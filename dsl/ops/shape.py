@@ -213,7 +213,21 @@ def _fold_broadcast_like(ins, attrs, shape):
         return const(np.broadcast_to(g.value, shape).copy())
     if g.op == "broadcast_like":
         return apply("broadcast_like", [g.inputs[0], like])
+    plain = _plainest(like)
+    if plain is not like:
+        return apply("broadcast_like", [g, plain])
     return None
+
+
+def _plainest(like):
+    """A node of like's shape, as far down its inputs as the shape provably stays the
+    same (3*y, exp(y) → y): only the shape of `like` is read, so a broadcast prints
+    and runs against the smallest node that has it."""
+    while True:
+        nxt = next((i for i in like.inputs if i.shape == like.shape and i.op != "const"), None)
+        if nxt is None:
+            return like
+        like = nxt
 
 
 def _reshape_back(ct, x):
