@@ -13,9 +13,11 @@ to them, and substitutes the real arguments back in.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from . import ops, shapes
+from . import ops, shapes, taylor
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, make_input, topo_order
 from .ops import REGISTRY, apply, building, const, is_const_value
@@ -221,7 +223,7 @@ def param_names(fn: Function) -> tuple[str, ...]:
             return params
         case Transform(kind, inner):
             names = param_names(inner)
-            if kind in ("jvp", "hvp", "vjp"):
+            if kind in ("jvp", "hvp", "vjp", "taylor"):
                 return names + (fresh_name("u" if kind == "vjp" else "v", names),)
             return names
     return ("x",)
@@ -339,6 +341,11 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             grads = vjp_graph([out], [_seed(out)], flat_ph)
             vs = _vector_leaves(vector, flat_ph, "vector v", span)
             result = per_wrt(jvp_graph(grads, flat_ph, vs))
+        elif kind == "taylor":
+            out = _tensor_output(out, kind, span)
+            vs = _vector_leaves(vector, flat_ph, "direction v", span)
+            coefs = taylor.taylor_graph([out], flat_ph, vs, dict(t.options)["n"])[0]
+            result = tuple(ops.zeros(out.shape, out) if c is None else c for c in coefs)
         else:
             raise BpTypeError(f"unknown transform {kind}", span)
 
@@ -395,20 +402,73 @@ def _vector_leaves(vector, like: list[Node], what: str, span: Span) -> list[Node
 
 
 def _diff(inner, t: Transform, call_args: list, ph: list[Node], span: Span):
-    """diff(f, n)(x): grad(x -> sum(f(x))) applied n times, at placeholder x."""
+    """diff(f, n)(x): grad(x -> sum(f(x))) applied n times, at placeholder x.
+
+    For n ≥ 2 the n-th Taylor coefficient along v = 1, times n!, is the same
+    derivative where f is elementwise (or x a scalar); it is built first, in
+    O(n²) nodes, and the nested derivatives are built only while they stay
+    smaller: the smaller graph is the result (so diff(tanh, 3) keeps its
+    polynomial in tanh, and diff of a composite of order 20 does not swell)."""
     n = dict(t.options).get("n", 1)
-    y = inner.call(t.fn, call_args, {}, span)
+    y = _elementwise_output(inner.call(t.fn, call_args, {}, span), ph[0], span)
     x = ph[0]
-    for _ in range(n):
-        y = _tensor_output(y, "diff", span)
-        if isinstance(y.shape, tuple) and isinstance(x.shape, tuple) and y.shape != x.shape \
-                and shapes.broadcast(y.shape, x.shape, span=span) != x.shape:
-            raise BpTypeError(f"diff needs an elementwise function: it returns shape "
-                              f"{shapes.fmt(y.shape)} for an argument of shape {shapes.fmt(x.shape)}",
-                              span)
+    series = _diff_by_taylor(y, x, n) if n >= 3 else None
+    bound = None if series is None else _op_count(series)
+    before = None
+    for k in range(n):
+        if k:
+            y = _elementwise_output(y, x, span)
+            if bound is not None:        # stop once it is bigger, or big and on course to be
+                size = _op_count(y)
+                growth = size / before if before else 1.0
+                if size > bound or (size > 256 and size * growth ** (n - k) > bound):
+                    return series
+                before = size
         total = apply("sum", [y], {"axis": None, "keepdims": False})
         y = vjp_graph([total], [const(1.0)], [x])[0]
+    if bound is not None and _op_count(y) > bound:
+        return series
     return y
+
+
+def _elementwise_output(y, x: Node, span: Span) -> Node:
+    y = _tensor_output(y, "diff", span)
+    if isinstance(y.shape, tuple) and isinstance(x.shape, tuple) and y.shape != x.shape \
+            and shapes.broadcast(y.shape, x.shape, span=span) != x.shape:
+        raise BpTypeError(f"diff needs an elementwise function: it returns shape "
+                          f"{shapes.fmt(y.shape)} for an argument of shape {shapes.fmt(x.shape)}",
+                          span)
+    return y
+
+
+def _diff_by_taylor(y: Node, x: Node, n: int) -> Node | None:
+    """n!·(coefficient n of y(x + t)), where that is the n-th derivative: every op
+    between x and y is elementwise, or x is a scalar.  None where it is not, or
+    where an op on the way has no Taylor rule."""
+    from .ops.batched import elementwise
+    if x.shape != ():
+        order = topo_order([y])
+        moving = {id(x)}
+        for node in order:
+            if any(id(i) in moving for i in node.inputs):
+                if REGISTRY[node.op].batch is not elementwise:
+                    return None
+                moving.add(id(node))
+    one = const(1.0) if x.shape == () else apply("broadcast_like", [const(1.0), x])
+    try:
+        coef = taylor.taylor_graph([y], [x], [one], n, "diff")[0][n]
+    except taylor.NoRule:
+        return None
+    if coef is None:
+        return ops.zeros(y.shape, y) if y.shape == x.shape else ops.zeros(x.shape, x)
+    coef = apply("mul", [const(float(math.factorial(n))), coef])
+    if coef.shape != x.shape:        # f broadcast a scalar: its derivative has x's shape
+        coef = apply("broadcast_like", [coef, x])
+    return coef
+
+
+def _op_count(y: Node) -> int:
+    return sum(1 for node in topo_order([y]) if node.inputs)
 
 
 def _jacobian(out: Node, x: Node, span: Span, display: bool = False) -> Node:

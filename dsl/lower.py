@@ -26,7 +26,7 @@ from .values import (Builtin, Closure, Function, HostFunction, Record, Transform
 ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}
 TENSOR_ONLY = {"@": "matmul", "%": "mod", "<": "less", "<=": "less_equal", ">": "greater",
                ">=": "greater_equal", "==": "equal", "!=": "not_equal", "and": "and", "or": "or"}
-TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp")
+TRANSFORMS = ("grad", "value_and_grad", "diff", "jacobian", "hessian", "jvp", "vjp", "hvp", "taylor")
 SPECIAL = TRANSFORMS + ("gradcheck",)
 MAX_CALL_DEPTH = 1000
 
@@ -576,7 +576,7 @@ class Lowerer:
             raise BpTypeError(f"{kind} needs a function, got {describe(fn)}", e.args[0].span)
         options: dict[str, Any] = {}
         rest = list(e.args[1:])
-        if kind == "diff" and rest:
+        if kind in ("diff", "taylor") and rest:
             options["n"] = rest.pop(0)
         if rest:
             raise BpTypeError(f"{kind} takes a function and keyword options, got "
@@ -584,14 +584,17 @@ class Lowerer:
         for k in e.kwargs:
             if k.name == "wrt" and kind != "diff":
                 options["wrt"] = _wrt_spec(k.value)
-            elif k.name == "n" and kind == "diff":
+            elif k.name == "n" and kind in ("diff", "taylor"):
                 options["n"] = k.value
             else:
                 raise BpTypeError(f"{kind} has no option '{k.name}'", k.span)
+        if kind == "taylor" and "n" not in options:
+            raise BpTypeError("taylor needs an order: taylor(f, n) gives the coefficients 0 to n",
+                              e.span)
         if "n" in options:
             n = ops.static_int(self.expr(options["n"], scope), "the order n", e.span)
             if n < 0:
-                raise BpValueError(f"diff needs an order n ≥ 0, got {n}", e.span)
+                raise BpValueError(f"{kind} needs an order n ≥ 0, got {n}", e.span)
             options["n"] = n
         return Transform(kind, fn, tuple(sorted(options.items())), e.span)
 

@@ -99,10 +99,7 @@ def format_function(fn: Function, inner: str | None = None, shadowed: frozenset 
     when given (its body printed from the graph); a closure's parameters with the
     `defaults` given (name → source of the value)."""
     if inner is not None and isinstance(fn, Transform):
-        args = [inner] + [f"{k}={_format_option(v)}" for k, v in fn.options]
-        if fn.kind == "diff" and fn.options:
-            args = [inner] + [str(v) for k, v in fn.options if k == "n"]
-        return f"{ref(fn.kind, shadowed)}({', '.join(args)})"
+        return f"{ref(fn.kind, shadowed)}({', '.join([inner] + _option_args(fn.kind, fn.options))})"
     match fn:
         case Closure(params=params, body=body):
             return format_lambda(params, body, defaults)
@@ -111,11 +108,14 @@ def format_function(fn: Function, inner: str | None = None, shadowed: frozenset 
         case HostFunction(name=name):
             return name
         case Transform(kind, inner, options):
-            args = [_fn_ref(inner)] + [f"{k}={_format_option(v)}" for k, v in options]
-            if kind == "diff" and options:
-                args = [_fn_ref(inner)] + [str(v) for k, v in options if k == "n"]
-            return f"{kind}({', '.join(args)})"
+            return f"{kind}({', '.join([_fn_ref(inner)] + _option_args(kind, options))})"
     return f"<{type(fn).__name__}>"
+
+
+def _option_args(kind: str, options: tuple) -> list[str]:
+    """A transform's options as call arguments: diff's and taylor's order first, by position."""
+    first = [str(v) for k, v in options if k == "n"] if kind in ("diff", "taylor") else []
+    return first + [f"{k}={_format_option(v)}" for k, v in options if not (first and k == "n")]
 
 
 def _fn_ref(fn: Function) -> str:

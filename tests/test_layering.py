@@ -32,13 +32,15 @@ ALLOWED: dict[str, set[str]] = {
     "shapes": {"errors"},
     "ops": {"graph", "shapes", "errors", "struct"},
     "values": {"ast", "errors", "struct"},
-    "autodiff": PASSES | {"batching", "linear"},
+    "autodiff": PASSES | {"batching", "linear", "taylor"},
+    "taylor": PASSES,                                     # Taylor mode: series through a graph
     "batching": PASSES,
     "linear": PASSES,                                     # matrix-calculus forms of Jacobians
     "plot": {"errors"},
     "ipython": {"interpreter", "errors", "values", "render", "dsl"},
     "simplify": PASSES,
     "codegen": PASSES,
+    "jax_engine": {"codegen", "evaluate", "graph", "errors"},  # plans as jitted JAX (issue 18)
     "evaluate": {"graph", "ops", "errors"},
     "loops": PASSES | {"autodiff", "evaluate", "batching", "loop_map"},               # structured loops: body graphs
     "loop_map": PASSES | {"autodiff", "evaluate", "batching"},            # loops run at once

@@ -292,3 +292,40 @@ def test_take_batched_over_its_indices(axis):
     got = Plan([kb, x], [out]).run([K, X])[0]
     want = np.stack([np.take(X, K[i].astype(int), axis=axis) for i in range(5)])
     assert batched and np.array_equal(got, want)
+
+
+def test_a_loop_over_size_x_prints_lists_and_exports_at_unknown_shapes(tmp_path, monkeypatch):
+    """size(x) of a parameter without an annotation is a node (size_of), so a loop over
+    it is a loop node with a runtime count: the function prints from its graph, `graph`
+    lists it, and it and its gradient export and run in a fresh process."""
+    import subprocess
+    import sys
+    bp = dsl.Interpreter()
+    bp.exec("""
+def r(x) {
+    s = 0
+    for i in range(size(x) - 1) { s = s + (x[i + 1] - x[i])^2 }
+    return s
+}
+""")
+    printed = bp.format(bp.eval("r"))
+    assert "for i in range(t1)" in printed and "size(x) - 1" in printed
+    again = dsl.Interpreter()
+    again.exec(f"r2 = {printed}")
+    x = np.array([1.0, 2.0, 4.0, 3.5])
+    assert float(again.function("r2")(x)) == pytest.approx(np.sum(np.diff(x) ** 2))
+    listing = str(bp.graph("r"))
+    assert "loop1" in listing and "size(x)" in listing
+    monkeypatch.chdir(tmp_path)
+    bp.exec('export r to "r.py"\nexport grad(r) to "gr.py"')
+    out = subprocess.run([sys.executable, "-I", "-c",
+                          "import sys, numpy as np; sys.path.insert(0, '.'); import r, gr; "
+                          "x = np.array([1.0, 2.0, 4.0, 3.5]); "
+                          "print(float(r.r(x)), gr.grad_r(x).tolist())"],
+                         capture_output=True, text=True, cwd=tmp_path, check=True).stdout.split(" ", 1)
+    d = np.diff(x)
+    want_g = np.zeros(4)
+    want_g[1:] += 2 * d
+    want_g[:-1] -= 2 * d
+    assert float(out[0]) == pytest.approx(np.sum(d ** 2))
+    assert np.allclose(eval(out[1]), want_g)

@@ -69,6 +69,10 @@ class OpDef:
     variadic: bool = False                 # params[0] takes any number of tensors
     vjp: Callable | None = None            # (ct, out, inputs, attrs) -> cotangent per input (None: zero)
     jvp: Callable | None = None            # (tangents, out, inputs, attrs) -> tangent of out (None: zero)
+    # (series of the inputs, out, inputs, attrs, n) -> series of out: each a list of n + 1
+    # Taylor coefficients as nodes, None for zero (dsl/ops/series.py); None: the op is
+    # linear in its moving inputs, and dsl/taylor.py applies its jvp to each coefficient
+    taylor: Callable | None = None
     fold: Callable | None = None           # (inputs, attrs, shape) -> an equal, simpler node, or None
     differentiable: bool = True            # False: no gradient flows (comparisons, constructors)
     fmt: Infix | Prefix | CallForm | None = None

@@ -37,6 +37,7 @@ from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
 from . import Attr, CallForm, Macro, OpDef, apply, const, describe, register, register_macro, static_ints
+from . import series as _series
 from .arrange import Text as Subscripts     # a str attribute that prints quoted
 from .sym import add, broadcast_like, unbroadcast
 
@@ -507,10 +508,12 @@ register(OpDef(name="einsum", kernel=_einsum, shape=einsum_shape, params=("opera
                variadic=True, builtin=False, attrs=(Attr("spec", "str", required=True),),
                fmt=CallForm("einsum", first="spec"),
                vjp=_einsum_vjp, jvp=_einsum_jvp, fold=_fold_einsum, batch=_batch_einsum,
+               taylor=_series.multilinear,
                export=_einsum_export,
                doc="the Einstein sum of the operands over the subscripts, as np.einsum"))
 register(OpDef(name="cross", kernel=_cross, shape=_cross_shape, params=("a", "b"),
                vjp=_cross_vjp, jvp=_cross_jvp, batch=_batch_cross, export="np.cross({0}, {1})",
+               taylor=_series.multilinear,
                doc="the cross product of 3-vectors along the last axis (stacks broadcast)"))
 register_macro(Macro("einsum", _einsum_macro, "einsum(subscripts, operands…)",
                      "the Einstein sum over the subscripts (\"ij,jk->ik\", with ..., as np.einsum; "

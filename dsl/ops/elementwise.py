@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import shapes
 from . import CallForm, Infix, OpDef, Prefix, apply, const, is_const_value, register, zeros
+from . import series as _series
 from .batched import elementwise as _batch, map_bands
 from .sym import add, broadcast_like, c, div, mul, neg, op, pow_, sub, unbroadcast, where
 
@@ -74,7 +75,7 @@ register(OpDef(name="neg", kernel=np.negative, shape=same_shape, params=("x",), 
                banded=lambda node, ins: map_bands(ins[0], neg)))
 _unary("abs", np.abs, "absolute value; abs'(0) = 0", "np.abs({0})", d=lambda x, out: op("sign", x))
 _unary("sign", np.sign, "-1, 0 or 1; derivative 0", "np.sign({0})")
-_unary("exp", np.exp, "e^x", "np.exp({0})", d=lambda x, out: out)
+_unary("exp", np.exp, "e^x", "np.exp({0})", taylor=_series.exp, d=lambda x, out: out)
 def _softplus_of(x):
     """log(1 + exp(u)) and log1p(exp(u)) are softplus(u): computed without overflow, and
     differentiated as the text writes it (sigmoid(u), not exp(u) / (1 + exp(u)))."""
@@ -92,30 +93,41 @@ def _fold_log(ins, attrs, shape):
     return None
 
 
-_unary("log", np.log, "natural logarithm; log(0) = -inf", "np.log({0})", d=lambda x, out: div(c(1), x),
+_unary("log", np.log, "natural logarithm; log(0) = -inf", "np.log({0})",
+       taylor=_series.log, d=lambda x, out: div(c(1), x),
        fold=_fold_log)
-_unary("log1p", np.log1p, "log(1 + x), accurate near 0", "np.log1p({0})", d=lambda x, out: div(c(1), add(c(1), x)),
+_unary("log1p", np.log1p, "log(1 + x), accurate near 0", "np.log1p({0})",
+       taylor=_series.log1p, d=lambda x, out: div(c(1), add(c(1), x)),
        fold=lambda ins, attrs, shape: _softplus_of(ins[0]))
-_unary("expm1", np.expm1, "exp(x) - 1, accurate near 0", "np.expm1({0})", d=lambda x, out: op("exp", x))
-_unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan", "np.sqrt({0})", d=lambda x, out: div(c(0.5), out))
-_unary("sin", np.sin, "sine", "np.sin({0})", d=lambda x, out: op("cos", x))
-_unary("cos", np.cos, "cosine", "np.cos({0})", d=lambda x, out: neg(op("sin", x)))
-_unary("tan", np.tan, "tangent", "np.tan({0})", d=lambda x, out: add(c(1), mul(out, out)))
-_unary("asin", np.arcsin, "inverse sine", "np.arcsin({0})", d=lambda x, out: div(c(1), op("sqrt", _one_minus_square(x))))
+_unary("expm1", np.expm1, "exp(x) - 1, accurate near 0", "np.expm1({0})",
+       taylor=_series.expm1, d=lambda x, out: op("exp", x))
+_unary("sqrt", np.sqrt, "square root; sqrt(-1) = nan", "np.sqrt({0})",
+       taylor=_series.sqrt, d=lambda x, out: div(c(0.5), out))
+_unary("sin", np.sin, "sine", "np.sin({0})", taylor=_series.sin, d=lambda x, out: op("cos", x))
+_unary("cos", np.cos, "cosine", "np.cos({0})", taylor=_series.cos, d=lambda x, out: neg(op("sin", x)))
+_unary("tan", np.tan, "tangent", "np.tan({0})",
+       taylor=_series.tan, d=lambda x, out: add(c(1), mul(out, out)))
+_unary("asin", np.arcsin, "inverse sine", "np.arcsin({0})", taylor=_series.asin,
+       d=lambda x, out: div(c(1), op("sqrt", _one_minus_square(x))))
 _unary("acos", np.arccos, "inverse cosine", "np.arccos({0})",
+       taylor=_series.acos,
        d=lambda x, out: neg(div(c(1), op("sqrt", _one_minus_square(x)))))
-_unary("atan", np.arctan, "inverse tangent", "np.arctan({0})", d=lambda x, out: div(c(1), add(c(1), mul(x, x))))
-_unary("sinh", np.sinh, "hyperbolic sine", "np.sinh({0})", d=lambda x, out: op("cosh", x))
-_unary("cosh", np.cosh, "hyperbolic cosine", "np.cosh({0})", d=lambda x, out: op("sinh", x))
-_unary("tanh", np.tanh, "hyperbolic tangent; tanh' = 1 - tanh²", "np.tanh({0})", d=lambda x, out: _one_minus_square(out))
+_unary("atan", np.arctan, "inverse tangent", "np.arctan({0})", taylor=_series.atan,
+       d=lambda x, out: div(c(1), add(c(1), mul(x, x))))
+_unary("sinh", np.sinh, "hyperbolic sine", "np.sinh({0})",
+       taylor=_series.sinh, d=lambda x, out: op("cosh", x))
+_unary("cosh", np.cosh, "hyperbolic cosine", "np.cosh({0})",
+       taylor=_series.cosh, d=lambda x, out: op("sinh", x))
+_unary("tanh", np.tanh, "hyperbolic tangent; tanh' = 1 - tanh²", "np.tanh({0})",
+       taylor=_series.tanh, d=lambda x, out: _one_minus_square(out))
 # σ' = σ(x)·σ(-x): the same as σ(1 - σ), but 1 - σ by subtraction loses digits for large x.
 _unary("sigmoid", _sigmoid, "1 / (1 + exp(-x)), computed stably", "_sigmoid({0})", helpers=(_sigmoid,),
-       d=lambda x, out: mul(out, op("sigmoid", neg(x))))
+       taylor=_series.sigmoid, d=lambda x, out: mul(out, op("sigmoid", neg(x))))
 # relu'(0) = 0: the comparison is strict.
 _unary("relu", lambda x: np.maximum(x, 0.0), "max(x, 0); relu'(0) = 0", "np.maximum({0}, 0.0)",
        d=lambda x, out: op("greater", x, c(0)))
 _unary("softplus", lambda x: np.logaddexp(0.0, x), "log(1 + exp(x)), computed stably", "np.logaddexp(0.0, {0})",
-       d=lambda x, out: op("sigmoid", x))
+       taylor=_series.softplus, d=lambda x, out: op("sigmoid", x))
 _unary("floor", np.floor, "largest whole number ≤ x; derivative 0", "np.floor({0})")
 _unary("round", np.round, "nearest whole number, half to even (NumPy); derivative 0", "np.round({0})")
 _unary("not", _flag(lambda x: x == 0), "not x, elementwise on 0/1", "({0} == 0).astype(np.float64)", builtin=False,
@@ -282,14 +294,14 @@ _binary("sub", np.subtract, "a - b", "{0} - {1}", Infix("-", 7), fold=_fold_sub,
         jvp=lambda ts, out, ins, attrs: _bt(
             ts[0] if ts[1] is None else neg(ts[1]) if ts[0] is None else sub(ts[0], ts[1]), out))
 _binary("mul", np.multiply, "a * b", "{0} * {1}", Infix("*", 8), fold=_fold_mul,
-        banded=_banded_mul,
+        banded=_banded_mul, taylor=_series.multilinear,
         vjp=lambda ct, out, ins, attrs: (unbroadcast(mul(ct, ins[1]), ins[0]),
                                          unbroadcast(mul(ct, ins[0]), ins[1])),
         jvp=lambda ts, out, ins, attrs: _bt(add(None if ts[0] is None else mul(ts[0], ins[1]),
                                                 None if ts[1] is None else mul(ins[0], ts[1])), out))
 # (a/b)' = a'/b - b'·(a/b)/b: reuse out.
 _binary("div", np.divide, "a / b", "{0} / {1}", Infix("/", 8), fold=_fold_div,
-        banded=_banded_div,
+        banded=_banded_div, taylor=_series.div_rule,
         vjp=lambda ct, out, ins, attrs: (unbroadcast(div(ct, ins[1]), ins[0]),
                                          unbroadcast(neg(div(mul(ct, out), ins[1])), ins[1])),
         jvp=lambda ts, out, ins, attrs: _bt(
@@ -342,7 +354,7 @@ def _power(a, b):
 
 _binary("pow", _power, "a ^ b: NumPy power; (-8)^(1/3) is nan", "np.power({0}, {1})",
         Infix("^", 10, "right"),
-        fold=_fold_pow, vjp=_pow_vjp, jvp=_pow_jvp)
+        fold=_fold_pow, vjp=_pow_vjp, jvp=_pow_jvp, taylor=_series.pow_rule)
 
 
 # ── maximum / minimum: a tie gives each side half (SPEC §12) ─────────────

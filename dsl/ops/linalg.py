@@ -14,6 +14,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, CallForm, Infix, OpDef, apply, const, register
+from . import series as _series
 from .batched import FALLBACK, Rebatch, lift, on_last_axes
 from .shape import _reshape_back, known_shape
 from .sym import add, mul, neg, op, transpose, unbroadcast
@@ -513,7 +514,7 @@ _NO_BATCH = FALLBACK + " (its own derivatives use it: those Jacobians take the p
 
 
 register(OpDef(name="matmul", kernel=np.matmul, shape=matmul_shape, params=("a", "b"),
-               vjp=_matmul_vjp, jvp=_matmul_jvp, fold=_fold_matmul,
+               vjp=_matmul_vjp, jvp=_matmul_jvp, fold=_fold_matmul, taylor=_series.multilinear,
                fmt=Infix("@", 8), builtin=False, batch=_batch_matmul, export="np.matmul({0}, {1})",
                doc="a @ b: matrix product, NumPy matmul rules"))
 register(OpDef(name="matmul_vjp", kernel=_matmul_vjp_kernel, shape=matmul_vjp_shape,
@@ -537,6 +538,7 @@ register(OpDef(name="transpose", kernel=_transpose, shape=transpose_shape,
                doc="reverse the axes (like x'), or permute them with axes="))
 register(OpDef(name="outer", kernel=np.outer, shape=outer_shape, params=("a", "b"),
                vjp=_outer_vjp, jvp=_outer_jvp, batch=_NO_BATCH, export="np.outer({0}, {1})",
+               taylor=_series.multilinear,
                doc="outer product of two vectors"))
 register(OpDef(name="trace", kernel=_trace, shape=trace_shape, attrs=(Attr("offset", "int", 0),),
                vjp=_trace_vjp, batch=on_last_axes, export="np.trace({0}, {offset}, -2, -1)",
@@ -548,9 +550,11 @@ register(OpDef(name="diag", kernel=_diag, shape=diag_shape, attrs=(Attr("k", "in
                doc="a vector onto diagonal k of a square matrix, or diagonal k of a matrix (of "
                    "each matrix of a stack) as a vector"))
 register(OpDef(name="inv", kernel=np.linalg.inv, shape=inv_shape, vjp=_inv_vjp, jvp=_inv_jvp,
+               taylor=_series.inv,
                batch=FALLBACK, export="np.linalg.inv({0})",
                doc="matrix inverse"))
 register(OpDef(name="det", kernel=np.linalg.det, shape=det_shape, vjp=_det_vjp, jvp=_det_jvp,
+               taylor=_series.det,
                batch=FALLBACK, export="np.linalg.det({0})",
                doc="determinant"))
 register(OpDef(name="solve", kernel=_solve, shape=solve_shape, params=("A", "b"),

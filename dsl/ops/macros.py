@@ -203,7 +203,9 @@ def _shape(x, span):
 
 @_macro("size", ("x",), "the number of elements of x", differentiable=False)
 def _size(x, span):
-    return const(float(shapes.size(_concrete_shape(x, "size", span))), span)
+    if not isinstance(x.shape, tuple):     # known at the call: a node (a loop's runtime count)
+        return apply("size_of", [x], span=span)
+    return const(float(shapes.size(x.shape)), span)
 
 
 @_macro("ndim", ("x",), "the rank of x", differentiable=False)

@@ -473,6 +473,25 @@ register(OpDef(name="expand_dims", kernel=lambda x, axis: np.expand_dims(x, axis
                jvp=lambda ts, out, ins, a: apply("expand_dims", [ts[0]], a),
                batch=_batch_expand_dims, export="np.expand_dims({0}, {axis!r})",
                doc="x with new axes of size 1 at the given positions"))
+def _size_of(x):
+    return np.asarray(float(np.size(x)))
+
+
+def _fold_size_of(ins, attrs, shape):
+    x = ins[0]
+    return const(float(shapes.size(x.shape))) if isinstance(x.shape, tuple) else None
+
+
+def _batch_size_of(node, ins, m):
+    (x, _), = ins                  # each lane holds 1/m of the batched elements
+    return apply("div", [apply("size_of", [x]), const(float(m))]), False
+
+
+register(OpDef(name="size_of", kernel=_size_of, shape=lambda shs, a, span: (), builtin=False,
+               differentiable=False, fmt=CallForm("size"), fold=_fold_size_of,
+               batch=_batch_size_of, export="np.float64(np.size({0}))",
+               doc="the number of elements of x, where its shape is known only at the call "
+                   "(size(x) in a function of a parameter without an annotation)"))
 register(OpDef(name="zeros_like", kernel=np.zeros_like, shape=lambda shs, a, span: shs[0],
                builtin=False, differentiable=False, fmt=CallForm("zeros_like"),
                batch=_batch_zeros_like, export="_zeros_like({0})", helpers=(_ZEROS_LIKE_CODE,),

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from . import Attr, Infix
+from . import series as _series
 from .elementwise import _bt, _flag, binary, unary
 from .sym import add, c, div, mul, neg, op, sub, unbroadcast, where
 
@@ -36,22 +37,24 @@ def _binary_rule(da, db):
 # ── of one tensor ────────────────────────────────────────────────────────
 
 unary("asinh", np.arcsinh, "inverse hyperbolic sine", "np.arcsinh({0})",
-      d=lambda x, out: div(c(1), op("sqrt", add(mul(x, x), c(1)))))
+      taylor=_series.asinh, d=lambda x, out: div(c(1), op("sqrt", add(mul(x, x), c(1)))))
 unary("acosh", np.arccosh, "inverse hyperbolic cosine (x ≥ 1; nan below)", "np.arccosh({0})",
-      d=lambda x, out: div(c(1), op("sqrt", sub(mul(x, x), c(1)))))
+      taylor=_series.acosh, d=lambda x, out: div(c(1), op("sqrt", sub(mul(x, x), c(1)))))
 unary("atanh", np.arctanh, "inverse hyperbolic tangent (|x| < 1; ±inf at ±1)", "np.arctanh({0})",
-      d=lambda x, out: div(c(1), sub(c(1), mul(x, x))))
+      taylor=_series.atanh, d=lambda x, out: div(c(1), sub(c(1), mul(x, x))))
 unary("ceil", np.ceil, "smallest whole number ≥ x; derivative 0", "np.ceil({0})")
 unary("log2", np.log2, "base-2 logarithm", "np.log2({0})",
-      d=lambda x, out: div(c(1 / math.log(2)), x))
+      taylor=_series.log2, d=lambda x, out: div(c(1 / math.log(2)), x))
 unary("log10", np.log10, "base-10 logarithm", "np.log10({0})",
-      d=lambda x, out: div(c(1 / math.log(10)), x))
-unary("exp2", np.exp2, "2^x", "np.exp2({0})", d=lambda x, out: mul(c(math.log(2)), out))
+      taylor=_series.log10, d=lambda x, out: div(c(1 / math.log(10)), x))
+unary("exp2", np.exp2, "2^x", "np.exp2({0})",
+      taylor=_series.exp2, d=lambda x, out: mul(c(math.log(2)), out))
 unary("cbrt", np.cbrt, "cube root, real for negative x; cbrt'(0) = inf", "np.cbrt({0})",
-      d=lambda x, out: div(c(1 / 3), mul(out, out)))
-unary("square", np.square, "x^2", "np.square({0})", d=lambda x, out: mul(c(2), x))
+      taylor=_series.cbrt, d=lambda x, out: div(c(1 / 3), mul(out, out)))
+unary("square", np.square, "x^2", "np.square({0})",
+      taylor=_series.square_, d=lambda x, out: mul(c(2), x))
 unary("reciprocal", np.reciprocal, "1/x", "np.reciprocal({0})",
-      d=lambda x, out: neg(mul(out, out)))
+      taylor=_series.reciprocal, d=lambda x, out: neg(mul(out, out)))
 unary("isnan", _flag(np.isnan), "1 where x is nan, else 0", "np.isnan({0}).astype(np.float64)")
 unary("isfinite", _flag(np.isfinite), "1 where x is neither inf nor nan, else 0",
       "np.isfinite({0}).astype(np.float64)")

@@ -50,6 +50,8 @@ TRANSFORMS = {
     "vjp": ("vjp(f)(x, u)", "reverse mode: (f(x), uᵀ·J)", "vjp(x -> 2*x)([1, 2], [1, 0])"),
     "hvp": ("hvp(f)(x, v)", "Hessian-vector product of a scalar f, without forming H",
             "hvp(x -> sum(x^3))([1, 2], [1, 0])"),
+    "taylor": ("taylor(f, n)(x, v)", "Taylor coefficients 0…n of t -> f(x + t*v) at 0 (k-th "
+               "directional derivative / k!)", "taylor(sin, 3)(0, 1)"),
     "gradcheck": ("gradcheck(f, x…)", "largest relative error of grad(f) against "
                   "central differences", "gradcheck(x -> sum(sin(x)), [1, 2])"),
 }

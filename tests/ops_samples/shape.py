@@ -82,6 +82,8 @@ FORWARD = {
                         ref=ref_expand_dims),
     "zeros_like": Spec([s(U(2, 3), label="mat"), s(U(), label="scalar")],
                        ref=lambda x: np.zeros(x.shape), symbolic="same"),
+    "size_of": Spec([s(U(2, 3), label="mat"), s(U(), label="scalar"), s(U(0, 4), label="empty")],
+                    ref=lambda x: np.asarray(float(x.size)), symbolic=()),
 }
 
 GRAD = {
@@ -112,4 +114,5 @@ GRAD = {
 
 NONDIFF = {
     "zeros_like": ((g.U(2, 3),), {}),
+    "size_of": ((g.U(2, 3),), {}),
 }
