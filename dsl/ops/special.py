@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import BpValueError
-from . import Attr, Jax, OpDef, register
+from . import Attr, OpDef, register
 from . import series as _series
 from .batched import elementwise as _batch
 from .elementwise import same_shape, unary
@@ -197,8 +197,6 @@ def _gauss(x):
 
 
 unary("erf", _erf, "the error function 2/√π ∫₀ˣ e^(-t²) dt", "_erf({0})",
-      d=lambda x, out: _gauss(x), helpers=_ERF_CODE + (_erf,), taylor=_series.erf,
-      jax="jax.scipy.special.erf({0})")
+      d=lambda x, out: _gauss(x), helpers=_ERF_CODE + (_erf,), taylor=_series.erf)
 unary("erfc", _erfc, "1 - erf(x), accurate where erf(x) is near 1", "_erfc({0})",
-      d=lambda x, out: neg(_gauss(x)), helpers=_ERF_CODE + (_erfc,), taylor=_series.erfc,
-      jax="jax.scipy.special.erfc({0})")
+      d=lambda x, out: neg(_gauss(x)), helpers=_ERF_CODE + (_erfc,), taylor=_series.erfc)
