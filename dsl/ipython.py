@@ -57,16 +57,15 @@ class Plot:
     """A `plot` shown in a notebook: the PNG image, and as plain text (a console
     frontend, a notebook saved as text) the plot a terminal shows, without colour."""
 
-    def __init__(self, series: list, png: bytes):
-        self.series = series
+    def __init__(self, figure, png: bytes):
+        self.figure = figure                  # a dsl.plot.Figure
         self.png = png
 
     def _repr_png_(self) -> bytes:
         return self.png
 
     def __repr__(self) -> str:
-        from . import plot
-        return plot.terminal(self.series, False, None)
+        return self.figure.text()
 
 
 def graph_svg(graph: FunctionGraph) -> str | None:
@@ -112,11 +111,10 @@ def _display_hook(shell):
                 return True
         if kind == "plot" and _shows(shell, "image/png"):
             try:
-                import matplotlib  # noqa: F401
-            except ImportError:
+                png = value.png()
+            except BpError:                   # no matplotlib: the text
                 return False
-            from . import plot
-            display(Plot(value, plot.picture(value, "png")))
+            display(Plot(value, png))
             return True
         return False
     return show

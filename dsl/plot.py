@@ -109,6 +109,22 @@ def image(series: list[Series], path: str, span: Span | None) -> None:
         raise BpIOError(f"cannot write {path!r}: {reason}", span) from None
 
 
+class Figure:
+    """What a `plot` draws, handed to a front end that shows images (the notebook's
+    Interpreter.display): its PNG image, or its text as a terminal without colour
+    shows it."""
+
+    def __init__(self, series: list[Series]):
+        self.series = series
+
+    def png(self) -> bytes:
+        """The image; a BpImportError without matplotlib."""
+        return picture(self.series, "png")
+
+    def text(self) -> str:
+        return terminal(self.series, False, None)
+
+
 def picture(series: list[Series], fmt: str = "png") -> bytes:
     """The plot as the bytes of a PNG (or SVG) image: what a notebook shows inline."""
     buf = io.BytesIO()
