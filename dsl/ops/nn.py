@@ -6,6 +6,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import Attr, OpDef, apply, const, register
+from . import series as _series
 from .batched import FALLBACK
 from .elementwise import unary
 from .special import _ERF_CODE, _erfc
@@ -221,11 +222,11 @@ def _one_hot(labels, n):
 
 AXIS = (Attr("axis", "int", -1),)
 register(OpDef(name="softmax", kernel=_softmax, shape=_axis_shape, attrs=AXIS,
-               vjp=_softmax_vjp, jvp=_softmax_jvp, batch=FALLBACK,
+               vjp=_softmax_vjp, jvp=_softmax_jvp, batch=FALLBACK, taylor=_series.softmax,
                export="_softmax({0}, {axis})", helpers=(_shifted_exp, _softmax),
                doc="exp(x) / sum(exp(x)) along axis=, computed stably"))
 register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs=AXIS,
-               vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, batch=FALLBACK,
+               vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, batch=FALLBACK, taylor=_series.log_softmax,
                export="_log_softmax({0}, {axis})", helpers=(_shifted_exp, _log_softmax), doc="x - logsumexp(x) along axis=, computed stably"))
 register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
                params=("logits", "targets"), attrs=AXIS,
@@ -264,4 +265,4 @@ def _gelu_d(x, out):
 
 
 unary("gelu", _gelu, "x Φ(x) = x/2 · erfc(-x/√2), the exact (erf) form", "_gelu({0})",
-      d=_gelu_d, helpers=_ERF_CODE + (_erfc, f"_SQRT_HALF = {_SQRT_HALF!r}", _gelu))
+      d=_gelu_d, taylor=_series.gelu, helpers=_ERF_CODE + (_erfc, f"_SQRT_HALF = {_SQRT_HALF!r}", _gelu))

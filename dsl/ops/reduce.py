@@ -6,6 +6,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpValueError
 from . import Attr, OpDef, apply, const, register
+from . import series as _series
 from .batched import reduction as _batch_reduction
 from .sym import broadcast_like, div, mul, op, sub, sum_
 
@@ -154,7 +155,7 @@ def _softmax_weights(x, out, attrs):
 
 
 _reduction("logsumexp", _logsumexp, "log(sum(exp(x))) (over axis=), computed stably",
-           export="_logsumexp", helpers=(_logsumexp,),
+           export="_logsumexp", helpers=(_logsumexp,), taylor=_series.logsumexp,
            vjp=lambda ct, out, ins, a: (mul(back(ct, ins[0], a), _softmax_weights(ins[0], out, a)),),
            jvp=lambda ts, out, ins, a: _reduce(mul(ts[0], _softmax_weights(ins[0], out, a)), a))
 
@@ -184,7 +185,7 @@ def _std(x, axis=None, ddof=0, keepdims=False):
     return np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
-register(OpDef(name="var", kernel=_var, shape=reduce_shape, attrs=STAT_ATTRS,
+register(OpDef(name="var", kernel=_var, shape=reduce_shape, attrs=STAT_ATTRS, taylor=_series.var,
                vjp=lambda ct, out, ins, a: (mul(back(mul(const(2.0), ct), ins[0], a),
                                                 _spread(ins[0], out, a)),),
                jvp=lambda ts, out, ins, a: mul(const(2.0), sum_(mul(ts[0], _spread(ins[0], out, a)),
@@ -192,7 +193,7 @@ register(OpDef(name="var", kernel=_var, shape=reduce_shape, attrs=STAT_ATTRS,
                batch=_batch_reduction, export=_stat_export("var"),
                doc="variance: mean((x - mean(x))^2) with N - ddof in the denominator (over axis=)"))
 # std = sqrt(var): its derivative is var's over 2·std, nan where std is 0 (as JAX gives)
-register(OpDef(name="std", kernel=_std, shape=reduce_shape, attrs=STAT_ATTRS,
+register(OpDef(name="std", kernel=_std, shape=reduce_shape, attrs=STAT_ATTRS, taylor=_series.std,
                vjp=lambda ct, out, ins, a: (mul(back(div(ct, out), ins[0], a),
                                                 _spread(ins[0], out, a)),),
                jvp=lambda ts, out, ins, a: div(sum_(mul(ts[0], _spread(ins[0], out, a)),

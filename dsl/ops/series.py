@@ -346,7 +346,10 @@ def pow_rule(ss, out, ins, attrs, n):
     a, b = ss
     base, expo = ins
     if moves(b):                    # a^b = exp(b·log(a))
-        la = against(a, a, _op("log", base), n) if moves(a) else still(_op("log", base), n)
+        if moves(a):
+            la = against(a, a, _op("log", base), n)
+        else:                       # a fixed base 0: log read as log(1), so 0^b stays 0 (pow's VJP)
+            la = still(_op("log", apply("where", [_op("equal", base, const(0.0)), const(1.0), base])), n)
         return exp_of(product_series(b, la, n), out, n)
     if expo.op == "const" and expo.value.ndim == 0:
         r = float(expo.value)
@@ -392,3 +395,154 @@ def det(ss, out, ins, attrs, n):
 
 def _matmul(a, b):
     return None if a is None or b is None else apply("matmul", [a, b])
+
+
+# ── normalised exponentials: logsumexp, softmax, log_softmax ─────────────
+
+def _exp_sums(xs: Series, e0: Node, axis, keepdims: bool, n: int):
+    """e = exp(x - c) for the constant c that makes sum(e₀) = 1 (e₀ given), and the
+    series of S = sum(e) over axis; S₀ is exactly 1, so it is the constant."""
+    es = exp_of(xs, e0, n)
+    axis = (axis,) if isinstance(axis, int) else axis
+    ss = [const(1.0)] + [None if e is None else apply("sum", [e], {"axis": axis, "keepdims": keepdims})
+                         for e in es[1:]]
+    return es, ss
+
+
+def _log_of_sum(ss: Series, n: int) -> Series:
+    """log(S) for S₀ = 1: Lₖ = Sₖ - Σᵢ₌₁ᵏ⁻¹ (k-i)/k·Sᵢ·Lₖ₋ᵢ."""
+    ls = [None]
+    for k in range(1, n + 1):
+        ls.append(sub(ss[k], total(scale((k - i) / k, mul(ss[i], ls[k - i])) for i in range(1, k))))
+    return ls
+
+
+def _kept(y: Node, axis, keepdims: bool) -> Node:
+    """A reduction's result with its reduced axes back as size 1."""
+    return y if keepdims or axis is None else apply("expand_dims", [y], {"axis": axis})
+
+
+def logsumexp(ss, out, ins, attrs, n):
+    x = ins[0]
+    axis, keep = attrs.get("axis"), attrs.get("keepdims", False)
+    e0 = _op("exp", apply("sub", [x, apply("broadcast_like", [_kept(out, axis, keep), x])]))
+    _, sums = _exp_sums(ss[0], e0, axis, keep, n)
+    return [out] + _log_of_sum(sums, n)[1:]
+
+
+def softmax(ss, out, ins, attrs, n):
+    """softmax = e / S with e₀ = softmax(x) itself: yₖ = eₖ - Σⱼ₌₁ᵏ Sⱼ·yₖ₋ⱼ."""
+    es, sums = _exp_sums(ss[0], out, attrs.get("axis", -1), True, n)
+    return reciprocal_of(sums, out, n, numerator=es)
+
+
+def log_softmax(ss, out, ins, attrs, n):
+    """x - logsumexp(x): its coefficients are xₖ - log(S)ₖ."""
+    _, sums = _exp_sums(ss[0], apply("exp", [out]), attrs.get("axis", -1), True, n)
+    ls = _log_of_sum(sums, n)
+    return [out] + [sub(ss[0][k], ls[k]) for k in range(1, n + 1)]
+
+
+# ── a quadratic form: var, and std from it ───────────────────────────────
+
+def _polar(name: str, attrs: dict):
+    """B(a, b) of the quadratic form q = name(·): q(a) on the diagonal, else by
+    polarisation (q(a + b) - q(a - b)) / 4."""
+    def form(a, b):
+        if a is None or b is None:
+            return None
+        if a is b:
+            return apply(name, [a], attrs)
+        return scale(0.25, apply("sub", [apply(name, [apply("add", [a, b])], attrs),
+                                         apply(name, [apply("sub", [a, b])], attrs)]))
+    return form
+
+
+def var(ss, out, ins, attrs, n):
+    form = _polar("var", attrs)
+    xs = ss[0]
+    return [out] + [add(scale(2, total(form(xs[i], xs[k - i]) for i in range(1, (k + 1) // 2))),
+                        add(scale(2, form(xs[0], xs[k])),
+                            form(xs[k // 2], xs[k // 2]) if k % 2 == 0 else None))
+                    if k > 1 else scale(2, form(xs[0], xs[1])) for k in range(1, n + 1)]
+
+
+def std(ss, out, ins, attrs, n):
+    v = var(ss, apply("var", [ins[0]], attrs), ins, attrs, n)
+    return sqrt_of(v, out, n)
+
+
+# ── more of two tensors ──────────────────────────────────────────────────
+
+def logaddexp(ss, out, ins, attrs, n):
+    """z' = σ(a - b)·a' + σ(b - a)·b'."""
+    a, b = ss
+    d = [apply("sub", [ins[0], ins[1]])] + [sub(a[k], b[k]) for k in range(1, n + 1)]
+    s = _sigmoid_series(d, d[0], n - 1)
+    r = [_op("sigmoid", apply("neg", [d[0]]))] + [scale(-1, w) for w in s[1:]]
+    zs = [out]
+    for k in range(1, n + 1):
+        zs.append(scale(1 / k, total(scale(j, add(mul(a[j], s[k - j]), mul(b[j], r[k - j])))
+                                     for j in range(1, k + 1))))
+    return zs
+
+
+def hypot(ss, out, ins, attrs, n):
+    a, b = ss
+    u = [add(p, q) for p, q in zip(square_series(a, n), square_series(b, n))]
+    return sqrt_of(u, out, n)
+
+
+def atan2(ss, out, ins, attrs, n):
+    """z = atan2(y, x): z' = (x·y' - y·x') / (x² + y²)."""
+    y, x = ss
+    w = [add(p, q) for p, q in zip(square_series(x, n - 1), square_series(y, n - 1))]
+    dy = [scale(m + 1, y[m + 1]) for m in range(n)]
+    dx = [scale(m + 1, x[m + 1]) for m in range(n)]
+    p = [sub(cauchy(x, dy, m), cauchy(y, dx, m)) for m in range(n)]
+    q = reciprocal_of(w, None if p[0] is None else apply("div", [p[0], w[0]]), n - 1, numerator=p)
+    return [out] + [scale(1 / k, q[k - 1]) for k in range(1, n + 1)]
+
+
+# ── by the derivatives of the function (Faà di Bruno) ─────────────────────
+
+def composed(xs: Series, y0: Node, derivative, n: int) -> Series:
+    """y = f(x) from f's derivatives at x₀ (derivative(m) → f⁽ᵐ⁾(x₀) as a node):
+    yₖ = Σₘ f⁽ᵐ⁾(x₀)/m!·[tᵏ](x - x₀)ᵐ, the powers of the series by products.
+    O(n³) nodes, for functions with no short ODE (lgamma, the polygammas)."""
+    delta = [None] + list(xs[1:])
+    power = delta
+    ys = [y0] + [None] * n
+    for m in range(1, n + 1):
+        if m > 1:
+            power = [None] * m + [cauchy(power, delta, k) for k in range(m, n + 1)]
+        if all(c is None for c in power[m:]):
+            continue
+        fm = scale(1 / math.factorial(m), derivative(m))
+        for k in range(m, n + 1):
+            ys[k] = add(ys[k], mul(fm, power[k]))
+    return ys
+
+
+def lgamma(ss, out, ins, attrs, n):
+    return composed(ss[0], out, lambda m: apply("digamma", [ins[0]], {"n": m - 1}), n)
+
+
+def digamma(ss, out, ins, attrs, n):
+    q = attrs.get("n", 0)
+    return composed(ss[0], out, lambda m: apply("digamma", [ins[0]], {"n": q + m}), n)
+
+
+def gelu(ss, out, ins, attrs, n):
+    """gelu = x·Φ(x), Φ' = φ(x) = exp(-x²/2)/√(2π)."""
+    xs, x = ss[0], ins[0]
+    if n > 1:
+        u = [scale(-0.5, w) for w in square_series(xs, n - 1)]
+        u[0] = apply("mul", [const(-0.5), apply("mul", [x, x])])
+        phi = [scale(1 / math.sqrt(2 * math.pi), w) for w in exp_of(u, _op("exp", u[0]), n - 1)]
+    else:
+        phi = [scale(1 / math.sqrt(2 * math.pi),
+                     _op("exp", apply("mul", [const(-0.5), apply("mul", [x, x])])))]
+    cdf0 = scale(0.5, _op("erfc", scale(-1 / math.sqrt(2), x)))
+    cdf = along(xs, cdf0, phi[0], lambda ys, k: phi[k], n)
+    return [out] + product_series(xs, cdf, n)[1:]

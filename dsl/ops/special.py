@@ -110,13 +110,13 @@ def _next_order(x, attrs):
     return op("digamma", x, n=attrs.get("n", 0) + 1)
 
 
-register(OpDef(name="lgamma", kernel=_lgamma, shape=same_shape,
+register(OpDef(name="lgamma", kernel=_lgamma, shape=same_shape, taylor=_series.lgamma,
                vjp=lambda ct, out, ins, a: (mul(ct, op("digamma", ins[0], n=0)),),
                jvp=lambda ts, out, ins, a: mul(ts[0], op("digamma", ins[0], n=0)),
                batch=_batch, export="_lgamma({0})", helpers=_LGAMMA_CODE,
                doc="log|Γ(x)|, the log-gamma function; +inf at the poles 0, -1, -2, …"))
 register(OpDef(name="digamma", kernel=_digamma, shape=_digamma_order,
-               attrs=(Attr("n", "int", 0),),
+               attrs=(Attr("n", "int", 0),), taylor=_series.digamma,
                vjp=lambda ct, out, ins, a: (mul(ct, _next_order(ins[0], a)),),
                jvp=lambda ts, out, ins, a: mul(ts[0], _next_order(ins[0], a)),
                batch=_batch, export="_digamma({0}, {n})", helpers=_DIGAMMA_CODE,

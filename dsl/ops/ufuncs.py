@@ -95,7 +95,7 @@ _vjp, _jvp = _binary_rule(lambda a, b, out: div(b, _sum_of_squares(a, b)),
                           lambda a, b, out: neg(div(a, _sum_of_squares(a, b))))
 binary("atan2", np.arctan2, "the angle of the point (x, y) from the x axis: atan2(y, x), "
        "NumPy's arctan2; the derivative at (0, 0) is nan", "np.arctan2({0}, {1})",
-       vjp=_vjp, jvp=_jvp, builtin=True, params=("y", "x"))
+       vjp=_vjp, jvp=_jvp, builtin=True, params=("y", "x"), taylor=_series.atan2)
 
 
 def _hypot_part(a, out):
@@ -106,7 +106,7 @@ def _hypot_part(a, out):
 _vjp, _jvp = _binary_rule(lambda a, b, out: _hypot_part(a, out),
                           lambda a, b, out: _hypot_part(b, out))
 binary("hypot", np.hypot, "sqrt(a^2 + b^2) without overflow; derivative 0 at (0, 0)",
-       "np.hypot({0}, {1})", vjp=_vjp, jvp=_jvp, builtin=True)
+       "np.hypot({0}, {1})", vjp=_vjp, jvp=_jvp, builtin=True, taylor=_series.hypot)
 
 
 # mod: NumPy's np.mod (remainder): the result has the sign of b; a % b in bp.
@@ -121,4 +121,4 @@ binary("mod", np.mod, "a % b: NumPy's mod, a - b·floor(a/b), with the sign of b
 _vjp, _jvp = _binary_rule(lambda a, b, out: op("sigmoid", sub(a, b)),
                           lambda a, b, out: op("sigmoid", sub(b, a)))
 binary("logaddexp", np.logaddexp, "log(exp(a) + exp(b)), computed stably",
-       "np.logaddexp({0}, {1})", vjp=_vjp, jvp=_jvp, builtin=True)
+       "np.logaddexp({0}, {1})", vjp=_vjp, jvp=_jvp, builtin=True, taylor=_series.logaddexp)
