@@ -256,6 +256,7 @@ class Export:
     value: Expr
     path: str
     span: Span
+    engine: str = "numpy"        # `export f to "m.py" as jax`: "jax"
 
 
 @node

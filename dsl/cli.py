@@ -39,6 +39,10 @@ def _arguments() -> _Parser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--check-nan", action="store_true",
                    help="stop at the first nan or inf made from finite inputs, and say where")
+    p.add_argument("--engine", choices=("numpy", "jax"), default="numpy",
+                   help="what runs compiled functions: numpy (default) or jax (jit, GPUs)")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="with --engine jax: shard data-parallel over N devices")
     for name, default in LIMITS.items():
         p.add_argument("--" + name.replace("_", "-"), type=int, default=default, metavar="N",
                        help=f"limit (default {default:,})")
@@ -60,8 +64,16 @@ def main(argv: list[str] | None = None, stdout=None, stderr=None) -> int:
         stderr.write("bp: --precision takes a number from 1 to 17\n")
         return 2
     limits = {name: getattr(opts, name) for name in LIMITS}
-    interp = Interpreter(stdout=stdout, precision=opts.precision, seed=opts.seed,
-                         check_nan=opts.check_nan, **limits)
+    if opts.devices is not None and opts.engine != "jax":
+        stderr.write("bp: --devices shards over JAX devices: it needs --engine jax\n")
+        return 2
+    try:
+        interp = Interpreter(stdout=stdout, precision=opts.precision, seed=opts.seed,
+                             check_nan=opts.check_nan, engine=opts.engine, devices=opts.devices,
+                             **limits)
+    except BpError as err:             # --engine jax without JAX installed, too few devices
+        _report(err, stderr)
+        return 1
     if not opts.quiet and getattr(stderr, "isatty", lambda: False)():
         interp.progress = lambda total, label: LoopProgress(total, label, stderr)
     pressed: list[int] = []

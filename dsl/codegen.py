@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
+import re
 import struct
 import unicodedata
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from .errors import BpTypeError
 from .graph import Node, topo_order
-from .ops import ACTIVE, REGISTRY
+from .ops import ACTIVE, REGISTRY, Jax
 from .values import Record, leaf_paths, leaves
 
 # A Jacobian whose shapes are known only at the call (jacobian and hessian of
@@ -68,6 +69,44 @@ def _jacobian_rows(value, vjp, args, wrt, many):
 '''
 
 
+# The same as jax.numpy code: rows stacked, not written in place.
+_JACOBIAN_ROWS_JAX = '''
+def _tree_leaves(x):
+    if isinstance(x, tuple):
+        return [y for z in x for y in _tree_leaves(z)]
+    if isinstance(x, dict):
+        return [y for z in x.values() for y in _tree_leaves(z)]
+    return [np.asarray(x, dtype=np.float64)]
+
+
+def _tree_rebuild(x, it):
+    if isinstance(x, tuple):
+        return tuple(_tree_rebuild(z, it) for z in x)
+    if isinstance(x, dict):
+        return {k: _tree_rebuild(z, it) for k, z in x.items()}
+    return next(it)
+
+
+def _jacobian_rows(value, vjp, args, wrt, many):
+    """d value(*args) / d args[i] for i in wrt, shaped shape(out) + shape(arg): one
+    VJP per element of each output, the cotangent a basis vector."""
+    out = value(*args)
+    outs = _tree_leaves(out)
+    xs = [np.asarray(args[i], dtype=np.float64) for i in wrt]
+    per_out = []
+    for k, o in enumerate(outs):
+        rows = [[] for _ in xs]
+        for e in np.eye(o.size):
+            us = [e.reshape(o.shape) if j == k else np.zeros(p.shape) for j, p in enumerate(outs)]
+            for row, c in zip(rows, vjp(*args, *us)):
+                row.append(np.asarray(c, dtype=np.float64))
+        blocks = [(np.stack(r) if r else np.zeros((0,) + x.shape)).reshape(o.shape + x.shape)
+                  for r, x in zip(rows, xs)]
+        per_out.append(tuple(blocks) if many else blocks[0])
+    return _tree_rebuild(out, iter(per_out))
+'''
+
+
 class RowJacobian:
     """An export entry for a Jacobian of unknown shapes: the parameters' names, the
     value's graph and its VJP's graph (each (names, inputs, output), the VJP's
@@ -86,28 +125,137 @@ def _helper_source(item) -> str:
     return inspect.getsource(item).strip("\n")
 
 
-def _preamble(ops) -> list[str]:
+# ── the JAX form of a module (`export … as jax`, the JAX engine) ──────────
+#
+# One mechanism: an op's export (its template and its helpers) with jax.numpy for
+# NumPy, `np.` read as `jnp.` (jax.numpy matches NumPy in names, arguments and
+# results for most ops).  Where it does not (in-place writes, Python-side reads of
+# traced values, loops), the op's own `OpDef.jax` form; tests/test_jax_engine.py runs
+# every op's samples through the JAX module and fails for a form that is missing or
+# wrong.
+
+_NP = re.compile(r"(?<![\w.])np\.")
+
+
+def to_jax(code: str) -> str:
+    """NumPy source as jax.numpy source: every `np.` (not `xnp.`, not `a.np.`) is `jnp.`,
+    and what jax.numpy spells otherwise: np.intp is jnp.int64, np.ascontiguousarray jnp.asarray."""
+    return (_NP.sub("jnp.", code).replace("jnp.intp", "jnp.int64")
+            .replace("jnp.ascontiguousarray(", "jnp.asarray("))
+
+
+# The loop ops are registered in dsl/loops.py; their JAX forms are here, beside the
+# loop's special case in `module` (a body is a function of the module).
+_JAX_LOOP = '''
+def _bp_loop(body, cond, n, carried, captured, r, cap, rows):
+    """A loop as jax.lax.while_loop: body(k, *carried, *captured) gives the next carried
+    values and the emitted ones, each written into row k of a tape of `rows` rows (a
+    bound on the trip count, known when the module was written).  A loop still going
+    after `cap` iterations stops there with nan for its carried values (jit cannot raise)."""
+    carried = tuple(jnp.asarray(c, dtype=jnp.float64) for c in carried)
+    n = jnp.asarray(n, dtype=jnp.float64)
+    k0 = jnp.float64(0.0)
+    if r:
+        shapes = jax.eval_shape(lambda: body(k0, *carried, *captured))[len(carried):]
+        tapes = tuple(jnp.zeros((rows,) + s.shape) for s in shapes)
+    else:
+        tapes = ()
+
+    def going(state):
+        k, cs, ts = state
+        more = (k < n) & (k < cap)
+        if cond is None:
+            return more
+        return more & (cond(k, *cs, *captured) != 0)
+
+    def step(state):
+        k, cs, ts = state
+        out = body(k, *cs, *captured)
+        ts = tuple(t.at[k.astype(jnp.int64)].set(y) for t, y in zip(ts, out[len(cs):]))
+        return k + 1.0, tuple(jnp.asarray(c, dtype=jnp.float64) for c in out[:len(cs)]), ts
+    k, carried, tapes = jax.lax.while_loop(going, step, (k0, carried, tapes))
+    capped = (k >= cap) & (k < n)
+    if cond is not None:
+        capped = capped & (cond(k, *carried, *captured) != 0)
+    carried = tuple(jnp.where(capped, jnp.nan, c) for c in carried)
+    return (*carried, *tapes, k)
+'''
+
+def _no_loop_code():
+    raise NotImplementedError("dsl/codegen.py writes a loop as a call of a function per body")
+
+
+_JAX_FORMS = {
+    "loop": Jax(lambda args, attrs: _no_loop_code(), helpers=(_JAX_LOOP,)),
+    "loop_read": Jax("jnp.take({0}, jnp.asarray({1}).astype(jnp.int64), axis=0)"),
+    "loop_write": Jax("jnp.zeros(jnp.shape({1})).at[jnp.asarray({2}).astype(jnp.int64)].set({0})"),
+}
+
+
+def _trip_bound(n: Node) -> int | None:
+    """A bound on a loop's trip count known from the graph, or None: a constant count, or
+    the count another loop ran (a reverse-mode loop runs as many times as its forward
+    loop), bounded by that loop's own count."""
+    while True:
+        if n.op == "const" and n.value.ndim == 0:
+            v = float(n.value)
+            return max(0, math.ceil(v)) if math.isfinite(v) else None
+        if n.op != "loop":
+            return None
+        b = n.attr("body")
+        if n.attr("part") != len(b.carried) + len(b.emit):
+            return None
+        n = n.inputs[0]
+
+
+def _jax_form(opdef) -> Jax:
+    """The op's JAX form: its own (OpDef.jax), else its export with jnp for np."""
+    form = _JAX_FORMS.get(opdef.name, opdef.jax)
+    if form is None:
+        code = opdef.export
+        if isinstance(code, str):
+            code = to_jax(code)
+        elif code is not None:
+            code = (lambda f: lambda args, attrs: to_jax(f(args, attrs)))(code)
+        return Jax(code, tuple(to_jax(_helper_source(h)) for h in opdef.helpers))
+    if isinstance(form, Jax):
+        return form
+    return Jax(form)
+
+
+def _helpers_of(opdef, engine: str) -> tuple:
+    return opdef.helpers if engine == "numpy" else _jax_form(opdef).helpers
+
+
+_HEADERS = {
+    "numpy": "import numpy as np",
+    "jax": "import jax\nimport jax.numpy as jnp\n\njax.config.update(\"jax_enable_x64\", True)",
+}
+
+
+def _preamble(ops, engine: str = "numpy") -> list[str]:
     """The module's helpers: what the exports of the ops its functions use call
-    (`OpDef.helpers`), each once, in the order the registry lists them."""
+    (`OpDef.helpers`, or for JAX their JAX forms), each once, in the order the
+    registry lists them."""
     seen: dict[str, None] = {}
     for name, opdef in REGISTRY.items():
         if name in ops:
-            for item in opdef.helpers:
+            for item in _helpers_of(opdef, engine):
                 seen.setdefault(_helper_source(item))
     return ["\n\n" + text for text in seen]
 
 
-_RESERVED: tuple[frozenset, frozenset] | None = None
+_RESERVED: dict[str, tuple[frozenset, frozenset]] = {}
 
 
-def _reserved() -> tuple[frozenset, frozenset]:
+def _reserved(engine: str = "numpy") -> tuple[frozenset, frozenset]:
     """(the names any preamble defines, the names its code reads from the module's
     globals, builtins included), from the text of all helpers at once, so which
     names are free does not depend on which helpers a module needs."""
-    global _RESERVED
-    if _RESERVED is None:
+    if engine not in _RESERVED:
         import symtable
-        src = "import numpy as np\n" + "\n".join(_preamble(set(REGISTRY))) + _JACOBIAN_ROWS
+        rows = _JACOBIAN_ROWS if engine == "numpy" else to_jax(_JACOBIAN_ROWS_JAX)
+        src = _HEADERS[engine] + "\n" + "\n".join(_preamble(set(REGISTRY), engine)) + rows
         top = symtable.symtable(src, "<export preamble>", "exec")
         defined = {s.get_name() for s in top.get_symbols()
                    if s.is_assigned() or s.is_imported() or s.is_namespace()}
@@ -117,8 +265,9 @@ def _reserved() -> tuple[frozenset, frozenset]:
             read |= {s.get_name() for s in t.get_symbols()
                      if s.is_global() or (t is top and s.is_referenced())}
             tables.extend(t.get_children())
-        _RESERVED = frozenset(defined | {"np", "math"}), frozenset(read - defined)
-    return _RESERVED
+        _RESERVED[engine] = (frozenset(defined | {"np", "jnp", "jax", "math"}),
+                             frozenset(read - defined))
+    return _RESERVED[engine]
 
 
 # ── names: every identifier in the module is chosen last, here ───────────
@@ -180,14 +329,14 @@ def _generate(syms: list[_Sym], taken: set[str], start: int) -> None:
 
 
 def _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms,
-                  called=()) -> None:
+                  called=(), engine: str = "numpy") -> None:
     """Every Python name of the module.  Module-level names avoid keywords, what the
     helpers define and every name they read (builtins included).  The exported
     functions are named first, so they keep their SPEC §12 names; then each
     function's parameters (its keyword names), which avoid keywords, the helpers
     and the functions a body calls; then the globals' constants, which avoid the parameters as well (a body reads
     both); the generated names (array constants, temporaries) last."""
-    defined, read = _reserved()
+    defined, read = _reserved(engine)
     module_taken = set(keyword.kwlist) | defined | read
     _assign(fn_syms, module_taken)
     called_names = {f.name for f in called}       # functions a body calls: not shadowed
@@ -203,13 +352,21 @@ def _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms,
         _generate(ts, taken, 1)
 
 
-def _expr(node: Node, args: list[str]) -> str:
-    """The node's NumPy code, from its op's export template (OpDef.export)."""
+def _expr(node: Node, args: list[str], engine: str = "numpy") -> str:
+    """The node's NumPy code, from its op's export template (OpDef.export), or its
+    JAX code (`_jax_form`)."""
     opdef = REGISTRY[node.op]
     attrs = {a.name: a.default for a in opdef.attrs} | dict(node.attrs)
-    code = opdef.export
-    if code is None:
-        raise BpTypeError(f"export has no NumPy code for the op {node.op!r}")
+    if engine == "numpy":
+        code = opdef.export
+        if code is None:
+            raise BpTypeError(f"export has no NumPy code for the op {node.op!r}", node.span)
+    else:
+        form = _jax_form(opdef)
+        code = form.code
+        if code is None:
+            why = f": {form.why}" if form.why else ""
+            raise BpTypeError(f"JAX has no form of the op {node.op!r}{why}", node.span)
     return code.format(*args, **attrs) if isinstance(code, str) else code(args, attrs)
 
 
@@ -263,12 +420,14 @@ def _follow(value, path: tuple):
     return value
 
 
-def module(functions: dict[str, tuple], globals_: dict) -> str:
+def module(functions: dict[str, tuple], globals_: dict, engine: str = "numpy") -> str:
     """The module's source.  `functions` maps each function's bp-side name (SPEC §12)
     to (parameter names, inputs, output); `globals_` holds the values of the globals
     the graphs read (an input that stands for a global carries its name, and for a
     leaf of a container the path to it).  The text is written with a placeholder
-    for every name it binds, and `_choose_names` fills them in at the end."""
+    for every name it binds, and `_choose_names` fills them in at the end.
+    `engine` "jax" writes the JAX form: jax.numpy, every function jittable."""
+    jax = engine == "jax"
     syms: list[_Sym] = []
 
     def ref(sym: _Sym) -> str:
@@ -324,9 +483,19 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
             tup = lambda xs: "(" + "".join(x + ", " for x in xs) + ")"    # noqa: E731
             whole = _Sym("t")
             tsyms.append(whole)
+            rows = ""
+            if jax:                          # a tape's rows: a bound on the trip count
+                bound = _trip_bound(node.inputs[0]) if b.emit else 0
+                if bound is None:
+                    raise BpTypeError("JAX keeps a loop's tape (what a reverse-mode derivative "
+                                      "reads) in an array of a size known when the graph is "
+                                      "built: this loop's trip count is not (a while loop, or "
+                                      "range(n) of a parameter n)", node.span)
+                rows = f", {bound}"
             lines.append(f"    {ref(whole)} = _bp_loop({ref(bsym)}, "
                         f"{ref(csym) if csym else 'None'}, {args[0]}, {tup(args[1:1 + p])}, "
-                        f"{tup(args[1 + p:1 + p + q])}, {len(b.emit)}, {ACTIVE.limits.max_iterations})")
+                        f"{tup(args[1 + p:1 + p + q])}, {len(b.emit)}, "
+                        f"{ACTIVE.limits.max_iterations}{rows})")
             loop_calls[key] = lines[-1].split(" = ", 1)[0].strip()
         tsym = _Sym("t")
         tsyms.append(tsym)
@@ -405,7 +574,7 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
             tsyms.append(tsym)
             label[id(node)] = ref(tsym)
             own.add(id(node))
-            code = _expr(node, [label[id(i)] for i in node.inputs])
+            code = _expr(node, [label[id(i)] for i in node.inputs], engine)
             body.append(f"    {label[id(node)]} = {code}")
         params_given = {id(n) for n in inputs} | {id(leaf) for leaf, _ in reads}
         arrays |= {id(leaf) for leaf, _ in reads}
@@ -436,26 +605,34 @@ def module(functions: dict[str, tuple], globals_: dict) -> str:
                       f"    return _jacobian_rows({ref(value_sym)}, {ref(vjp_sym)}, ({args},), "
                       f"{tuple(entry.wrt)!r}, {bool(entry.many)})")
     if wrappers:
-        constant_lines.append(_JACOBIAN_ROWS.rstrip("\n"))
+        constant_lines.append((_JACOBIAN_ROWS_JAX if jax else _JACOBIAN_ROWS).rstrip("\n"))
     inner = {id(s) for s in inner_syms}
     fn_syms = [s for s in fn_syms if id(s) not in inner] + inner_syms   # exported names first
-    _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms, inner_syms)
+    _choose_names(fn_syms, params, leaf_syms, temps, global_syms, const_syms, inner_syms,
+                  engine)
     renamed = dict.fromkeys(f"{s.shown} → {s.name}" for s in
                             fn_syms + [p for ps in params for p in ps] + global_syms
                             if s.name != s.shown)
-    doc = "Generated by bp export: a standalone NumPy module."
+    doc = ("Generated by bp export: a standalone JAX module (jax.numpy in float64; every\n"
+           "function can be jax.jit-ted)." if jax else
+           "Generated by bp export: a standalone NumPy module.")
     if renamed:
         doc += ("\n\nbp names spelled differently here (a Python keyword, a name the module\n"
                 "itself uses, a clash, or a leaf of a container):\n" +
                 "".join(f"    {r}\n" for r in renamed))
-    text = "\n".join([f'"""{doc}"""', "import numpy as np"] + _preamble(ops_used) +
-                     constant_lines + ["", "\n\n".join(bodies)]) + "\n"
+    code = "\n".join([_HEADERS[engine]] + _preamble(ops_used, engine) +
+                      constant_lines + ["", "\n\n".join(bodies)]) + "\n"
+    if jax:
+        code = to_jax(code)             # what the templates and the body lines spell np.
+    text = f'"""{doc}"""\n' + code
     parts = text.split("\0")
     for i in range(1, len(parts), 2):
         parts[i] = syms[int(parts[i])].name
     return "".join(parts)
 
 
-def has_code(op: str) -> bool:
+def has_code(op: str, engine: str = "numpy") -> bool:
     """Whether export can write `op` (a registry test checks every op)."""
-    return REGISTRY[op].export is not None
+    if engine == "numpy":
+        return REGISTRY[op].export is not None
+    return _jax_form(REGISTRY[op]).code is not None

@@ -123,7 +123,8 @@ class Interpreter:
     def __init__(self, *, stdout=None, precision: int = 8, seed: int = 0, files: bool = True,
                  check_nan: bool = False, max_elements: int = Limits.max_elements,
                  max_nodes: int = Limits.max_nodes, max_unroll: int = Limits.max_unroll,
-                 max_depth: int = Limits.max_depth, max_iterations: int = Limits.max_iterations):
+                 max_depth: int = Limits.max_depth, max_iterations: int = Limits.max_iterations,
+                 engine: str = "numpy", devices: int | None = None):
         self.stdout = stdout if stdout is not None else PROCESS_STDOUT
         self.files = files
         self.limits = Limits(max_elements=max_elements, max_nodes=max_nodes,
@@ -137,10 +138,48 @@ class Interpreter:
         self.sources: dict[str, list[str]] = {}
         self._imported: set[str] = set()
         self._plans: dict = {}
+        self._engine, self._mesh, self.devices = "numpy", None, None
+        self.set_engine(engine, devices)
         self._looping = 0
         # Set by a front end to show progress of a top-level loop: (steps, label) → an
         # object with advance() and close().  None: no progress display.
         self.progress: Callable[[int, str], Any] | None = None
+        # Set by a front end that can show pictures (the IPython extension in a notebook):
+        # `graph e` and `plot …` without `to` call it with ("graph", FunctionGraph) or
+        # ("plot", plot.Figure); True means it showed them, else the text is written to
+        # stdout as usual.  None: always the text.
+        self.display: Callable[[str, Any], bool] | None = None
+
+    # ── engines ──────────────────────────────────────────────────────────
+    ENGINES = ("numpy", "jax")
+
+    @property
+    def engine(self) -> str:
+        """What runs compiled plans: "numpy" (the default) or "jax" (dsl/jax_engine.py)."""
+        return self._engine
+
+    def set_engine(self, engine: str, devices: int | None = None, span: Span | None = None) -> None:
+        """Run compiled plans with NumPy or JAX (on `devices` devices, data-parallel).
+        The plans made so far are dropped: each engine makes its own."""
+        if engine not in self.ENGINES:
+            raise BpValueError(f"unknown engine {engine!r}: the engines are numpy and jax", span)
+        if devices is not None and engine != "jax":
+            raise BpValueError("devices= shards over JAX devices: it needs engine='jax'", span)
+        mesh = None
+        if engine == "jax":
+            from . import jax_engine
+            jax_engine.require(span)
+            if devices is not None:
+                mesh = jax_engine.mesh(devices, span)
+        self._engine, self._mesh, self.devices = engine, mesh, devices
+        self._plans.clear()
+
+    def _plan(self, inputs: list[Node], outputs: list[Node]):
+        """A compiled plan of the session's engine."""
+        if self._engine == "jax":
+            from . import jax_engine
+            return jax_engine.JaxPlan(inputs, outputs, self._mesh)
+        return Plan(inputs, outputs)
 
     # ── running source ───────────────────────────────────────────────────
     def exec(self, src: str, *, filename: str = "<string>",
@@ -553,10 +592,11 @@ class Interpreter:
                                          [o for o in leaves(out) if isinstance(o, Node)],
                                          _transform_word(fn))
                 if path is None:
-                    self._write(g.listing() + "\n")
+                    if not (self.display is not None and self.display("graph", g)):
+                        self._write(g.listing() + "\n")
                 else:
                     write_file(self._path(path, stmt.span), g.to_dot(), stmt.span)
-            case ast.Export(value, path):
+            case ast.Export(value, path, _, engine):
                 from . import codegen           # only export needs it: start-up stays quick
                 fn = self._eval(value)
                 if not isinstance(fn, Function):
@@ -569,14 +609,15 @@ class Interpreter:
                     if entry is None:
                         raise
                 source = codegen.module({_export_name(value): entry},
-                                        {n: v for n, v in self.globals.items()})
+                                        {n: v for n, v in self.globals.items()}, engine)
                 write_file(self._path(path, stmt.span), source, stmt.span)
             case ast.Plot(values, on, path):
                 from . import plot
                 series = [self._series(v, on) for v in values]
                 if path is None:
-                    colour = getattr(self.stdout, "isatty", lambda: False)()
-                    self._write(plot.terminal(series, colour, stmt.span) + "\n")
+                    if not (self.display is not None and self.display("plot", plot.Figure(series))):
+                        colour = getattr(self.stdout, "isatty", lambda: False)()
+                        self._write(plot.terminal(series, colour, stmt.span) + "\n")
                 else:
                     plot.image(series, str(self._path(path, stmt.span)), stmt.span)
             case ast.ExprStmt(value):
@@ -750,14 +791,14 @@ class Interpreter:
             swap = {id(actual): ph for ph, actual in pairs}
             if len(swap) == len(pairs) and all(a.op == "input" for _, a in pairs) and \
                     not any(id(n) in swap for n in topo_order(outs)):
-                return Plan([swap.get(id(i), i) for i in inputs], outs), out, deps
+                return self._plan([swap.get(id(i), i) for i in inputs], outs), out, deps
             out = rebuild(out, iter(autodiff.substitute(outs, {id(p): a for p, a in pairs})))
         else:
             out = lowerer.call(fn, args, kwargs, span)
         outs = leaves(out)
         if not all(isinstance(o, Node) for o in outs):
             return None
-        return Plan(inputs, outs), out, deps
+        return self._plan(inputs, outs), out, deps
 
     def _function_graph(self, fn: Function, span: Span | None = None, sizes: dict | None = None,
                         records: bool = False):

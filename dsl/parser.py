@@ -595,7 +595,17 @@ class _Builder:
         return ast.Import(_unquote(kids[1]), span)
 
     def r_export_stmt(self, span, kids):
-        return ast.Export(kids[1], _unquote(kids[3]), span)
+        engine = "numpy"
+        if len(kids) > 4 and kids[4] is not None:          # … to "m.py" as jax
+            word, name = kids[4], kids[5]
+            if word.value != "as" or name.value not in ("numpy", "jax"):
+                bad = word if word.value != "as" else name
+                raise BpSyntaxError("export … to \"file\" may end with `as jax` or `as numpy`, "
+                                    f"not '{word.value} {name.value}'",
+                                    Span(self.filename, bad.line, bad.column, bad.end_line,
+                                         bad.end_column))
+            engine = name.value
+        return ast.Export(kids[1], _unquote(kids[3]), span, engine)
 
     def r_graph_stmt(self, span, kids):
         path = _unquote(kids[3]) if len(kids) > 3 else None

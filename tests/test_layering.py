@@ -49,7 +49,8 @@ ALLOWED: dict[str, set[str]] = {
     "lower": {"ast", "graph", "ops", "shapes", "values", "errors", "autodiff", "lower_loops"},
     "lower_loops": {"ast", "graph", "ops", "values", "errors", "loops"},     # loops in bodies
     "interpreter": {"errors", "ast", "parser", "graph", "shapes", "ops", "values", "autodiff",
-                    "simplify", "codegen", "evaluate", "render", "latex", "lower", "plot"},
+                    "simplify", "codegen", "evaluate", "render", "latex", "lower", "plot",
+                    "jax_engine"},
     "cli": {"interpreter", "errors", "dsl", "repl"},
     # The REPL drives an Interpreter; only repl/introspect.py reads the registry and values.
     "repl": {"interpreter", "errors", "dsl", "ast", "ops", "values", "autodiff", "lower", "parser"},

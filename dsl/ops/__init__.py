@@ -60,6 +60,15 @@ class Attr:
 
 
 @struct
+class Jax:
+    """An op's own JAX form: `code` as `OpDef.export` (a template or (args, attrs) ->
+    source) and the preamble code it calls; or, with `code` None, `why` there is none."""
+    code: str | Callable | None = None
+    helpers: tuple = ()
+    why: str = ""
+
+
+@struct
 class OpDef:
     name: str
     kernel: Callable                       # (*arrays, **attrs) -> ndarray
@@ -86,6 +95,11 @@ class OpDef:
     export: str | Callable | None = None
     helpers: tuple = ()                    # what that source calls: module-preamble code, each a
                                            # str or a function (its own source is written)
+    # The JAX form (`export … as jax`, the JAX engine; dsl/codegen.py): None where it is the
+    # export above with jax.numpy for NumPy (`np.` read as `jnp.`, helpers included); else a
+    # template of the same kind written with jnp/jax.lax, or a `Jax` (a template and its helpers,
+    # or why the op has none)
+    jax: "str | Callable | Jax | None" = None
 
     @property
     def form(self):
@@ -344,6 +358,28 @@ def describe(lv) -> str:
     return kind or type(lv).__name__
 
 
+MAX_PIECES = 10_000    # rows of one tensor argument taken as the pieces of concat/stack
+
+
+def _pieces(name: str, x, span) -> list:
+    """The pieces of concat(x) or stack(x) with one argument, as NumPy takes one: a tuple
+    is the sequence; a tensor is the sequence of its rows (np.concatenate(A) joins A's
+    rows), so concat([a, b]), a list literal of equal pieces, is concat(a, b)."""
+    if isinstance(x, tuple):
+        return list(x)
+    if not isinstance(x, Node) or x.shape == ():
+        return [x]
+    if x.op == "stack" and x.attr("axis", 0) == 0:
+        return list(x.inputs)
+    if not isinstance(x.shape, tuple):
+        raise BpTypeError(f"{name} of one tensor joins its rows, and this one's shape is known only "
+                          f"at the call: pass the pieces, {name}(a, b, …)", span)
+    if x.shape[0] > MAX_PIECES:
+        raise BpValueError(f"{name} of one tensor joins its rows, and it has {x.shape[0]:,} "
+                           f"(more than {MAX_PIECES:,}): reshape it instead", span)
+    return [apply("index", [x], {"items": (("i", i),)}, span) for i in range(x.shape[0])]
+
+
 def bind(opdef: OpDef, args: list, kwargs: dict, span: Span | None) -> tuple[list[Node], dict]:
     """Match a builtin call's arguments to the op's tensor inputs and attributes."""
     args = list(args)
@@ -354,6 +390,8 @@ def bind(opdef: OpDef, args: list, kwargs: dict, span: Span | None) -> tuple[lis
         inputs, args = args, []
         if not inputs:
             raise BpTypeError(f"{opdef.name} needs at least one tensor", span)
+        if len(inputs) == 1 and opdef.builtin:
+            inputs = _pieces(opdef.name, inputs[0], span)
     elif shape_attr is not None:
         n = len(opdef.params)
         inputs, args = args[:n], args[n:]

@@ -25,7 +25,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
-from . import (ACTIVE, REGISTRY, Attr, CallForm, Macro, OpDef, apply, const, describe,
+from . import (ACTIVE, REGISTRY, Attr, CallForm, Jax, Macro, OpDef, apply, const, describe,
                limit_error, register, register_macro, static_int, static_ints, static_value)
 from .batched import FALLBACK
 from .shape import _reshape_back
@@ -655,6 +655,15 @@ def _repeat_code(args, a):
     return f"np.repeat({args[0]}, {r!r}, axis={a['axis']!r})"
 
 
+def _repeat_jax(args, a):
+    """jnp.repeat under jit needs the length of a result of repeats given per element."""
+    if len(a["repeats"]) == 1:
+        return _repeat_code(args, a).replace("np.", "jnp.")
+    total = sum(a["repeats"])
+    return (f"jnp.repeat({args[0]}, jnp.array({list(a['repeats'])!r}), axis={a['axis']!r}, "
+            f"total_repeat_length={total})")
+
+
 def _roll_code(args, a):
     if a["axis"] is None:
         return f"np.roll({args[0]}, {a['shift'][0]})"
@@ -673,6 +682,20 @@ def _pad_code(args, a):
                 f"constant_values={_number_code(a['constant_values'])})")
     return f"np.pad({args[0]}, {a['pad_width']!r}, mode={str.__str__(a['mode'])!r})"
 
+
+_UNARRANGE_JAX = """
+def _unarrange(g, like, forward):
+    shape = jnp.shape(like)
+    n = math.prod(shape)
+    src = jnp.asarray(forward(jnp.arange(1, n + 1, dtype=jnp.float64).reshape(shape)))
+    total = jnp.zeros(n + 1).at[src.astype(jnp.int64).ravel()].add(jnp.ravel(g))
+    return total[1:].reshape(shape)
+"""
+_TRI_JAX = """
+def _tri(f, x, k):
+    x = jnp.asarray(x, dtype=jnp.float64)
+    return f(jnp.broadcast_to(x, x.shape * 2) if x.ndim == 1 else x, k)
+"""
 
 _UNARRANGE_CODE = """
 def _unarrange(g, like, forward):
@@ -712,7 +735,7 @@ register(OpDef(name="tile", kernel=lambda x, reps: np.tile(x, reps), shape=_tile
 register(OpDef(name="repeat", kernel=_repeat, shape=_repeat_shape,
                attrs=(Attr("repeats", "axes", required=True), Attr("axis", "int", None)),
                vjp=lambda ct, out, ins, a: (adjoint("repeat", ct, ins[0], a),),
-               jvp=_linear_jvp("repeat"), batch=_batch_repeat, export=_repeat_code,
+               jvp=_linear_jvp("repeat"), batch=_batch_repeat, export=_repeat_code, jax=_repeat_jax,
                doc="each element repeated (along axis=, or of the flattened x)"))
 register(OpDef(name="roll", kernel=_roll, shape=_roll_shape,
                attrs=(Attr("shift", "axes", required=True), Attr("axis", "axes", None)),
@@ -746,6 +769,7 @@ for _name, _kernel in (("tril", np.tril), ("triu", np.triu)):
     register(OpDef(name=_name, kernel=lambda x, k=0, _f=_kernel: _f(x, k), shape=_tri_shape(_name),
                    attrs=(Attr("k", "int", 0),), vjp=_tri_vjp(_name), jvp=_linear_jvp(_name),
                    batch=_batch_tri, export=f"np.{_name}({{0}}, {{k}})",
+                   jax=Jax(f"_tri(jnp.{_name}, {{0}}, {{k}})", (_TRI_JAX,)),
                    doc=("the lower" if _name == "tril" else "the upper") +
                        " triangle of x (of each matrix of a stack): zeros " +
                        ("above" if _name == "tril" else "below") + " diagonal k"))
@@ -756,6 +780,7 @@ register(OpDef(name="unarrange", kernel=_unarrange, shape=lambda shs, a, span: s
                batch=FALLBACK + " (it folds to other ops once the shapes are known, which "
                                 "batching needs)",
                export=_unarrange_code, helpers=(_UNARRANGE_CODE,),
+               jax=Jax(_unarrange_code, ("import math", _UNARRANGE_JAX)),
                doc="the cotangent of x in of(x; args) given the output's cotangent g, where x's "
                    "shape is known only at call time; prints as vjp(a -> of(a, …))(x, g)[1]"))
 

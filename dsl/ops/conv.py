@@ -32,7 +32,7 @@ import numpy as np
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
-from . import (REGISTRY, Attr, CallForm, Macro, OpDef, apply, bind, const, describe, register,
+from . import (REGISTRY, Attr, CallForm, Jax, Macro, OpDef, apply, bind, const, describe, register,
                register_macro, static_int, static_value)
 from .batched import along_axis, on_last_axes, with_batch
 from .sym import add, div, mul, neg, op, sub
@@ -621,6 +621,133 @@ _CONV_CODE = _BASICS + (_windows, _conv)
 _CONV_VJP_CODE = _BASICS + (_windows, _conv_input, _conv_weight, _conv_vjp)
 _POOL = _BASICS + (_windows, _pool_geometry, _tap, _crop)
 
+
+# ── the JAX forms (dsl/codegen.py): convolutions by jax.lax, the pools tap by tap ──
+# with the same picks as the kernels above, every write an x.at[…] update
+
+_JAX_CONV = """
+def _conv(x, w, stride, padding, dilation, groups, nd):
+    x, lead = _merged(x, nd)
+    y = jax.lax.conv_general_dilated(
+        x, jnp.asarray(w, dtype=jnp.float64), _per_axis(stride, nd), _pad_pairs(padding, nd),
+        rhs_dilation=_per_axis(dilation, nd), feature_group_count=groups,
+        precision=jax.lax.Precision.HIGHEST)
+    return _split(y, lead)
+"""
+_JAX_CONV_VJP = """
+def _conv_vjp(x, w, g, wrt, stride, padding, dilation, groups, nd):
+    x = jnp.asarray(x, dtype=jnp.float64)
+    w = jnp.asarray(w, dtype=jnp.float64)
+    _, back = jax.vjp(lambda a, b: _conv(a, b, stride, padding, dilation, groups, nd), x, w)
+    return back(jnp.asarray(g, dtype=jnp.float64))[wrt]
+"""
+_JAX_NDINDEX = """
+def _ndindex(*k):
+    out = [()]
+    for n in k:
+        out = [t + (i,) for t in out for i in range(n)]
+    return out
+"""
+_JAX_MAX_POOL = """
+def _max_pool(x, kernel_size, stride, padding, nd):
+    x, lead = _merged(x, nd)
+    k, s, p, out = _pool_geometry(x.shape, kernel_size, stride, padding, nd)
+    xp = _pad(x, tuple((q, q) for q in p), -jnp.inf)
+    y = None
+    for tap in _ndindex(*k):
+        v = xp[_tap(tap, out, s)]
+        y = v if y is None else jnp.maximum(y, v)
+    return _split(y, lead)
+"""
+_JAX_POOL_PICK = """
+def _pool_pick(x, kernel_size, stride, padding, nd):
+    k, s, p, out = _pool_geometry(x.shape, kernel_size, stride, padding, nd)
+    pairs = tuple((q, q) for q in p)
+    xp = _pad(x, pairs, -jnp.inf)
+    inside = _pad(jnp.ones(x.shape), pairs, 0.0)
+    taps = _ndindex(*k)
+    at = jnp.zeros(x.shape[:2] + out, dtype=jnp.int64)
+    for i in reversed(range(len(taps))):
+        at = jnp.where(inside[_tap(taps[i], out, s)] != 0, i, at)
+    best = jnp.full(x.shape[:2] + out, -jnp.inf)
+    for i, tap in enumerate(taps):
+        v = xp[_tap(tap, out, s)]
+        take = (v > best) | jnp.isnan(v)
+        best = jnp.where(take, v, best)
+        at = jnp.where(take, i, at)
+    return at, k, s, p, out
+"""
+_JAX_MAX_POOL_VJP = """
+def _max_pool_vjp(x, g, kernel_size, stride, padding, nd):
+    x, lead = _merged(x, nd)
+    g, _ = _merged(g, nd)
+    at, k, s, p, out = _pool_pick(x, kernel_size, stride, padding, nd)
+    xp = jnp.zeros(x.shape[:2] + tuple(n + 2 * q for n, q in zip(x.shape[2:], p)))
+    for i, tap in enumerate(_ndindex(*k)):
+        xp = xp.at[_tap(tap, out, s)].add(jnp.where(at == i, g, 0.0))
+    return _split(_crop(xp, p, x.shape[2:]), lead)
+"""
+_JAX_MAX_POOL_JVP = """
+def _max_pool_jvp(x, t, kernel_size, stride, padding, nd):
+    x, lead = _merged(x, nd)
+    t, _ = _merged(t, nd)
+    at, k, s, p, out = _pool_pick(x, kernel_size, stride, padding, nd)
+    tp = _pad(t, tuple((q, q) for q in p))
+    y = None
+    for i, tap in enumerate(_ndindex(*k)):
+        v = tp[_tap(tap, out, s)]
+        y = v if y is None else jnp.where(at == i, v, y)
+    return _split(y, lead)
+"""
+_JAX_AVG_POOL = """
+def _avg_pool(x, kernel_size, stride, padding, nd):
+    x, lead = _merged(x, nd)
+    k, s, p, out = _pool_geometry(x.shape, kernel_size, stride, padding, nd)
+    xp = _pad(x, tuple((q, q) for q in p))
+    y = None
+    for tap in _ndindex(*k):
+        v = xp[_tap(tap, out, s)]
+        y = v if y is None else y + v
+    return _split(y / math.prod(k), lead)
+"""
+_JAX_AVG_POOL_VJP = """
+def _avg_pool_vjp(x, g, kernel_size, stride, padding, nd):
+    shape = jnp.shape(x)
+    g, lead = _merged(g, nd)
+    k, s, p, out = _pool_geometry(shape, kernel_size, stride, padding, nd)
+    xp = jnp.zeros(g.shape[:2] + tuple(n + 2 * q for n, q in zip(shape[-nd:], p)))
+    share = g / math.prod(k)
+    for tap in _ndindex(*k):
+        xp = xp.at[_tap(tap, out, s)].add(share)
+    return _crop(xp, p, shape[-nd:]).reshape(shape)
+"""
+_JAX_POOL = _BASICS + (_pool_geometry, _tap, _crop, _JAX_NDINDEX)
+_JAX_FORMS = {
+    "_conv": _BASICS + (_JAX_CONV,),
+    "_conv_vjp": _BASICS + (_JAX_CONV, _JAX_CONV_VJP),
+    "_max_pool": _JAX_POOL + (_JAX_MAX_POOL,),
+    "_max_pool_vjp": _JAX_POOL + (_JAX_POOL_PICK, _JAX_MAX_POOL_VJP),
+    "_max_pool_jvp": _JAX_POOL + (_JAX_POOL_PICK, _JAX_MAX_POOL_JVP),
+    "_avg_pool": _JAX_POOL + (_JAX_AVG_POOL,),
+    "_avg_pool_vjp": _JAX_POOL + (_JAX_AVG_POOL_VJP,),
+    "_sort_vjp": ("""
+def _sort_vjp(x, g, axis=-1):
+    back = jnp.argsort(jnp.argsort(x, axis=axis, stable=True), axis=axis, stable=True)
+    return jnp.take_along_axis(jnp.asarray(g, dtype=jnp.float64), back, axis)
+""",),
+    "_sort_jvp": ("""
+def _sort_jvp(x, t, axis=-1):
+    perm = jnp.argsort(x, axis=axis, stable=True)
+    return jnp.take_along_axis(jnp.asarray(t, dtype=jnp.float64), perm, axis)
+""",),
+}
+
+
+def _jax(code: str) -> Jax:
+    """The JAX form of an op whose export calls the helper `code` names."""
+    return Jax(code, _JAX_FORMS[code.split("(", 1)[0]])
+
+
 # A static argument that is one number or one per axis: canonically a number where every
 # axis has the same value (so the defaults read stride=1, padding=0), else a tuple.
 CONV_ATTRS = (Attr("stride", "axes", 1), Attr("padding", "axes", 0),
@@ -638,6 +765,7 @@ def _register_conv(nd):
                    fold=_fold_canonical(name, nd), batch=_batch_conv(nd),
                    export=f"_conv({{0}}, {{1}}, {{stride}}, {{padding}}, {{dilation}}, {{groups}}, {nd})",
                    helpers=_CONV_CODE,
+                   jax=_jax(f"_conv({{0}}, {{1}}, {{stride}}, {{padding}}, {{dilation}}, {{groups}}, {nd})"),
                    doc=f"torch.nn.functional.conv{nd}d(x, w): cross-correlation of x "
                        f"(N, C, {_dims(nd)}) with w (O, C/groups, {_dims(nd, 'k')})"))
     register(OpDef(name=vname, kernel=functools.partial(_conv_vjp, nd=nd),
@@ -647,6 +775,8 @@ def _register_conv(nd):
                    export=f"_conv_vjp({{0}}, {{1}}, {{2}}, {{wrt}}, {{stride}}, {{padding}}, "
                           f"{{dilation}}, {{groups}}, {nd})",
                    helpers=_CONV_VJP_CODE,
+                   jax=_jax(f"_conv_vjp({{0}}, {{1}}, {{2}}, {{wrt}}, {{stride}}, {{padding}}, "
+                            f"{{dilation}}, {{groups}}, {nd})"),
                    doc=f"the cotangent of x (wrt=0: a transposed convolution of g with w) or "
                        f"of w (wrt=1: the correlation of x with g) in conv{nd}d(x, w, …) for "
                        f"a cotangent g of its output; the operand it is the cotangent of "
@@ -681,6 +811,7 @@ def _register_pools(nd):
                    attrs=POOL_ATTRS, vjp=vjp, jvp=jvp, fold=_fold_canonical(mx, nd),
                    batch=on_last_axes, helpers=_POOL + (_max_pool,),
                    export=f"_max_pool({{0}}, {{kernel_size}}, {{stride}}, {{padding}}, {nd})",
+                   jax=_jax(f"_max_pool({{0}}, {{kernel_size}}, {{stride}}, {{padding}}, {nd})"),
                    doc=f"the largest entry of each kernel_size window of x (N, C, {_dims(nd)}), "
                        f"windows stride apart (default kernel_size), x padded with -inf"))
     for op_name, kernel, forth, back, what in (
@@ -695,12 +826,15 @@ def _register_pools(nd):
                        vjp=v, jvp=j, fold=_fold_canonical(op_name, nd), batch=_batch_positions,
                        helpers=_POOL + (_argmax_flat, kernel),
                        export=f"{kernel.__name__}({{0}}, {{1}}, {{kernel_size}}, {{stride}}, "
-                              f"{{padding}}, {nd})", doc=what))
+                              f"{{padding}}, {nd})", doc=what,
+                       jax=_jax(f"{kernel.__name__}({{0}}, {{1}}, {{kernel_size}}, {{stride}}, "
+                                f"{{padding}}, {nd})")))
     vjp, jvp = _pool_rules(av)
     register(OpDef(name=av, kernel=part(_avg_pool, nd=nd), shape=_pool_shape(av, nd),
                    attrs=POOL_ATTRS, vjp=vjp, jvp=jvp, fold=_fold_canonical(av, nd),
                    batch=on_last_axes, helpers=_POOL + (_avg_pool,),
                    export=f"_avg_pool({{0}}, {{kernel_size}}, {{stride}}, {{padding}}, {nd})",
+                   jax=_jax(f"_avg_pool({{0}}, {{kernel_size}}, {{stride}}, {{padding}}, {nd})"),
                    doc=f"the mean of each kernel_size window of x (N, C, {_dims(nd)}), windows "
                        f"stride apart (default kernel_size), zero padding counted"))
     register(OpDef(name=f"{av}_vjp", kernel=part(_avg_pool_vjp, nd=nd),
@@ -712,6 +846,8 @@ def _register_pools(nd):
                    helpers=_POOL + (_avg_pool_vjp,),
                    export=f"_avg_pool_vjp({{0}}, {{1}}, {{kernel_size}}, {{stride}}, "
                           f"{{padding}}, {nd})",
+                   jax=_jax(f"_avg_pool_vjp({{0}}, {{1}}, {{kernel_size}}, {{stride}}, "
+                            f"{{padding}}, {nd})"),
                    doc=f"g / (window size) spread over each window, in x's shape (x gives "
                        f"only its shape): {av}'s VJP"))
 
@@ -723,6 +859,7 @@ register(OpDef(name="sort", kernel=_sort, shape=_sort_shape("sort"), attrs=SORT_
                vjp=lambda ct, out, ins, a: (apply("sort_vjp", [ins[0], ct], a),),
                jvp=lambda ts, out, ins, a: apply("sort_jvp", [ins[0], ts[0]], a),
                batch=along_axis, export="np.sort({0}, axis={axis}, kind='stable')",
+               jax="jnp.sort({0}, axis={axis}, stable=True)",
                doc="x sorted ascending along axis= (stable: equal entries keep their order; "
                    "NaN last)"))
 for _name, _kernel, _other, _what in (
@@ -733,7 +870,8 @@ for _name, _kernel, _other, _what in (
     register(OpDef(name=_name, kernel=_kernel, shape=_sort_shape(_name),
                    params=("x", "g" if _name == "sort_vjp" else "t"), attrs=SORT_AXIS,
                    vjp=_v, jvp=_j, batch=_batch_positions, helpers=(_perm, _kernel),
-                   export=f"{_kernel.__name__}({{0}}, {{1}}, {{axis}})", doc=_what))
+                   export=f"{_kernel.__name__}({{0}}, {{1}}, {{axis}})", doc=_what,
+                   jax=_jax(f"{_kernel.__name__}({{0}}, {{1}}, {{axis}})")))
 
 
 # ── the builtins that take optional tensors or strings: macros ───────────
@@ -977,6 +1115,7 @@ register(OpDef(name="top_k_indices", kernel=_top_k_indices, shape=lambda shs, a,
                fmt=CallForm("top_k", index="part"), differentiable=False, builtin=False,
                batch="not differentiable: no derivative carries a seed into it",
                export="_top_k_indices({0}, {k})", helpers=(_top_k_indices,),
+               jax="jnp.argsort(-jnp.asarray({0}), axis=-1, stable=True)[..., :{k}].astype(jnp.float64)",
                doc="the positions of the k largest entries along the last axis, largest first "
                    "(equal entries: the lower position first): top_k(x, k)[1]"))
 register_macro(Macro("top_k", _top_k, "top_k(x, k)",

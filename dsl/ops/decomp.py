@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import (Attr, CallForm, Macro, OpDef, apply, bind, building, const, register,
+from . import (Attr, CallForm, Jax, Macro, OpDef, apply, bind, building, const, register,
                register_macro, signature)
 from .batched import lift, on_last_axes
 from .shape import known_shape
@@ -169,6 +169,17 @@ def _cholesky(a, upper=False):
     if upper:
         return np.swapaxes(np.linalg.cholesky(np.swapaxes(a, -1, -2)), -1, -2)
     return np.linalg.cholesky(a)
+
+
+# JAX: the factor from one triangle only, as LAPACK (jnp.linalg.cholesky symmetrizes)
+_CHOLESKY_JAX = """
+def _cholesky(a, upper=False):
+    a = jnp.asarray(a, dtype=jnp.float64)
+    if upper:
+        a = jnp.swapaxes(a, -1, -2)
+    low = jax.lax.linalg.cholesky(a, symmetrize_input=False)
+    return jnp.swapaxes(low, -1, -2) if upper else low
+"""
 
 
 def _logdet(a):
@@ -616,6 +627,7 @@ register(OpDef(name="cholesky", kernel=_cholesky, shape=_square_same("cholesky")
                params=("a",), attrs=(Attr("upper", "flag", False),),
                vjp=_cholesky_vjp, jvp=_cholesky_jvp, batch=on_last_axes,
                export="_cholesky({0}, {upper})", helpers=(_cholesky,),
+               jax=Jax("_cholesky({0}, {upper})", (_CHOLESKY_JAX,)),
                doc="L with L @ L' = a, from a's lower triangle (upper=1: U with U' @ U = a, "
                    "from the upper one), like np.linalg.cholesky"))
 register(OpDef(name="slogdet", kernel=lambda a, part=0: _SLOGDET.part(part, a),
@@ -631,6 +643,7 @@ register(OpDef(name="logdet", kernel=_logdet, shape=_square_to_batch("logdet"), 
 register(OpDef(name="eigh", kernel=lambda a, part=0: _EIGH.part(part, a), shape=_eigh_shape,
                params=("a",), attrs=(_PART,), builtin=False, vjp=_eigh_vjp, jvp=_eigh_jvp,
                batch=on_last_axes, export="np.linalg.eigh({0})[{part}]",
+               jax="jnp.linalg.eigh({0}, symmetrize_input=False)[{part}]",
                fmt=CallForm("eigh", index="part"),
                doc="eigh(a)[part]: the eigenvalues (0) or eigenvectors (1)"))
 register(OpDef(name="svd", kernel=lambda a, part=0, full_matrices=True: _SVD.part(part, a, full_matrices),

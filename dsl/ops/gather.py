@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, OpDef, apply, register
+from . import Attr, Jax, OpDef, apply, register
 from .batched import lift, with_batch
 from .sym import unbroadcast
 
@@ -161,6 +161,15 @@ def _scatter_batch(node, ins, m):
     return apply("scatter_add", [with_batch(x, xb, m), idx, lift(v, vb, rank, m)], {"axis": ax + 1})
 
 
+_SCATTER_JAX = '''
+def _scatter_add(x, idx, v, axis):
+    ax = axis % jnp.ndim(x)
+    ind = jnp.asarray(idx).astype(jnp.int64)
+    out = jnp.asarray(x, dtype=jnp.float64)
+    target = out.shape[:ax] + ind.shape + out.shape[ax + 1:]
+    return out.at[(slice(None),) * ax + (ind,)].add(jnp.broadcast_to(v, target))
+'''
+
 _SCATTER_CODE = '''
 def _scatter_add(x, idx, v, axis):
     ax = axis % np.ndim(x)
@@ -175,6 +184,7 @@ register(OpDef(name="scatter_add", kernel=_scatter_add, shape=_scatter_shape,
                params=("x", "indices", "values"), attrs=(Attr("axis", "int", 0),),
                vjp=_scatter_vjp, jvp=_scatter_jvp, batch=_scatter_batch,
                export="_scatter_add({0}, {1}, {2}, {axis})", helpers=(_SCATTER_CODE,),
+               jax=Jax("_scatter_add({0}, {1}, {2}, {axis})", (_SCATTER_JAX,)),
                doc="a copy of x with values added where take(x, indices, axis) reads; duplicate "
                    "indices add up (np.add.at, JAX's x.at[i].add)"))
 
@@ -306,11 +316,16 @@ def _scatter_add_along_axis(x, idx, v, axis):
     np.add.at(result, tuple(key), np.broadcast_to(v, out))
     return result
 '''
+# JAX: the same with the write as x.at[key].add (jax.numpy arrays are immutable)
+_SCATTER_ALONG_JAX = _SCATTER_ALONG_CODE.replace(
+    "np.add.at(result, tuple(key), np.broadcast_to(v, out))\n    return result",
+    "return jnp.asarray(result).at[tuple(key)].add(jnp.broadcast_to(v, out))")
 
 register(OpDef(name="scatter_add_along_axis", kernel=_scatter_along, shape=_scatter_along_shape,
                params=("x", "indices", "values"), attrs=(Attr("axis", "int", required=True),),
                vjp=_scatter_along_vjp, jvp=_scatter_along_jvp, batch=_scatter_along_batch,
                export="_scatter_add_along_axis({0}, {1}, {2}, {axis})", helpers=(_SCATTER_ALONG_CODE,),
+               jax=Jax("_scatter_add_along_axis({0}, {1}, {2}, {axis})", (_SCATTER_ALONG_JAX,)),
                doc="a copy of x with values added where take_along_axis(x, indices, axis) reads; "
                    "duplicates add up (PyTorch's x.scatter_add(axis, indices, values))"))
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, OpDef, apply, const, register
+from . import Attr, Jax, OpDef, apply, const, register
 from . import series as _series
 from .batched import FALLBACK
 from .elementwise import unary
@@ -220,24 +220,72 @@ def _one_hot(labels, n):
     return np.eye(n)[labels.astype(np.int64)]
 
 
+# The JAX forms (dsl/codegen.py): the same numbers without the kernels' Python-side tests
+# of values (one formula per slice, chosen by jnp.where) and in-place writes.
+_JAX_SOFTMAX = ('''
+def _shifted_exp(x, axis):
+    m = jnp.max(x, axis=axis, keepdims=True)
+    z = x - jnp.where(jnp.isfinite(m), m, 0.0)
+    return z, jnp.exp(z)
+''', '''
+def _softmax(x, axis=-1):
+    x = jnp.asarray(x, dtype=jnp.float64)
+    if x.shape[axis] == 0:
+        return x
+    _, e = _shifted_exp(x, axis)
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+''', '''
+def _log_softmax(x, axis=-1):
+    x = jnp.asarray(x, dtype=jnp.float64)
+    if x.shape[axis] == 0:
+        return x
+    z, e = _shifted_exp(x, axis)
+    top = jnp.argmax(x, axis=axis, keepdims=True)
+    at = jnp.arange(x.shape[axis]).reshape([-1 if d == axis % x.ndim else 1
+                                            for d in range(x.ndim)]) == top
+    e_top = jnp.take_along_axis(e, top, axis)
+    r = jnp.sum(jnp.where(at, 0.0, e), axis=axis, keepdims=True)
+    return z - jnp.where(e_top == 1.0, jnp.log1p(r), jnp.log(e_top + r))
+''', '''
+def _cross_entropy(logits, targets, axis=-1):
+    per = -jnp.sum(targets * _log_softmax(logits, axis), axis=axis)
+    return jnp.mean(per) if per.ndim else per
+''', '''
+def _cross_entropy_back(logits, targets, axis=-1):
+    s = _softmax(logits, axis)
+    g = s * jnp.sum(targets, axis=axis, keepdims=True) - targets
+    top = s > 0.5
+    rest = jnp.where(top, 0.0, g)
+    return jnp.where(top, -jnp.sum(rest, axis=axis, keepdims=True), rest)
+''')
+
+
+def _jax(code, *parts):
+    return Jax(code, tuple(_JAX_SOFTMAX[i] for i in parts))
+
+
 AXIS = (Attr("axis", "int", -1),)
 register(OpDef(name="softmax", kernel=_softmax, shape=_axis_shape, attrs=AXIS,
                vjp=_softmax_vjp, jvp=_softmax_jvp, batch=FALLBACK, taylor=_series.softmax,
                export="_softmax({0}, {axis})", helpers=(_shifted_exp, _softmax),
+               jax=_jax("_softmax({0}, {axis})", 0, 1),
                doc="exp(x) / sum(exp(x)) along axis=, computed stably"))
 register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs=AXIS,
                vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, batch=FALLBACK, taylor=_series.log_softmax,
-               export="_log_softmax({0}, {axis})", helpers=(_shifted_exp, _log_softmax), doc="x - logsumexp(x) along axis=, computed stably"))
+               export="_log_softmax({0}, {axis})", helpers=(_shifted_exp, _log_softmax),
+               jax=_jax("_log_softmax({0}, {axis})", 0, 2), doc="x - logsumexp(x) along axis=, computed stably"))
 register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
                params=("logits", "targets"), attrs=AXIS,
                vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp, batch=FALLBACK,
                export="_cross_entropy({0}, {1}, {axis})",
-               helpers=(_shifted_exp, _log_softmax, _cross_entropy), doc="mean over the batch of -sum(targets * log_softmax(logits))"))
+               helpers=(_shifted_exp, _log_softmax, _cross_entropy),
+               jax=_jax("_cross_entropy({0}, {1}, {axis})", 0, 2, 3), doc="mean over the batch of -sum(targets * log_softmax(logits))"))
 register(OpDef(name="cross_entropy_back", kernel=_cross_entropy_back, shape=_back_shape,
                params=("logits", "targets"), attrs=AXIS, builtin=False,
                vjp=_back_vjp, jvp=_back_jvp, batch=FALLBACK,
                export="_cross_entropy_back({0}, {1}, {axis})",
                helpers=(_shifted_exp, _softmax, _cross_entropy_back),
+               jax=_jax("_cross_entropy_back({0}, {1}, {axis})", 0, 1, 4),
                doc="softmax(logits) * sum(targets) - targets along axis=, computed stably: "
                    "cross_entropy's gradient, one node"))
 register(OpDef(name="one_hot", kernel=_one_hot, shape=_one_hot_shape, params=("labels",),
@@ -265,4 +313,5 @@ def _gelu_d(x, out):
 
 
 unary("gelu", _gelu, "x Φ(x) = x/2 · erfc(-x/√2), the exact (erf) form", "_gelu({0})",
-      d=_gelu_d, taylor=_series.gelu, helpers=_ERF_CODE + (_erfc, f"_SQRT_HALF = {_SQRT_HALF!r}", _gelu))
+      d=_gelu_d, taylor=_series.gelu, helpers=_ERF_CODE + (_erfc, f"_SQRT_HALF = {_SQRT_HALF!r}", _gelu),
+      jax=Jax("0.5 * {0} * jax.scipy.special.erfc({0} * -0.7071067811865476)"))

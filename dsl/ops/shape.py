@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, CallForm, OpDef, Prefix, apply, const, register
+from . import Attr, CallForm, Jax, OpDef, Prefix, apply, const, register
 from .batched import FALLBACK, lift, shift, with_batch
 from .sym import broadcast_like, unbroadcast
 
@@ -453,6 +453,8 @@ register(OpDef(name="unindex", kernel=_unindex, shape=lambda shs, a, span: shs[1
                jvp=lambda ts, out, ins, a: None if ts[0] is None else apply("unindex", [ts[0], ins[1]], a),
                batch=_batch_unindex, banded=_banded_unindex, helpers=(_UNINDEX_CODE,),
                export=lambda args, a: f"_unindex({args[0]}, {args[1]}, np.s_[{index_code(a['items'])}])",
+               jax=lambda args, a: (f"jnp.zeros(jnp.shape({args[1]})).at[jnp.s_[{index_code(a['items'])}]]"
+                                    f".set({args[0]})"),
                doc="zeros shaped like `like` with g placed at the index: the adjoint of x[…]"))
 register(OpDef(name="unbroadcast", kernel=_unbroadcast, shape=unbroadcast_shape,
                params=("g", "like"), fold=_fold_same_shape, batch=_batch_unbroadcast,

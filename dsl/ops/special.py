@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import BpValueError
-from . import Attr, OpDef, register
+from . import Attr, Jax, OpDef, register
 from . import series as _series
 from .batched import elementwise as _batch
 from .elementwise import same_shape, unary
@@ -100,6 +100,47 @@ _DIGAMMA_CODE = ("import math", f"_BERNOULLI = {_BERNOULLI!r}", f"_SHIFT = {_SHI
                  _asymptotic, _positive, _cot_derivative, _digamma)
 
 
+# JAX: the same steps with jnp.where in place of the masked writes, and the shift up by
+# the recurrence a fixed _SHIFT times (a step of an entry already shifted adds 0)
+_DIGAMMA_JAX = _DIGAMMA_CODE[:4] + ("""
+def _positive(x, n):
+    acc = jnp.zeros_like(x)
+    step = (-1) ** n * math.factorial(n)
+    for _ in range(math.ceil(_SHIFT)):
+        low = x < _SHIFT
+        acc = acc - jnp.where(low, step / jnp.where(low, x, 1.0) ** (n + 1), 0.0)
+        x = jnp.where(low, x + 1.0, x)
+    return _asymptotic(x, n) + acc
+""", """
+def _cot_derivative(c, n):
+    poly = [0.0, 1.0]
+    for _ in range(n):
+        d = [i * a for i, a in enumerate(poly)][1:] or [0.0]
+        out = [0.0] * (len(d) + 2)
+        for i, a in enumerate(d):
+            out[i] += -math.pi * a
+            out[i + 2] += -math.pi * a
+        poly = out
+    value = poly[-1] + c * 0
+    for a in reversed(poly[:-1]):
+        value = a + value * c
+    return value
+""", """
+def _digamma(x, n=0):
+    x = jnp.asarray(x, dtype=jnp.float64)
+    finite = jnp.isfinite(x)
+    pole = finite & (x <= 0) & (x == jnp.floor(x))
+    pos = finite & (x > 0)
+    neg = finite & (x < 0) & ~pole
+    up = _positive(jnp.where(pos, x, 1.0), n)
+    xn = jnp.where(neg, x, 0.5)
+    cot = 1.0 / jnp.tan(math.pi * xn)
+    down = (-1) ** n * _positive(1.0 - xn, n) - math.pi * _cot_derivative(cot, n)
+    out = jnp.where(pos, up, jnp.where(neg, down, jnp.nan))
+    return jnp.where(x == jnp.inf, jnp.inf if n == 0 else 0.0, out)
+""")
+
+
 def _digamma_order(shs, attrs, span):
     if attrs.get("n", 0) < 0:
         raise BpValueError(f"digamma: the order n must be at least 0, got {attrs['n']}", span)
@@ -114,12 +155,14 @@ register(OpDef(name="lgamma", kernel=_lgamma, shape=same_shape, taylor=_series.l
                vjp=lambda ct, out, ins, a: (mul(ct, op("digamma", ins[0], n=0)),),
                jvp=lambda ts, out, ins, a: mul(ts[0], op("digamma", ins[0], n=0)),
                batch=_batch, export="_lgamma({0})", helpers=_LGAMMA_CODE,
+               jax=Jax("jax.scipy.special.gammaln({0})"),
                doc="log|Γ(x)|, the log-gamma function; +inf at the poles 0, -1, -2, …"))
 register(OpDef(name="digamma", kernel=_digamma, shape=_digamma_order,
                attrs=(Attr("n", "int", 0),), taylor=_series.digamma,
                vjp=lambda ct, out, ins, a: (mul(ct, _next_order(ins[0], a)),),
                jvp=lambda ts, out, ins, a: mul(ts[0], _next_order(ins[0], a)),
                batch=_batch, export="_digamma({0}, {n})", helpers=_DIGAMMA_CODE,
+               jax=Jax("_digamma({0}, {n})", _DIGAMMA_JAX),
                doc="ψ(x) = lgamma'(x); with n=k its k-th derivative ψ⁽ᵏ⁾ (polygamma); "
                    "nan at the poles"))
 
@@ -197,6 +240,8 @@ def _gauss(x):
 
 
 unary("erf", _erf, "the error function 2/√π ∫₀ˣ e^(-t²) dt", "_erf({0})",
-      d=lambda x, out: _gauss(x), helpers=_ERF_CODE + (_erf,), taylor=_series.erf)
+      d=lambda x, out: _gauss(x), helpers=_ERF_CODE + (_erf,), taylor=_series.erf,
+      jax="jax.scipy.special.erf({0})")
 unary("erfc", _erfc, "1 - erf(x), accurate where erf(x) is near 1", "_erfc({0})",
-      d=lambda x, out: neg(_gauss(x)), helpers=_ERF_CODE + (_erfc,), taylor=_series.erfc)
+      d=lambda x, out: neg(_gauss(x)), helpers=_ERF_CODE + (_erfc,), taylor=_series.erfc,
+      jax="jax.scipy.special.erfc({0})")

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpValueError
-from . import Attr, OpDef, apply, check_size, register
+from . import Attr, Jax, OpDef, apply, check_size, register
 from .batched import on_last_axes
 
 # What export writes for them (the module has no cache of the indices).
@@ -24,6 +24,11 @@ def _triu_unpack(v, n, k):
     out = np.zeros(np.shape(v)[:-1] + (n, n))
     out[..., rows, cols] = v
     return out
+"""
+_UNPACK_JAX = """
+def _triu_unpack(v, n, k):
+    rows, cols = jnp.triu_indices(n, k)
+    return jnp.zeros(jnp.shape(v)[:-1] + (n, n)).at[..., rows, cols].set(v)
 """
 _PACK_CODE = """
 def _triu_pack(a, k):
@@ -91,6 +96,7 @@ register(OpDef(name="triu_unpack", kernel=_unpack, shape=_unpack_shape, params=(
                vjp=lambda ct, out, ins, a: (apply("triu_pack", [ct], {"k": a.get("k", 0)}),),
                jvp=lambda ts, out, ins, a: apply("triu_unpack", [ts[0]], a),
                batch=on_last_axes, export="_triu_unpack({0}, {n}, {k})", helpers=(_UNPACK_CODE,),
+               jax=Jax("_triu_unpack({0}, {n}, {k})", (_UNPACK_JAX,)),
                doc="an n×n matrix (a stack of them) with v's last axis on and above diagonal k, "
                    "row by row; zeros elsewhere"))
 register(OpDef(name="triu_pack", kernel=_pack, shape=_pack_shape, params=("A",),

@@ -154,6 +154,15 @@ def _save(repl, arg):
     repl.console.print(display.note(f"saved {count} definitions to {path}"))
 
 
+@command("engine", "[numpy|jax]", "what runs compiled functions: :engine jax jits them with JAX")
+def _engine(repl, arg):
+    interp = repl.interp
+    if arg:
+        interp.set_engine(arg)
+    devices = f" on {interp.devices} devices" if interp.devices else ""
+    repl.console.print(display.note(f"engine: {interp.engine}{devices}"))
+
+
 @command("reset", "", "forget every definition: a fresh session")
 def _reset(repl, arg):
     repl.reset()

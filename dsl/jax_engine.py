@@ -1,0 +1,142 @@
+"""The JAX engine (issue 18): a compiled plan as one jitted JAX function.
+
+`Interpreter(engine="jax")` makes `JaxPlan`s where the NumPy engine makes
+`evaluate.Plan`s: per function and argument shapes, cached the same way.  A
+JaxPlan writes its graph as the JAX module `export … as jax` writes
+(`codegen.module(…, engine="jax")`: each op's JAX form from the registry) and
+jits it: XLA compiles it once, on the first call, and every later call of the
+plan runs the compiled program.  Constants larger than a few elements (the data
+and weights a function reads as globals) are arguments of the jitted function,
+put on the device once, not literals in its text.  Results come back as NumPy
+arrays.
+
+With `devices=N` the plan is data-parallel over a 1-D mesh of N devices
+(`jax.sharding.NamedSharding`): every input and constant whose first axis N
+divides is split along it, the rest replicated, and XLA's SPMD partitioner
+inserts the reductions.  On one device it is the same program.
+
+Where JAX cannot take a plan, the NumPy plan runs it, and `fallback` says why:
+a host function (Python code that jit cannot trace), a loop keeping a tape of a
+length known only when it runs, and `--check-nan` (which checks each step).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import codegen
+from .errors import BpError, BpValueError
+from .evaluate import Plan
+from .graph import Node, topo_order
+
+INSTALL = "pip install 'bp-lang[jax]'"
+LITERAL_MAX = 16          # constants with more elements are arguments of the jitted function
+STRICT = False            # tests: a plan JAX cannot take is an error, not the NumPy plan
+
+
+def require(span=None):
+    """jax, imported (with float64 on), or a clear error saying how to install it."""
+    try:
+        import jax
+    except ImportError:
+        raise BpValueError(f"the JAX engine needs JAX, which is not installed: {INSTALL}",
+                           span) from None
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def mesh(devices: int, span=None):
+    """A 1-D mesh ("data") over the first `devices` devices, or a clear error."""
+    jax = require(span)
+    found = jax.devices()
+    if devices < 1 or devices > len(found):
+        raise BpValueError(f"--devices {devices}: JAX sees {len(found)} device"
+                           f"{'s' if len(found) != 1 else ''} ({found[0].platform}); on a CPU, "
+                           f"XLA_FLAGS=--xla_force_host_platform_device_count=N makes N", span)
+    from jax.sharding import Mesh
+    return Mesh(np.array(found[:devices]), ("data",))
+
+
+class JaxPlan:
+    """A plan run by JAX: the same interface as evaluate.Plan (run, python, has_loops)."""
+
+    def __init__(self, inputs: list[Node], outputs: list[Node], mesh=None):
+        self.inputs, self.outputs = inputs, outputs
+        self.n_inputs = len(inputs)
+        self.input_shapes = [n.shape for n in inputs]
+        order = topo_order(outputs)
+        self.has_loops = any(n.op == "loop" for n in order)
+        self._numpy: Plan | None = None
+        self._pack = None
+        self._mesh = mesh
+        self.fallback: str | None = None      # why the NumPy plan runs this one
+        self._jit = None
+        if any(n.op in ("host", "host_vjp") for n in order):
+            self.fallback = "it calls a host function (Python code JAX cannot trace)"
+            return
+        given = {id(n) for n in inputs}
+        consts = [n for n in order if n.op == "const" and n.value.size > LITERAL_MAX
+                  and id(n) not in given]
+        names = [f"a{i}" for i in range(len(inputs))] + [f"c{i}" for i in range(len(consts))]
+        try:
+            src = codegen.module({"plan": (names, list(inputs) + consts, tuple(outputs))}, {},
+                                 engine="jax")
+        except BpError as err:
+            if STRICT:
+                raise
+            self.fallback = err.message
+            return
+        jax = require()
+        scope: dict = {}
+        # The text is codegen's, from the registry's templates and this plan's slot names.
+        exec(compile(src, "<bp jax plan>", "exec"), scope)
+        fn = scope["plan"]
+        self.source = src
+        self._consts = [n.value for n in consts]
+        if mesh is None:
+            self._jit = jax.jit(fn)
+            self._consts = [jax.device_put(v) for v in self._consts]
+            self._place = None
+        else:
+            from jax.sharding import NamedSharding, PartitionSpec
+            n = mesh.devices.size
+
+            def sharding(shape):
+                split = isinstance(shape, tuple) and len(shape) >= 1 and shape[0] % n == 0 \
+                    and shape[0] >= n
+                return NamedSharding(mesh, PartitionSpec("data") if split else PartitionSpec())
+            self.input_shardings = [sharding(s) for s in self.input_shapes]
+            const_shardings = [sharding(v.shape) for v in self._consts]
+            self._consts = [jax.device_put(v, s) for v, s in zip(self._consts, const_shardings)]
+            self._jit = jax.jit(fn, in_shardings=tuple(self.input_shardings + const_shardings))
+            self._place = lambda arrays: [jax.device_put(a, s) for a, s in
+                                          zip(arrays, self.input_shardings)]
+
+    def __len__(self) -> int:
+        return len(topo_order(self.outputs))
+
+    def numpy_plan(self) -> Plan:
+        if self._numpy is None:
+            self._numpy = Plan(self.inputs, self.outputs)
+        return self._numpy
+
+    def run(self, arrays, check_nan: bool | None = None, flag=None) -> list[np.ndarray]:
+        """The outputs for these input arrays, as NumPy arrays of their own."""
+        if self._jit is None or check_nan:
+            return self.numpy_plan().run(arrays, check_nan, flag)
+        if self._place is not None:
+            arrays = self._place(arrays)
+        out = self._jit(*arrays, *self._consts)
+        return [np.array(o, dtype=np.float64) for o in out]
+
+    def device_arrays(self, arrays) -> list:
+        """The outputs as JAX arrays where they are (sharded over the mesh): for tests."""
+        if self._place is not None:
+            arrays = self._place(arrays)
+        return list(self._jit(*arrays, *self._consts))
+
+    def python(self, results, template, general):
+        pack = self._pack
+        if pack is None:
+            from .evaluate import packer
+            pack = self._pack = packer(template) or general
+        return pack(results)

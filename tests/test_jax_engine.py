@@ -1,0 +1,324 @@
+"""bp on JAX (issue 18): `export … as jax` and the JAX engine.
+
+The registry walk writes every op's samples (tests/ops_samples, as
+tests/test_export_fresh.py does for NumPy) into ONE JAX module, runs each function
+under jax.jit in a fresh `python -I` that imports only jax and that module, and
+compares with the NumPy engine within 1e-12 relative: an op whose JAX form (its
+export with jnp for np, or its own `OpDef.jax`) is missing or wrong fails here.
+Skipped when jax is not installed.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+
+from dsl import codegen, graph, ops  # noqa: E402
+from dsl.evaluate import Plan  # noqa: E402
+from tests.test_ops_forward import CASES, assert_close  # noqa: E402
+
+# Ops with no JAX form, and why (each also a clear error: test_no_jax_form_is_a_clear_error).
+NO_JAX = {"host", "host_vjp"}
+
+
+def test_every_op_has_a_jax_form():
+    missing = [name for name, opdef in ops.REGISTRY.items()
+               if opdef.export is not None and name not in NO_JAX
+               and not codegen.has_code(name, "jax")]
+    assert missing == []
+
+
+def _run_fresh(tmp_path, source: str, inputs_of: dict) -> tuple[dict, dict]:
+    """Import the module in a fresh `python -I`, call each function on its inputs
+    under jax.jit (all of them in one jitted call: one compilation), and give back the
+    results and the errors (of tracing) by function."""
+    (tmp_path / "jax_module.py").write_text(source, encoding="utf-8")
+    np.savez(tmp_path / "inputs.npz", **{f"{k}_{i}": a for k, xs in inputs_of.items()
+                                          for i, a in enumerate(xs)})
+    counts = {k: len(xs) for k, xs in inputs_of.items()}
+    script = (f"import sys, json; sys.path.insert(0, {str(tmp_path)!r})\n"
+              "import numpy as np, jax, jax_module\n"
+              f"counts = {counts!r}\n"
+              f"data = np.load({str(tmp_path / 'inputs.npz')!r})\n"
+              "args = {k: [data[f'{k}_{i}'] for i in range(n)] for k, n in counts.items()}\n"
+              "errors = {}\n"
+              "for k in counts:\n"          # traced one by one (cheap), so errors name their op
+              "    try:\n"
+              "        jax.eval_shape(getattr(jax_module, k), *args[k])\n"
+              "    except Exception as err:\n"
+              "        errors[k] = f'{type(err).__name__}: {err}'[:300]\n"
+              "good = [k for k in counts if k not in errors]\n"
+              "every = lambda a: {k: getattr(jax_module, k)(*a[k]) for k in good}\n"
+              "out = {k: np.asarray(v) for k, v in jax.jit(every)(args).items()}\n"
+              f"np.savez({str(tmp_path / 'out.npz')!r}, **out)\n"
+              f"open({str(tmp_path / 'errors.json')!r}, 'w').write(json.dumps(errors))\n"
+              "print(sorted(sys.modules.keys() & {'dsl', 'torch'}))\n")
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"             # nothing of bp was imported
+    got = np.load(tmp_path / "out.npz")
+    return {k: got[k] for k in got.files}, json.loads((tmp_path / "errors.json").read_text())
+
+
+def test_every_op_runs_as_jax_in_a_fresh_process(tmp_path):
+    functions, inputs_of, want = {}, {}, {}
+    for case in CASES:
+        name, sample = case.values
+        if not ops.REGISTRY[name].params or name in NO_JAX:
+            continue                               # constructors: no inputs to export over
+        key = f"f{len(functions)}"
+        names = [f"x{i}" for i in range(len(sample.inputs))]
+        inputs = [graph.make_input(n, np.shape(x)) for n, x in zip(names, sample.inputs)]
+        node = ops.apply(name, inputs, dict(sample.attrs))
+        functions[key] = (names, inputs, node)
+        arrays = [np.asarray(x, dtype=float) for x in sample.inputs]
+        inputs_of[key] = arrays
+        with np.errstate(all="ignore"):
+            want[key] = (case.id, Plan(inputs, [node]).run(arrays)[0])
+    got, errors = _run_fresh(tmp_path, codegen.module(functions, {}, engine="jax"), inputs_of)
+    assert len(functions) > 200
+    failures = [f"{want[k][0]}: {e}" for k, e in errors.items()]
+    for key, (label, expected) in want.items():
+        if key in errors:
+            continue
+        try:
+            assert_close(got[key], expected)
+        except AssertionError as err:
+            failures.append(f"{label}: {str(err).strip()[:300]}")
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
+
+
+# ── the engine: programs give the NumPy engine's numbers ─────────────────
+
+import io  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from dsl import Interpreter, jax_engine  # noqa: E402
+from dsl.errors import BpError  # noqa: E402
+from dsl.jax_engine import JaxPlan  # noqa: E402
+from dsl.values import Record  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = Path(os.environ.get("BP_CONFORMANCE", "/work/shared/conformance"))
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
+RTOL = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def strict_jax(monkeypatch):
+    monkeypatch.setattr(jax_engine, "STRICT", True)     # no quiet fallback to NumPy
+
+
+def _session(path: Path, engine: str):
+    """Run a program in a session of the engine, from its directory: (session, stdout,
+    the error's kind and message or None, how many JAX plans ran)."""
+    out = io.StringIO()
+    bp = Interpreter(stdout=out, engine=engine)
+    here = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        bp.run_file(path.name)
+        err = None
+    except BpError as e:
+        err = (e.kind, e.message)
+    finally:
+        os.chdir(here)
+    jax_plans = sum(isinstance(entry[0], JaxPlan) and entry[0].fallback is None
+                    for entry in bp._plans.values())
+    return bp, out.getvalue(), err, jax_plans
+
+
+def _same_value(a, b, where: str) -> None:
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.shape == b.shape, where
+        finite = a[np.isfinite(a)]
+        scale = float(np.max(np.abs(finite))) if finite.size else 0.0
+        # relative 1e-12, with an absolute floor: 1e-12 of the value's largest entry, and
+        # 1e-14 for a value that is all rounding residue (a gradient minus its finite
+        # differences, ~1e-17, has no relative accuracy on any engine)
+        np.testing.assert_allclose(b, a, rtol=RTOL, atol=max(RTOL * scale, 1e-14),
+                                   equal_nan=True, err_msg=where)
+    elif isinstance(a, (tuple, Record)):
+        items = a.items() if isinstance(a, Record) else enumerate(a)
+        for k, x in items:
+            _same_value(x, b[k], f"{where}[{k}]")
+
+
+# Quantities that are rounding residue amplified, on any two engines whose exp, tanh, …
+# differ in the last bit (XLA's are its own): not compared beyond their printed text's form.
+ILL_CONDITIONED = {
+    # the last Newton step of a converged iteration (~1e-11): the residue of H s = ∇f at x*
+    "newton.bp": {"step"},
+    # gradcheck's finite differences (f(x+h) - f(x-h)) / 2h turn 1e-16 into 1e-10
+    "rnn.bp": {"gradcheck", "eW", "eU", "eb"},
+}
+
+
+def _check_same(path: Path) -> int:
+    """The program under --engine jax: the same output (printed numbers within 1e-7,
+    the printing's precision), the same error, the same globals within 1e-12 relative;
+    returns how many JAX plans ran."""
+    ref, ref_out, ref_err, _ = _session(path, "numpy")
+    got, got_out, got_err, plans = _session(path, "jax")
+    skip = ILL_CONDITIONED.get(path.name, set())
+    assert got_err == ref_err
+    assert NUMBER.sub("#", got_out) == NUMBER.sub("#", ref_out)
+    for want, line in zip(ref_out.splitlines(), got_out.splitlines()):
+        if any(word in want for word in skip):
+            continue
+        for x, y in zip(NUMBER.findall(want), NUMBER.findall(line)):
+            assert float(y) == pytest.approx(float(x), rel=1e-7, abs=1e-12, nan_ok=True), \
+                f"{path.name}: {line!r} != {want!r}"
+    assert set(got.globals) == set(ref.globals)
+    for name, value in ref.globals.items():
+        if name not in skip:
+            _same_value(value, got.globals[name], f"{path.name}: {name}")
+    return plans
+
+
+def _conformance() -> list[Path]:
+    names = (ROOT / "tests" / "conformance.txt").read_text().split()
+    return [CONFORMANCE / n for n in names if n.endswith(".bp")]
+
+
+@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="the conformance suite is not here")
+def test_conformance_programs_under_the_jax_engine():
+    plans = sum(_check_same(p) for p in _conformance())
+    assert plans > 20                 # JAX really ran them
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.bp"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_under_the_jax_engine(path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    if any(re.match(r"\s*plot\b", line) and "to \"" not in line
+           for line in path.read_text().splitlines()):
+        pytest.importorskip("plotext")
+    _check_same(path)
+
+
+LOOPS = """
+def f(x) {
+  s = x
+  for k in range(300) { s = sin(s) * 0.5 + x * 0.1 }
+  return sum(s^2)
+}
+def h(x) {
+  s = x
+  for k in range(300) { s = sin(s) * 0.5 + x * 0.1; if sum(s) > 1.5 { break } }
+  return sum(s^2)
+}
+def w(x) {
+  s = x
+  while sum(s) < 100 { s = s * 1.5 + 1 }
+  return sum(s^2)
+}
+"""
+
+
+@pytest.mark.parametrize("call", ["grad(f)([1, 2])", "hessian(f)([1, 2])", "h([1, 2])",
+                                  "grad(h)([1, 2])", "w([1, 2])", "grad(w)([0.5, 2])"])
+def test_loops_under_the_jax_engine(call):
+    """Loop nodes (300 iterations: not unrolled) become jax.lax.while_loop, their tapes
+    arrays of the forward loop's count; a while loop's tape, of a length known only as it
+    runs, goes to the NumPy plan (the one fallback here)."""
+    want = Interpreter().exec(LOOPS + call, echo=lambda v: None)[-1]
+    jax_engine.STRICT = call != "grad(w)([0.5, 2])"
+    bp = Interpreter(engine="jax")
+    got = bp.exec(LOOPS + call, echo=lambda v: None)[-1]
+    _same_value(want, got, call)
+    reasons = [entry[0].fallback for entry in bp._plans.values()]
+    assert reasons and all(r is None for r in reasons) == jax_engine.STRICT
+
+
+def test_export_as_jax_runs_in_a_fresh_process(tmp_path):
+    """`export … as jax`: bp's own derivative graphs (a record parameter, a global, a
+    loop with a tape, a Jacobian of unknown shapes) as a module that imports only jax,
+    jitted, equal to the NumPy engine."""
+    program = LOOPS + """
+W = randn(3, 2, seed=1)
+def loss(p, x, y) = sum((tanh(p.A @ W @ x + p.b) - y)^2)
+export grad(loss) to "m.py" as jax
+export grad(f) to "loop.py" as jax
+export jacobian(x -> sin(x) * x) to "jac.py" as jax
+export hessian(f) to "hess.py" as jax
+"""
+    (tmp_path / "p.bp").write_text(program)
+    bp = Interpreter()
+    bp.run_file(tmp_path / "p.bp")
+    p = {"A": np.arange(6.0).reshape(2, 3) / 7, "b": np.array([0.1, -0.2])}
+    x, y = np.array([0.3, -0.5]), np.array([1.0, 2.0])
+    cases = {"m.grad_loss": ((p, x, y), bp.function("grad(loss)")(p, x, y)),
+             "loop.grad_f": ((x,), bp.function("grad(f)")(x)),
+             "jac.jacobian_f": ((x,), bp.function("jacobian(x -> sin(x) * x)")(x)),
+             "hess.hessian_f": ((x,), bp.function("hessian(f)")(x))}
+    script = (f"import sys, pickle; sys.path.insert(0, {str(tmp_path)!r})\n"
+              "import numpy as np, jax, m, loop, jac, hess\n"
+              f"cases = pickle.load(open({str(tmp_path / 'in.pkl')!r}, 'rb'))\n"
+              "out = {}\n"
+              "for key, args in cases.items():\n"
+              "    mod, fn = key.split('.')\n"
+              "    f = getattr(sys.modules[mod], fn)\n"
+              "    got = f(*args) if mod == 'jac' else jax.jit(f)(*args)\n"
+              "    out[key] = jax.tree_util.tree_map(np.asarray, got)\n"
+              f"pickle.dump(out, open({str(tmp_path / 'out.pkl')!r}, 'wb'))\n"
+              "print(sorted(sys.modules.keys() & {'dsl', 'torch'}))\n")
+    import pickle
+    (tmp_path / "in.pkl").write_bytes(pickle.dumps({k: a for k, (a, _) in cases.items()}))
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
+    got = pickle.loads((tmp_path / "out.pkl").read_bytes())
+    for key, (_, want) in cases.items():
+        want = want if not isinstance(want, dict) else Record(want)
+        _same_value(want, got[key], key)
+    assert "import numpy" not in (tmp_path / "m.py").read_text()
+
+
+def test_export_as_jax_refuses_what_jax_cannot_run(tmp_path):
+    bp = Interpreter()
+    bp.define("double", lambda x: 2 * x)
+    with pytest.raises(BpError, match="cannot be exported"):
+        bp.exec(f'export (x -> double(x)) to "{tmp_path}/h.py" as jax')
+    with pytest.raises(BpError, match="size known when the graph is built") as err:
+        bp.exec(LOOPS + f'export grad(w) to "{tmp_path}/w.py" as jax', filename="w.bp")
+    assert err.value.line == 14                       # the while loop
+    with pytest.raises(BpError, match="as jax` or `as numpy`"):
+        bp.exec('export w to "w.py" as torch')
+
+
+def test_engine_options_and_errors(monkeypatch):
+    with pytest.raises(BpError, match="the engines are numpy and jax"):
+        Interpreter(engine="torch")
+    with pytest.raises(BpError, match="needs engine='jax'"):
+        Interpreter(devices=2)
+    bp = Interpreter()
+    bp.exec("def f(x) = sum(x^2)")
+    assert bp.function("grad(f)")([1.0, 2.0]).tolist() == [2.0, 4.0]
+    bp.set_engine("jax")
+    assert bp.function("grad(f)")([1.0, 2.0]).tolist() == [2.0, 4.0]
+    assert all(isinstance(e[0], JaxPlan) for e in bp._plans.values()) and bp._plans
+    # without jax installed: a clear error saying how to install it
+    import builtins
+    real = builtins.__import__
+
+    def no_jax(name, *args, **kwargs):
+        if name == "jax" or name.startswith("jax."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_jax)
+    with pytest.raises(BpError, match=r"pip install 'bp-lang\[jax\]'"):
+        Interpreter(engine="jax")
+    from dsl import cli
+    err = io.StringIO()
+    assert cli.main(["--engine", "jax", "-c", "1"], stdout=io.StringIO(), stderr=err) == 1
+    assert "pip install 'bp-lang[jax]'" in err.getvalue()
