@@ -6,14 +6,23 @@ its formula).  `%bp e` gives e's value to Python, `%bp_get name` a bp
 global's, `%bp_set name expr` binds a Python value in bp.  A bp error
 shows as SPEC §8 text, no traceback, and fails the cell; the kernel
 carries on.  IPython is optional: nothing else imports this module.
+
+In a notebook (a kernel, not IPython in a terminal) `graph e` and a graph
+from `%bp_graph` or `Interpreter.graph` show as an SVG picture drawn by
+Graphviz's `dot` where it is on PATH, and `plot` as a PNG image drawn by
+matplotlib; without them, and always in a terminal, they are the text bp
+prints.
 """
 from __future__ import annotations
 
 import html
+import shutil
+import subprocess
 import sys
 
 from .errors import BpError
 from .interpreter import Interpreter
+from .render import FunctionGraph
 from .values import Function
 
 
@@ -44,10 +53,78 @@ class Shown:
         return f'<pre style="{style}">{html.escape(self.text)}</pre>'
 
 
+class Plot:
+    """A `plot` shown in a notebook: the PNG image, and as plain text (a console
+    frontend, a notebook saved as text) the plot a terminal shows, without colour."""
+
+    def __init__(self, figure, png: bytes):
+        self.figure = figure                  # a dsl.plot.Figure
+        self.png = png
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def __repr__(self) -> str:
+        return self.figure.text()
+
+
+def graph_svg(graph: FunctionGraph) -> str | None:
+    """The graph as an SVG picture, drawn by Graphviz's `dot`; None (so the listing is
+    shown) where `dot` is not on PATH or fails."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    try:
+        run = subprocess.run([dot, "-Tsvg"], input=graph.to_dot(), capture_output=True,
+                             text=True, encoding="utf-8", timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    start = run.stdout.find("<svg")
+    return run.stdout[start:] if run.returncode == 0 and start >= 0 else None
+
+
+def _terminal(shell) -> bool:
+    """IPython in a terminal, where graph and plot stay the text bp prints (a kitty
+    terminal's inline images aside)."""
+    try:
+        from IPython.terminal.interactiveshell import TerminalInteractiveShell
+    except ImportError:
+        return False
+    return isinstance(shell, TerminalInteractiveShell)
+
+
+def _shows(shell, mime: str) -> bool:
+    """Does this frontend show pictures of this MIME type?"""
+    return not _terminal(shell) and mime in shell.display_formatter.active_types
+
+
+def _display_hook(shell):
+    """Interpreter.display for a notebook: a graph as its SVG picture when `dot` is
+    there, a plot as a PNG image when matplotlib is; False (the text) otherwise."""
+    from IPython.display import display
+
+    def show(kind: str, value) -> bool:
+        if kind == "graph" and _shows(shell, "image/svg+xml"):
+            svg = graph_svg(value)
+            if svg is not None:
+                display({"image/svg+xml": svg, "text/plain": value.listing()}, raw=True)
+                return True
+        if kind == "plot" and _shows(shell, "image/png"):
+            try:
+                png = value.png()
+            except BpError:                   # no matplotlib: the text
+                return False
+            display(Plot(value, png))
+            return True
+        return False
+    return show
+
+
 def _session(shell) -> Interpreter:
     interp = getattr(shell, "_bp_interpreter", None)
     if interp is None:
         interp = Interpreter(stdout=sys.stdout)
+        interp.display = _display_hook(shell)
         shell._bp_interpreter = interp
     return interp
 
@@ -63,6 +140,8 @@ def load_ipython_extension(shell) -> None:
     from IPython.core.magic import register_line_cell_magic, register_line_magic
     from IPython.display import display
     shell.set_custom_exc((BpError,), _show_error)
+    # a graph from %bp_graph or Interpreter.graph, shown in a notebook: its picture
+    shell.display_formatter.formatters["image/svg+xml"].for_type(FunctionGraph, graph_svg)
 
     @register_line_cell_magic("bp")
     def bp_magic(line, cell=None):
@@ -75,11 +154,10 @@ def load_ipython_extension(shell) -> None:
                 return interp.eval(line)
             interp.exec(line, filename="<line>")
             return None
-        shown = []
-        interp.exec(cell, filename="<cell>", echo=shown.append)
-        for value in shown:
+        def show(value):                      # at once: in order with prints and plots
             display(Shown(interp.format(value), isinstance(value, Function),
-                          lambda v=value: interp._repr_latex(v)))
+                          lambda: interp._repr_latex(value)))
+        interp.exec(cell, filename="<cell>", echo=show)
         return None
 
     @register_line_magic("bp_get")

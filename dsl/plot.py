@@ -6,6 +6,7 @@ This module only draws: the interpreter evaluates what is drawn.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -93,20 +94,9 @@ def image(series: list[Series], path: str, span: Span | None) -> None:
     if ext not in (".png", ".svg"):
         raise BpIOError(f"plot writes .png or .svg files, not {ext or 'files without an extension'}",
                         span)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as pyplot
-    except ImportError:
-        raise BpImportError(f"plot to a file needs matplotlib: {EXTRA}", span) from None
-    fig, ax = pyplot.subplots(figsize=(7, 4.2), dpi=110)
+    fig = _figure(series, span)
     tmp = path + ".tmp"
     try:
-        for label, xs, ys in series:
-            ax.plot(xs, ys, label=label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
         tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
         fig.savefig(tmp, format=ext[1:])
         os.replace(tmp, path)
@@ -117,5 +107,44 @@ def image(series: list[Series], path: str, span: Span | None) -> None:
             pass
         reason = "it is a directory" if isinstance(err, IsADirectoryError) else err.strerror or err
         raise BpIOError(f"cannot write {path!r}: {reason}", span) from None
-    finally:
-        pyplot.close(fig)
+
+
+class Figure:
+    """What a `plot` draws, handed to a front end that shows images (the notebook's
+    Interpreter.display): its PNG image, or its text as a terminal without colour
+    shows it."""
+
+    def __init__(self, series: list[Series]):
+        self.series = series
+
+    def png(self) -> bytes:
+        """The image; a BpImportError without matplotlib."""
+        return picture(self.series, "png")
+
+    def text(self) -> str:
+        return terminal(self.series, False, None)
+
+
+def picture(series: list[Series], fmt: str = "png") -> bytes:
+    """The plot as the bytes of a PNG (or SVG) image: what a notebook shows inline."""
+    buf = io.BytesIO()
+    _figure(series, None).savefig(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _figure(series: list[Series], span: Span | None):
+    """The plot as a matplotlib Figure of its own: no pyplot, so no global backend or
+    figure list is touched (a notebook's own matplotlib plots stay as they were)."""
+    try:
+        import matplotlib  # noqa: F401  (first: a missing matplotlib is found here)
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise BpImportError(f"plot to a file needs matplotlib: {EXTRA}", span) from None
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    ax = fig.subplots()
+    for label, xs, ys in series:
+        ax.plot(xs, ys, label=label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

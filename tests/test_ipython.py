@@ -66,3 +66,96 @@ def test_ipython_line_magic_gives_a_value_or_runs_a_statement(shell, capsys):
     assert result.success and out.strip() == "3"
     result, _, err = run(shell, capsys, "%bp sq(")
     assert not result.success and "syntax error" in err and "Traceback" not in err
+
+
+def test_ipython_values_prints_and_pictures_come_in_cell_order(shell, capsys):
+    result, out, _ = run(shell, capsys, "%%bp\n1\nprint 2\n3\n")
+    assert result.success and out.split() == ["1", "2", "3"]
+
+
+# ── rich display: pictures in a notebook, text in a terminal ─────────────
+
+def test_ipython_in_a_terminal_graph_and_plot_stay_text(shell, capsys):
+    # the test shell is IPython's terminal shell: what bp prints, even with dot there
+    run(shell, capsys, "%%bp\ndef g2(x) = tanh(x)\n")
+    result, out, _ = run(shell, capsys, "%%bp\ngraph grad(g2)\n")
+    assert result.success and out == _bp_prints("def g2(x) = tanh(x)\ngraph grad(g2)")
+    result, out, _ = run(shell, capsys, "%%bp\nplot sin on (0, 3)\n")
+    assert result.success and out == _bp_prints("plot sin on (0, 3)") and "sin" in out
+
+
+def _bp_prints(src: str) -> str:
+    import io
+    import dsl
+    bp = dsl.Interpreter(stdout=io.StringIO())
+    bp.exec(src)
+    return bp.stdout.getvalue()
+
+
+@pytest.fixture
+def notebook(shell, monkeypatch):
+    """The test shell as a notebook frontend sees it: every MIME type shown, and the
+    bundles published recorded instead of printed."""
+    import dsl.ipython
+    monkeypatch.setattr(dsl.ipython, "_terminal", lambda shell: False)
+    monkeypatch.setattr(shell.display_formatter, "active_types",
+                        list(shell.display_formatter.format_types))
+    published = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, metadata=None, **kw: published.append(data))
+    return published
+
+
+def test_ipython_notebook_graph_is_an_svg_picture(shell, capsys, notebook):
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not on PATH")
+    run(shell, capsys, "%%bp\ndef g3(x) = x * sin(x)\n")
+    result, out, _ = run(shell, capsys, "%%bp\ngraph grad(g3)\n")
+    assert result.success and out == ""
+    (bundle,) = notebook
+    assert bundle["text/plain"] == _bp_prints("def g3(x) = x * sin(x)\ngraph grad(g3)").rstrip("\n")
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(bundle["image/svg+xml"])
+    ns = "{http://www.w3.org/2000/svg}"
+    ops = sorted(g.find(f"{ns}text").text for g in root.iter(f"{ns}g") if g.get("class") == "node")
+    # d/dx x sin x = sin x + x cos x: inputs x; sin, cos, mul, add (and x*sin x's own mul)
+    assert {"x", "sin", "cos", "add"} <= set(ops) and "mul" in ops
+
+
+def test_ipython_notebook_graph_without_dot_is_the_listing(shell, capsys, notebook, monkeypatch):
+    import dsl.ipython
+    monkeypatch.setattr(dsl.ipython.shutil, "which", lambda name: None)
+    run(shell, capsys, "%%bp\ndef g4(x) = exp(x)\n")
+    result, out, _ = run(shell, capsys, "%%bp\ngraph grad(g4)\n")
+    assert result.success and notebook == []
+    assert out == _bp_prints("def g4(x) = exp(x)\ngraph grad(g4)")
+    g = dsl.ipython._session(shell).graph("grad(g4)")
+    assert dsl.ipython.graph_svg(g) is None
+
+
+def test_ipython_graph_objects_get_the_svg_formatter(shell):
+    import dsl.ipython
+    from dsl.render import FunctionGraph
+    formatter = shell.display_formatter.formatters["image/svg+xml"]
+    assert formatter.lookup_by_type(FunctionGraph) is dsl.ipython.graph_svg
+
+
+def test_ipython_notebook_plot_is_a_png_image(shell, capsys, notebook):
+    pytest.importorskip("matplotlib")
+    result, out, _ = run(shell, capsys, "%%bp\nplot tanh, cos on (-2, 2)\n")
+    assert result.success and out == ""
+    (bundle,) = notebook
+    import base64
+    png = base64.b64decode(bundle["image/png"]) if isinstance(bundle["image/png"], str) \
+        else bundle["image/png"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "tanh" in bundle["text/plain"] and "cos" in bundle["text/plain"]
+
+
+def test_ipython_notebook_plot_without_matplotlib_is_text(shell, capsys, notebook, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result, out, _ = run(shell, capsys, "%%bp\nplot sin on (0, 3)\n")
+    assert result.success and notebook == []
+    assert out == _bp_prints("plot sin on (0, 3)")
