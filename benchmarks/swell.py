@@ -7,11 +7,22 @@ diff(tanh, n) and diff(x -> sin(x)*exp(-x^2/2), n) for n = 1…12, and of the
 20th derivative of sin; beside them, when SymPy is installed, SymPy's
 count_ops of the same derivatives, unsimplified and after cse.  Checks the
 bar: the 8th derivative of tanh in at most 60 nodes, growth at most
-quadratic in n.  Deterministic: no timing.
+quadratic in n.
+
+Then Taylor mode (issue 16): for the issue's four functions, diff(f, n) up to
+n = 20 (bp builds n!·taylor coefficient n or the nested derivatives, whichever
+is smaller), the Taylor graph alone (x -> taylor(f, n)(x, 1)[n]), the nested
+derivatives of before (grad of sum, n times; up to n = 6, after which they
+take seconds to build), SymPy after cse (up to n = 10) and, when JAX is
+installed, the jaxpr equations of jax.experimental.jet at order n.  Checks
+issue 16's bars: diff(exp(sin(x))/(1+x^2), 8) in at most 300 nodes and its
+order 20 built in at most 0.2 s (CPU time, best of 3), diff(tanh, 20) in at
+most 80, and c(n)/n² for n = 10…20 within 1.25 times its value at 10.
 """
 from __future__ import annotations
 
 import sys
+import time
 
 import dsl
 
@@ -56,7 +67,87 @@ def main() -> int:
             print(f"  8th derivative: {counts[7]} nodes (bar: 60) {'ok' if counts[7] <= 60 else 'OVER'}")
             ok &= counts[7] <= 60
     print(f"\ndiff(sin, 20): {nodes(bp, 'diff(sin, 20)')} nodes")
+    ok &= taylor_table(bp)
     return 0 if ok else 1
+
+
+# Issue 16's functions: bp source, SymPy expression, jax.numpy function (a lambda source).
+TAYLOR_FUNCTIONS = {
+    "exp(sin(x))/(1+x^2)": ("x -> exp(sin(x))/(1+x^2)", "exp(sin(x))/(1+x**2)",
+                            "lambda x: jnp.exp(jnp.sin(x)) / (1 + x**2)"),
+    "log(1+x^2)*tanh(x)": ("x -> log(1+x^2)*tanh(x)", "log(1+x**2)*tanh(x)",
+                           "lambda x: jnp.log(1 + x**2) * jnp.tanh(x)"),
+    "x^x": ("x -> x^x", "x**x", "lambda x: x**x"),
+    "tanh": ("tanh", "tanh(x)", "lambda x: jnp.tanh(x)"),
+}
+TAYLOR_ORDERS = (4, 6, 8, 10, 12, 16, 20)
+
+
+def nested(bp: dsl.Interpreter, src: str, n: int) -> int:
+    """The nodes of grad(x -> sum(·)) applied n times: diff as it was built before."""
+    bp.exec(f"swell_d0 = {src}")
+    for k in range(1, n + 1):
+        bp.exec(f"swell_d{k} = grad(x -> sum(swell_d{k - 1}(x)))")
+    return nodes(bp, f"swell_d{n}")
+
+
+def jet_equations(jnp_src: str, n: int):
+    """Equations of the jaxpr of jax.experimental.jet's order-n expansion, or None."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        from jax.experimental.jet import jet
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    f = eval(jnp_src, {"jnp": jnp})
+    terms = (1.0,) + (0.0,) * (n - 1)
+    jaxpr = jax.make_jaxpr(lambda x: jet(f, (x,), (terms,))[1][-1])(0.5)
+    return len(jaxpr.jaxpr.eqns)
+
+
+def build_time(src: str, n: int) -> float:
+    best = float("inf")
+    for _ in range(3):
+        bp = dsl.Interpreter()
+        start = time.process_time()
+        bp.graph(f"diff({src}, {n})")
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def taylor_table(bp: dsl.Interpreter) -> bool:
+    ok = True
+    have_sympy = sympy_counts("x", 1) is not None
+    have_jax = jet_equations("lambda x: x", 1) is not None
+    print("\nTaylor mode (issue 16): operation nodes of diff(f, n); the Taylor graph alone;"
+          " the nested derivatives of before" + ("; SymPy after cse" if have_sympy else "")
+          + ("; JAX jet jaxpr equations" if have_jax else " (JAX not installed: no jet column)"))
+    for label, (src, sympy_expr, jnp_src) in TAYLOR_FUNCTIONS.items():
+        print(f"\n  {label}")
+        counts = {}
+        for n in TAYLOR_ORDERS:
+            counts[n] = c = nodes(bp, f"diff({src}, {n})")
+            alone = nodes(bp, f"x -> taylor({src}, {n})(x, 1)[{n}]")
+            row = f"    n={n:2d}  diff {c:5d}  taylor {alone:5d}"
+            row += f"  nested {nested(bp, src, n):6d}" if n <= 6 else "  nested      -"
+            if have_sympy:
+                row += f"  sympy {sympy_counts(sympy_expr, n)[1]:6d}" if n <= 10 else "  sympy      -"
+            if have_jax:
+                row += f"  jet {jet_equations(jnp_src, n):6d}"
+            print(row)
+        ratios = {n: counts[n] / n**2 for n in TAYLOR_ORDERS if n >= 10}
+        quadratic = max(ratios.values()) <= 1.25 * ratios[10]
+        print(f"    growth at most quadratic up to n = 20: {'yes' if quadratic else 'NO'}")
+        ok &= quadratic
+    c8 = nodes(bp, "diff(x -> exp(sin(x))/(1+x^2), 8)")
+    c20 = nodes(bp, "diff(tanh, 20)")
+    seconds = build_time("x -> exp(sin(x))/(1+x^2)", 20)
+    print(f"\n  diff(exp(sin(x))/(1+x^2), 8): {c8} nodes (bar: 300) {'ok' if c8 <= 300 else 'OVER'}")
+    print(f"  diff(exp(sin(x))/(1+x^2), 20) built in {seconds:.3f} s CPU (bar: 0.2 s) "
+          f"{'ok' if seconds <= 0.2 else 'OVER'}")
+    print(f"  diff(tanh, 20): {c20} nodes (bar: 80) {'ok' if c20 <= 80 else 'OVER'}")
+    return ok and c8 <= 300 and seconds <= 0.2 and c20 <= 80
 
 
 if __name__ == "__main__":
