@@ -24,6 +24,7 @@ from . import commands, display, keys, progress, style
 from .completer import BpCompleter
 from .history import open_history
 from .lexer import BpLexer
+from .pager import PagingConsole
 
 PROMPT = "bp> "
 ANS = "ans"                                  # the last value shown
@@ -39,7 +40,7 @@ class Repl:
         self.inputs = 0                      # inputs read so far: each is its own source file
         self.show_progress = progress
         self._install_progress()
-        self.console = console or Console(highlight=False)
+        self.console = console or PagingConsole(highlight=False)   # long output: a pager
         self.session: PromptSession = PromptSession(
             message=[("class:prompt", PROMPT)],
             prompt_continuation=lambda width, line, soft: [("class:continuation", CONTINUATION)],
