@@ -196,8 +196,9 @@ class Lowerer:
         for v, item in zip(values, items):
             if v.shape != first and isinstance(v.shape, tuple) and isinstance(first, tuple):
                 raise BpShapeError(f"a list literal must be rectangular: an item of shape "
-                                   f"{shapes.fmt(v.shape)} beside one of shape {shapes.fmt(first)}",
-                                   item.span)
+                                   f"{shapes.fmt(v.shape)} beside one of shape {shapes.fmt(first)} "
+                                   f"(to join pieces of different lengths: concat(a, b) or "
+                                   f"concat((a, b)))", item.span)
         return apply("stack", values, {"axis": 0}, span)
 
     def field(self, rec, name: str, span: Span):

@@ -124,3 +124,33 @@ def test_norm_orders_of_singular_values_follow_numpy():
                                rtol=1e-12)
     np.testing.assert_allclose(bp.eval("grad(B -> norm(B, -2))(A)"), np.outer(U[:, -1], Vh[-1]),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, numpy_call", [
+    ("concat([[1, 2], [3, 4]])", lambda: np.concatenate([[1, 2], [3, 4]])),
+    ("concat([a, b])", lambda: np.concatenate([[1, 2], [5, 6, 7]][:1] + [[5, 6]])),
+    ("concat(([1, 2], [3]))", lambda: np.concatenate(([1, 2], [3]))),
+    ("concat(M, axis=1)", lambda: np.concatenate(np.arange(12.0).reshape(2, 3, 2), axis=1)),
+    ("stack([[1, 2], [3, 4]])", lambda: np.stack([[1, 2], [3, 4]])),
+    ("stack([a, b], axis=1)", lambda: np.stack([[1, 2], [5, 6]], axis=1)),
+    ("stack(M, axis=2)", lambda: np.stack(np.arange(12.0).reshape(2, 3, 2), axis=2)),
+    ("stack([1, 2, 3])", lambda: np.stack([1, 2, 3])),
+])
+def test_concat_and_stack_of_one_sequence_are_numpys(call, numpy_call):
+    """concat/stack with one argument take it as NumPy takes one: a tuple is the
+    sequence of pieces, a tensor the sequence of its rows (so concat([a, b]) of a list
+    literal joins a and b rather than returning the stacked matrix)."""
+    bp = dsl.Interpreter()
+    bp.exec("a = [1, 2]\nb = [5, 6]\nM = reshape(arange(12), (2, 3, 2))")
+    got = bp.eval(call)
+    want = numpy_call()
+    assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_concat_of_one_tensor_of_unknown_shape_asks_for_the_pieces():
+    bp = dsl.Interpreter()
+    bp.exec("def f(x) = concat(x)")
+    with pytest.raises(dsl.BpError) as err:
+        bp.graph("f")
+    assert "pass the pieces" in str(err.value) and err.value.span is not None
+    assert bp.eval("f([[1, 2], [3, 4]])").tolist() == [1, 2, 3, 4]
