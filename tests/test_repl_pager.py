@@ -86,10 +86,15 @@ def test_not_paged_while_a_progress_bar_is_live():
 def test_the_pager_command_gets_the_text_and_colours(tmp_path, monkeypatch):
     monkeypatch.delenv("LESS", raising=False)
     out = tmp_path / "paged"
-    assert pager.page("\x1b[1mbold\x1b[0m θ\n", f"{{ printf '%s|' \"$LESS\"; cat; }} > '{out}'")
+    (tmp_path / "fake_pager.py").write_text(   # a pager that writes down $LESS and its input
+        "import os, sys\n"
+        "text = sys.stdin.buffer.read().decode('utf-8')\n"
+        f"open({str(out)!r}, 'w', encoding='utf-8').write(os.environ.get('LESS', '') + '|' + text)\n")
+    cmd = f"'{sys.executable}' '{tmp_path / 'fake_pager.py'}'"
+    assert pager.page("\x1b[1mbold\x1b[0m θ\n", cmd)
     assert out.read_text(encoding="utf-8") == "-R|\x1b[1mbold\x1b[0m θ\n"
     monkeypatch.setenv("LESS", "-X")                          # the user's LESS is kept
-    pager.page("x", f"{{ printf '%s|' \"$LESS\"; cat; }} > '{out}'")
+    pager.page("x", cmd)
     assert out.read_text() == "-X|x"
     monkeypatch.setenv("PAGER", "more -d")
     assert pager.command() == "more -d"
