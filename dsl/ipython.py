@@ -68,11 +68,14 @@ class Plot:
         return self.figure.text()
 
 
+MAX_PICTURE_NODES = 500     # a larger graph is slow to lay out and unreadable: its listing
+
+
 def graph_svg(graph: FunctionGraph) -> str | None:
     """The graph as an SVG picture, drawn by Graphviz's `dot`; None (so the listing is
-    shown) where `dot` is not on PATH or fails."""
+    shown) where `dot` is not on PATH or fails, or the graph is too large to read."""
     dot = shutil.which("dot")
-    if dot is None:
+    if dot is None or len(graph.nodes) > MAX_PICTURE_NODES:
         return None
     try:
         run = subprocess.run([dot, "-Tsvg"], input=graph.to_dot(), capture_output=True,

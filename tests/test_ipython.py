@@ -159,3 +159,15 @@ def test_ipython_notebook_plot_without_matplotlib_is_text(shell, capsys, noteboo
     result, out, _ = run(shell, capsys, "%%bp\nplot sin on (0, 3)\n")
     assert result.success and notebook == []
     assert out == _bp_prints("plot sin on (0, 3)")
+
+
+def test_ipython_a_graph_too_large_to_read_is_its_listing(shell, monkeypatch):
+    import shutil
+    import dsl.ipython
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not on PATH")
+    g = dsl.ipython._session(shell).graph("x -> sum(cumsum(x) * x)")
+    monkeypatch.setattr(dsl.ipython, "MAX_PICTURE_NODES", len(g.nodes))
+    assert dsl.ipython.graph_svg(g).startswith("<svg")
+    monkeypatch.setattr(dsl.ipython, "MAX_PICTURE_NODES", len(g.nodes) - 1)
+    assert dsl.ipython.graph_svg(g) is None
