@@ -11,9 +11,12 @@ put on the device once, not literals in its text.  Results come back as NumPy
 arrays.
 
 With `devices=N` the plan is data-parallel over a 1-D mesh of N devices
-(`jax.sharding.NamedSharding`): every input and constant whose first axis N
-divides is split along it, the rest replicated, and XLA's SPMD partitioner
-inserts the reductions.  On one device it is the same program.
+(`jax.sharding.NamedSharding`): the data are split along their first axis, the
+rest (parameters, small constants) replicated, and XLA's SPMD partitioner
+inserts the reductions.  The data are the inputs and constants whose first axis
+is the plan's batch size, the longest first axis among them, when N divides it
+(a training step's X and Y; its weights are shorter).  On one device it is the
+same program.
 
 Where JAX cannot take a plan, the NumPy plan runs it, and `fallback` says why:
 a host function (Python code that jit cannot trace), a loop keeping a tape of a
@@ -99,10 +102,13 @@ class JaxPlan:
         else:
             from jax.sharding import NamedSharding, PartitionSpec
             n = mesh.devices.size
+            shapes = [s for s in self.input_shapes + [v.shape for v in self._consts]
+                      if isinstance(s, tuple) and s]
+            batch = max((s[0] for s in shapes), default=0)
 
             def sharding(shape):
-                split = isinstance(shape, tuple) and len(shape) >= 1 and shape[0] % n == 0 \
-                    and shape[0] >= n
+                split = isinstance(shape, tuple) and len(shape) >= 1 and shape[0] == batch \
+                    and batch % n == 0 and batch > 1
                 return NamedSharding(mesh, PartitionSpec("data") if split else PartitionSpec())
             self.input_shardings = [sharding(s) for s in self.input_shapes]
             const_shardings = [sharding(v.shape) for v in self._consts]
