@@ -419,10 +419,22 @@ register(OpDef(name="reshape", kernel=lambda x, shape: np.reshape(x, shape), sha
                jvp=lambda ts, out, ins, a: apply("reshape", [ts[0]], a),
                fold=_fold_same_shape, batch=_batch_to_own_shape, export="np.reshape({0}, {shape!r})",
                doc="the same elements in a new shape (one dimension may be -1)"))
+def _fold_one_piece(stacking: bool):
+    """A join of one piece is the piece (with the new axis, for stack): so no node
+    prints as concat(x) or stack(x), which bp reads as the rows of x, as NumPy does."""
+    def fold(ins, attrs, shape):
+        if len(ins) != 1:
+            return None
+        if not stacking:
+            return ins[0]
+        return apply("expand_dims", [ins[0]], {"axis": (attrs.get("axis", 0),)})
+    return fold
+
+
 register(OpDef(name="concat", kernel=lambda *xs, axis=0: np.concatenate(xs, axis=axis),
                shape=_join_shape(False), params=("xs",), variadic=True,
                attrs=(Attr("axis", "int", 0),), vjp=_join_vjp(False), jvp=_join_jvp("concat"),
-               batch=_batch_join, export=_join_code("concatenate"),
+               batch=_batch_join, export=_join_code("concatenate"), fold=_fold_one_piece(False),
                doc="join tensors along an existing axis"))
 def _stack(*xs, axis=0):
     # Along axis 0 (the shape rule has made the shapes equal) np.array stacks in one
@@ -433,7 +445,7 @@ def _stack(*xs, axis=0):
 register(OpDef(name="stack", kernel=_stack,
                shape=_join_shape(True), params=("xs",), variadic=True,
                attrs=(Attr("axis", "int", 0),), vjp=_join_vjp(True), jvp=_join_jvp("stack"),
-               batch=_batch_join, export=_join_code("stack"),
+               batch=_batch_join, export=_join_code("stack"), fold=_fold_one_piece(True),
                doc="join tensors of one shape along a new axis"))
 register(OpDef(name="broadcast_to", kernel=lambda x, shape: np.broadcast_to(x, shape).copy(),
                shape=broadcast_to_shape, attrs=(Attr("shape", "shape", required=True),),
