@@ -364,3 +364,21 @@ def test_every_op_against_nested_jvp(name, sample):
     want = case.run(nested)
     for k in range(3):
         _check_close(got[k] * math.factorial(k + 1), want[k], 1e-9, f"{name}: coefficient {k + 1}")
+
+
+def test_export_writes_the_coefficients(tmp_path):
+    """export of a taylor transform writes NumPy code that gives the same coefficients."""
+    import importlib.util
+    bp = dsl.Interpreter()
+    bp.exec("def f(x: [3]) = sum(tanh(x) * exp(x[0] * x))")
+    target = tmp_path / "m_taylor.py"
+    bp.exec(f'export taylor(f, 3) to "{target}"')
+    spec = importlib.util.spec_from_file_location("m_taylor", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x, v = np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.0, -1.0])
+    got = module.taylor_f(x, v)
+    want = bp.eval("taylor(f, 3)([0.1, 0.2, 0.3], [1, 0, -1])")
+    assert len(got) == 4
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-14)

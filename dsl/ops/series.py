@@ -546,3 +546,19 @@ def gelu(ss, out, ins, attrs, n):
     cdf0 = scale(0.5, _op("erfc", scale(-1 / math.sqrt(2), x)))
     cdf = along(xs, cdf0, phi[0], lambda ys, k: phi[k], n)
     return [out] + product_series(xs, cdf, n)[1:]
+
+
+def solve(ss, out, ins, attrs, n):
+    """X = solve(A, b): from A·X = b, Xₖ = solve(A₀, bₖ - Σⱼ₌₁ᵏ Aⱼ·Xₖ₋ⱼ).  Where A·X is a
+    matmul (one matrix A, or b a stack like A); None for a vector b against a stack of
+    A, or ranks known only at call time."""
+    a, b = ss
+    A, B = ins
+    if not (isinstance(A.shape, tuple) and isinstance(B.shape, tuple)) \
+            or (len(A.shape) > 2 and len(B.shape) == 1):
+        return None
+    xs = [out]
+    for k in range(1, n + 1):
+        rhs = sub(b[k], total(_matmul(a[j], xs[k - j]) for j in range(1, k + 1)))
+        xs.append(None if rhs is None else apply("solve", [A, rhs]))
+    return xs
