@@ -34,7 +34,8 @@ def taylor_graph(outputs: list[Node], wrt: list[Node], directions: list[Node], n
     """The series [y₀, y₁, …, yₙ] of each output along x(t) = x + t·v; a
     coefficient that is None is zero."""
     order = topo_order(outputs)
-    series: dict[int, list] = {id(w): [w, v] + [None] * (n - 1) for w, v in zip(wrt, directions)}
+    series: dict[int, list] = {id(w): ([w, v] + [None] * (n - 1))[:n + 1]
+                               for w, v in zip(wrt, directions)}
     linear_ok: dict = {}
     for node in order:
         if id(node) in series or not node.inputs:

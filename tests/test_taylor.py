@@ -382,3 +382,20 @@ def test_export_writes_the_coefficients(tmp_path):
     assert len(got) == 4
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_order_zero_and_the_identity():
+    bp = dsl.Interpreter()
+    assert [float(c) for c in bp.eval("taylor(sin, 0)(1, 1)")] == [math.sin(1)]
+    assert [float(c) for c in bp.eval("taylor(x -> x, 2)(2, 3)")] == [2, 3, 0]
+
+
+def test_a_loop_node_is_a_located_error_and_diff_goes_around_it():
+    """A while loop is one loop node, with no Taylor rule: taylor says so at the loop;
+    diff falls back to the nested derivatives (g(x) = sin(sin(sin(x)·x)·x)·x)."""
+    bp = dsl.Interpreter()
+    bp.exec("def g(x) {\n  s = x\n  i = 0\n  while i < 3 { s = sin(s) * x; i = i + 1 }\n  return s\n}")
+    err = _error(bp, "y = taylor(g, 3)(0.5, 1)")
+    assert "loop has no Taylor rule" in str(err) and err.span.line == 4
+    ref = mpmath.diff(lambda x: mpmath.sin(mpmath.sin(mpmath.sin(x) * x) * x) * x, 0.5, 3)
+    assert abs(float(bp.eval("diff(g, 3)(0.5)")) - float(ref)) <= 1e-12 * abs(float(ref))
