@@ -73,6 +73,7 @@ class JaxPlan:
         self._mesh = mesh
         self.fallback: str | None = None      # why the NumPy plan runs this one
         self._jit = None
+        self._traced = False
         if any(n.op in ("host", "host_vjp") for n in order):
             self.fallback = "it calls a host function (Python code JAX cannot trace)"
             return
@@ -131,7 +132,20 @@ class JaxPlan:
             return self.numpy_plan().run(arrays, check_nan, flag)
         if self._place is not None:
             arrays = self._place(arrays)
-        out = self._jit(*arrays, *self._consts)
+        if not self._traced:                  # the first call traces: JAX may refuse the code
+            try:
+                out = self._jit(*arrays, *self._consts)
+            except BpError:
+                raise
+            except Exception as err:
+                if STRICT:
+                    raise
+                self._jit, self.fallback = None, f"JAX could not trace it ({type(err).__name__})"
+                return self.numpy_plan().run(arrays if self._place is None else
+                                             [np.asarray(a) for a in arrays], check_nan, flag)
+            self._traced = True
+        else:
+            out = self._jit(*arrays, *self._consts)
         return [np.array(o, dtype=np.float64) for o in out]
 
     def device_arrays(self, arrays) -> list:

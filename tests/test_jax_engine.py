@@ -373,3 +373,55 @@ def test_devices_shard_the_data_and_give_the_same_losses():
     assert r["shards"][4] == [[60, 2]] and r["shards"][5] == [[60, 3]]
     assert r["shards"][0] == [[2, 16]]
     assert r["devices"] == [4] * 7
+
+
+# ── property: random well-formed functions, the same numbers on both engines ──
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+UNARY = ["sin", "cos", "tanh", "exp", "sigmoid", "softplus", "log1p(abs", "sqrt(abs", "relu",
+         "abs", "softmax", "log_softmax", "cumsum", "sort", "erf", "atan", "square"]
+BINARY = ["+", "-", "*", "/", "^ 2 *", "@ A @"]
+
+
+def _grow(e):
+    return st.one_of(
+        st.tuples(st.sampled_from(UNARY), e).map(
+            lambda p: f"{p[0]}({p[1]}){')' if '(' in p[0] else ''}"),
+        st.tuples(e, st.sampled_from(BINARY), e).map(lambda p: f"({p[0]} {p[1]} {p[2]})"),
+        st.tuples(e, e).map(lambda p: f"where({p[0]} > 0, {p[0]}, {p[1]})"),
+        st.tuples(e, e).map(lambda p: f"maximum({p[0]}, {p[1]})"),
+        e.map(lambda x: f"(x * sum({x}) / 3)"),
+        e.map(lambda x: f"(x - mean({x}))"),
+    )
+
+
+Interpreter().exec("0")   # raises the recursion limit once, before hypothesis notes it
+
+FUNCTIONS = st.recursive(st.sampled_from(["x", "(2 * x)", "(x + 1)", "[0.5, -1, 2]"]), _grow,
+                         max_leaves=6)
+OUTCOMES: list = []
+CALLS = ["h(v)", "grad(x -> sum(h(x)))(v)", "jacobian(h)(v)", "hvp(x -> sum(h(x)^2))(v, w)"]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(FUNCTIONS, st.sampled_from(CALLS))
+def test_random_functions_give_the_same_numbers_on_both_engines(body, call):
+    program = (f"A = [[1, 0.5, 0], [0.5, 2, 0.25], [0, 0.25, 1]]\nv = [0.3, -1.2, 0.7]\n"
+               f"w = [1, -1, 0.5]\ndef h(x) = {body}\n")
+    results = []
+    for engine in ("numpy", "jax"):
+        bp = Interpreter(engine=engine)
+        bp.exec(program)
+        try:
+            results.append(bp.eval(call))
+        except BpError as err:
+            results.append(err.kind)
+    want, got = results
+    OUTCOMES.append(isinstance(want, str))
+    if isinstance(want, str):
+        assert got == want
+    else:
+        _same_value(np.asarray(want), np.asarray(got), f"{body}: {call}")
