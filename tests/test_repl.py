@@ -113,9 +113,12 @@ def test_repl_quit_leaves():
 
 
 def test_repl_prints_values_like_print_and_matrices_aligned():
-    out, _, _ = drive("grad(x -> x^2 * sin(x))\r[[1, 2.5], [300, 4]]\rprint 7, [1, 2]\r(1, {a: 2})\r")
+    wide = "[" + ", ".join(["[" + ", ".join(["1.5"] * 12) + "]", "[" + ", ".join(["300"] * 12) + "]"]) + "]"
+    out, _, _ = drive("grad(x -> x^2 * sin(x))\r[[1, 2.5], [300, 4]]\rprint 7, [1, 2]\r(1, {a: 2})\r"
+                      + wide + "\r")
     assert "x -> 2*x*sin(x) + x^2*cos(x)" in out
-    assert "[[  1, 2.5],\n [300,   4]]" in out
+    assert "[[1, 2.5], [300, 4]]" in out             # a small matrix: one line, as it fits
+    assert "[[1.5, 1.5" in out and ",\n [300, 300" in out   # one wider than the terminal: a row a line
     assert "7 [1, 2]" in out and "(1, {a: 2})" in out
 
 

@@ -105,7 +105,7 @@ class Repl:
         """Show the value of an expression statement, as it is computed; `ans` holds
         it after (as in Julia and MATLAB)."""
         self._flush()
-        self.console.print(display.value(self.interp, value), soft_wrap=True)
+        self.console.print(display.value(self.interp, value, self.console.width), soft_wrap=True)
         self.interp.globals[ANS] = value
 
     def source_name(self) -> str:

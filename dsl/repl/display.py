@@ -32,11 +32,14 @@ def source(text: str) -> Text:
     return out
 
 
-def value(interp, v) -> Text:
-    """A value as the REPL echoes it: the engine's text, a matrix in aligned columns."""
-    if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] > 1 and 0 < v.size <= MAX_ALIGNED:
+def value(interp, v, width: int = 80) -> Text:
+    """A value as the REPL echoes it: the engine's text; a matrix on one line when that
+    fits in `width` columns (the terminal's), else in aligned columns, a row a line."""
+    text = interp.format(v)
+    if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] > 1 and 0 < v.size <= MAX_ALIGNED \
+            and len(text) > width:
         return source(_aligned(interp, v))
-    return source(interp.format(v))
+    return source(text)
 
 
 def _aligned(interp, m: np.ndarray) -> str:
