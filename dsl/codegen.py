@@ -265,8 +265,8 @@ def _reserved(engine: str = "numpy") -> tuple[frozenset, frozenset]:
             read |= {s.get_name() for s in t.get_symbols()
                      if s.is_global() or (t is top and s.is_referenced())}
             tables.extend(t.get_children())
-        _RESERVED[engine] = (frozenset(defined | {"np", "jnp", "jax", "math"}),
-                             frozenset(read - defined))
+        imported = {"np", "math"} | ({"jnp", "jax"} if engine == "jax" else set())
+        _RESERVED[engine] = frozenset(defined | imported), frozenset(read - defined)
     return _RESERVED[engine]
 
 

@@ -268,7 +268,7 @@ export hessian(f) to "hess.py" as jax
               "for key, args in cases.items():\n"
               "    mod, fn = key.split('.')\n"
               "    f = getattr(sys.modules[mod], fn)\n"
-              "    got = f(*args) if mod == 'jac' else jax.jit(f)(*args)\n"
+              "    got = jax.jit(f)(*args)\n"
               "    out[key] = jax.tree_util.tree_map(np.asarray, got)\n"
               f"pickle.dump(out, open({str(tmp_path / 'out.pkl')!r}, 'wb'))\n"
               "print(sorted(sys.modules.keys() & {'dsl', 'torch'}))\n")
@@ -425,3 +425,21 @@ def test_random_functions_give_the_same_numbers_on_both_engines(body, call):
         assert got == want
     else:
         _same_value(np.asarray(want), np.asarray(got), f"{body}: {call}")
+
+
+def test_export_as_jax_names_are_data(tmp_path):
+    """Parameters and globals called jnp, jax, np, lambda do not capture the module's names."""
+    bp = Interpreter()
+    bp.exec(f"""
+jnp = [1, 2]
+def f(jax, np, lambda) = sum(jnp * sin(jax) * np + lambda)
+export grad(f) to "{tmp_path}/names.py" as jax
+""")
+    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+              "import numpy as np, jax, names\n"
+              "print(np.asarray(jax.jit(names.grad_f)(np.array([0.5, 1.0]), 2.0, 3.0)).tolist())\n")
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = bp.function("grad(f)")(np.array([0.5, 1.0]), 2.0, 3.0)
+    _same_value(np.asarray(want), np.asarray(eval(done.stdout)), "names")
+    np.testing.assert_allclose(want, np.array([1, 2]) * np.cos([0.5, 1.0]) * 2, rtol=1e-15)
