@@ -38,6 +38,7 @@ from .. import shapes
 from ..errors import BpShapeError, BpValueError
 from . import (Attr, CallForm, Jax, Macro, OpDef, apply, bind, building, const, register,
                register_macro, signature)
+from . import series as _series
 from .batched import lift, on_last_axes
 from .shape import known_shape
 from .sym import add, div, mul, neg, op, sub, unbroadcast
@@ -666,7 +667,7 @@ register(OpDef(name="pinv", kernel=lambda a, rcond=1e-15: np.linalg.pinv(a, rcon
 register(OpDef(name="solve_triangular", kernel=_solve_triangular, shape=_solve_triangular_shape,
                params=("a", "b"), attrs=(Attr("trans", "int", 0), Attr("lower", "flag", False),
                                          Attr("unit_diagonal", "flag", False)),
-               vjp=_st_vjp, jvp=_st_jvp, batch=_batch_solve_triangular,
+               vjp=_st_vjp, jvp=_st_jvp, batch=_batch_solve_triangular, taylor=_series.by_solves,
                export="_solve_triangular({0}, {1}, {trans}, {lower}, {unit_diagonal})",
                helpers=(_solve_triangular,),
                doc="x with a @ x = b (trans=1: a' @ x = b) for a triangular a, reading only its "

@@ -559,5 +559,5 @@ register(OpDef(name="det", kernel=np.linalg.det, shape=det_shape, vjp=_det_vjp, 
                doc="determinant"))
 register(OpDef(name="solve", kernel=_solve, shape=solve_shape, params=("A", "b"),
                vjp=_solve_vjp, jvp=_solve_jvp, batch=_batch_solve, export="_solve({0}, {1})",
-               taylor=_series.solve,
+               taylor=_series.by_solves,
                helpers=(_solve,), doc="x with A @ x = b"))

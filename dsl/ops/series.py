@@ -548,17 +548,20 @@ def gelu(ss, out, ins, attrs, n):
     return [out] + product_series(xs, cdf, n)[1:]
 
 
-def solve(ss, out, ins, attrs, n):
-    """X = solve(A, b): from A·X = b, Xₖ = solve(A₀, bₖ - Σⱼ₌₁ᵏ Aⱼ·Xₖ₋ⱼ).  Where A·X is a
-    matmul (one matrix A, or b a stack like A); None for a vector b against a stack of
-    A, or ranks known only at call time."""
-    a, b = ss
-    A, B = ins
-    if not (isinstance(A.shape, tuple) and isinstance(B.shape, tuple)) \
-            or (len(A.shape) > 2 and len(B.shape) == 1):
+def by_solves(ss, out, ins, attrs, n):
+    """An op x = S(a, b) solving a linear system a·x = b (solve, solve_triangular): its JVP is
+    S(a, db) - S(a, da·x), linear in (da, x) together, so with x read as Xₖ₋ⱼ it gives
+    each term of Xₖ = S(a, bₖ) - Σⱼ₌₁ᵏ S(a, aⱼ·Xₖ₋ⱼ).  Only at known ranks (where the JVP
+    reads x, not b)."""
+    from . import REGISTRY
+    if not all(isinstance(i.shape, tuple) for i in ins):
         return None
+    jvp = REGISTRY[out.op].jvp
+    a, b = ss
     xs = [out]
     for k in range(1, n + 1):
-        rhs = sub(b[k], total(_matmul(a[j], xs[k - j]) for j in range(1, k + 1)))
-        xs.append(None if rhs is None else apply("solve", [A, rhs]))
+        terms = [None if b[k] is None else jvp((None, b[k]), out, ins, attrs)]
+        terms += [jvp((a[j], None), xs[k - j], ins, attrs)
+                  for j in range(1, k + 1) if a[j] is not None and xs[k - j] is not None]
+        xs.append(total(terms))
     return xs
