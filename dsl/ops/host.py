@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import shapes
 from ..errors import BpShapeError, BpTypeError, BpValueError
-from . import OpDef, apply, register
+from . import Jax, OpDef, apply, register
 from .batched import NO_SEED
 
 
@@ -88,10 +88,13 @@ def _second_order(ct, out, ins, attrs):
                       f"is Python code): bp cannot differentiate it again")
 
 
+_NO_JAX = Jax(why="a host function is Python code, which jax.jit cannot trace (the JAX engine "
+                  "runs a plan that calls one with NumPy)")
 register(OpDef(name="host", kernel=_call, shape=_host_shape, params=("xs",), variadic=True,
                builtin=False, vjp=_host_vjp, jvp=_no_forward, batch=NO_SEED, export=_no_export,
+               jax=_NO_JAX,
                doc="a Python function defined into the session"))
 register(OpDef(name="host_vjp", kernel=_vjp_kernel, shape=lambda shs, a, span: shs[a["i"]],
                params=("xs",), variadic=True, builtin=False, vjp=_second_order, jvp=_no_forward,
-               batch=NO_SEED, export=_no_export,
+               batch=NO_SEED, export=_no_export, jax=_NO_JAX,
                doc="the Python vjp of a host function"))
