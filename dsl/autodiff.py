@@ -342,10 +342,14 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             vs = _vector_leaves(vector, flat_ph, "vector v", span)
             result = per_wrt(jvp_graph(grads, flat_ph, vs))
         elif kind == "taylor":
-            out = _tensor_output(out, kind, span)
+            # A tuple or record output gives each coefficient in the output's structure.
+            outs = [_tensor_output(o, kind, span) for o in _output_leaves(out, kind, span)]
             vs = _vector_leaves(vector, flat_ph, "direction v", span)
-            coefs = taylor.taylor_graph([out], flat_ph, vs, dict(t.options)["n"])[0]
-            result = tuple(ops.zeros(out.shape, out) if c is None else c for c in coefs)
+            n = dict(t.options)["n"]
+            series = taylor.taylor_graph(outs, flat_ph, vs, n)
+            result = tuple(rebuild(out, iter([ops.zeros(o.shape, o) if s[k] is None else s[k]
+                                              for o, s in zip(outs, series)]))
+                           for k in range(n + 1))
         else:
             raise BpTypeError(f"unknown transform {kind}", span)
 
