@@ -18,15 +18,22 @@ is the plan's batch size, the longest first axis among them, when N divides it
 (a training step's X and Y; its weights are shorter).  On one device it is the
 same program.
 
+A loop that keeps a tape (a reverse-mode derivative through it) needs the tape's
+size when XLA compiles: a bound on its trip count known from the graph.  Where the
+count is an argument (`range(n)` of a parameter n), the plan is specialised to
+each value of n it is called with: a JaxPlan of the graph with n a constant, one
+jitted function per value (up to COUNT_PLANS of them).
+
 Where JAX cannot take a plan, the NumPy plan runs it, and `fallback` says why:
 a host function (Python code that jit cannot trace), a loop keeping a tape of a
-length known only when it runs, and `--check-nan` (which checks each step).
+length known only as it runs (a while loop), and `--check-nan` (which checks
+each step).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import codegen
+from . import autodiff, codegen, ops
 from .errors import BpError, BpValueError
 from .evaluate import Plan
 from .graph import Node, topo_order
@@ -34,6 +41,7 @@ from .graph import Node, topo_order
 INSTALL = "pip install 'bp-lang[jax]'"
 LITERAL_MAX = 16          # constants with more elements are arguments of the jitted function
 STRICT = False            # tests: a plan JAX cannot take is an error, not the NumPy plan
+COUNT_PLANS = 16          # specialisations of a plan to the values of its loop counts
 
 
 def require(span=None):
@@ -74,6 +82,7 @@ class JaxPlan:
         self.fallback: str | None = None      # why the NumPy plan runs this one
         self._jit = None
         self._traced = False
+        self._count_slots = ()
         if any(n.op in ("host", "host_vjp") for n in order):
             self.fallback = "it calls a host function (Python code JAX cannot trace)"
             return
@@ -85,6 +94,10 @@ class JaxPlan:
             src = codegen.module({"plan": (names, list(inputs) + consts, tuple(outputs))}, {},
                                  engine="jax")
         except BpError as err:
+            self._count_slots = _count_inputs(order, inputs)
+            if self._count_slots:              # range(n) of an argument: specialised to n
+                self._by_count: dict = {}
+                return
             if STRICT:
                 raise
             self.fallback = err.message
@@ -128,6 +141,8 @@ class JaxPlan:
 
     def run(self, arrays, check_nan: bool | None = None, flag=None) -> list[np.ndarray]:
         """The outputs for these input arrays, as NumPy arrays of their own."""
+        if self._count_slots and not check_nan:
+            return self._counted(arrays).run(arrays, check_nan, flag)
         if self._jit is None or check_nan:
             return self.numpy_plan().run(arrays, check_nan, flag)
         if self._place is not None:
@@ -148,6 +163,20 @@ class JaxPlan:
             out = self._jit(*arrays, *self._consts)
         return [np.array(o, dtype=np.float64) for o in out]
 
+    def _counted(self, arrays) -> JaxPlan:
+        """The plan for these values of its loop counts: the graph with each a constant."""
+        key = tuple(float(arrays[i]) for i in self._count_slots)
+        plan = self._by_count.get(key)
+        if plan is None:
+            mapping = {id(self.inputs[i]): ops.const(v) for i, v in zip(self._count_slots, key)}
+            plan = JaxPlan(self.inputs, autodiff.substitute(self.outputs, mapping), self._mesh)
+            if plan._count_slots:              # still unbounded: not a count of these
+                raise BpValueError("a loop's tape has no size known when it is compiled")
+            if len(self._by_count) >= COUNT_PLANS:
+                self._by_count.pop(next(iter(self._by_count)))
+            self._by_count[key] = plan
+        return plan
+
     def device_arrays(self, arrays) -> list:
         """The outputs as JAX arrays where they are (sharded over the mesh): for tests."""
         if self._place is not None:
@@ -160,3 +189,22 @@ class JaxPlan:
             from .evaluate import packer
             pack = self._pack = packer(template) or general
         return pack(results)
+
+
+def _count_inputs(order, inputs) -> list[int]:
+    """The positions of the plan's scalar inputs that a tape-keeping loop's trip count is
+    (directly, or through the count of the loop it reverses)."""
+    given = {id(n): i for i, n in enumerate(inputs)}
+    found = set()
+    for node in order:
+        if node.op != "loop" or not node.attr("body").emit:
+            continue
+        n = node.inputs[0]
+        while n.op == "loop":
+            b = n.attr("body")
+            if n.attr("part") != len(b.carried) + len(b.emit):
+                break
+            n = n.inputs[0]
+        if id(n) in given and n.shape == ():
+            found.add(given[id(n)])
+    return sorted(found)

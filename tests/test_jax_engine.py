@@ -223,15 +223,22 @@ def w(x) {
   while sum(s) < 100 { s = s * 1.5 + 1 }
   return sum(s^2)
 }
+def r(x, n) {
+  s = x
+  for k in range(n) { s = sin(s) * x + k }
+  return sum(s)
+}
 """
 
 
 @pytest.mark.parametrize("call", ["grad(f)([1, 2])", "hessian(f)([1, 2])", "h([1, 2])",
-                                  "grad(h)([1, 2])", "w([1, 2])", "grad(w)([0.5, 2])"])
+                                  "grad(h)([1, 2])", "w([1, 2])", "grad(w)([0.5, 2])",
+                                  "grad(r)([1, 2], 4)", "hessian(r)([1, 2], 300)"])
 def test_loops_under_the_jax_engine(call):
-    """Loop nodes (300 iterations: not unrolled) become jax.lax.while_loop, their tapes
-    arrays of the forward loop's count; a while loop's tape, of a length known only as it
-    runs, goes to the NumPy plan (the one fallback here)."""
+    """Loop nodes (300 iterations, or a count given at the call: not unrolled) become
+    jax.lax.while_loop, their tapes arrays of the forward loop's count (range(n) of an
+    argument: the plan specialised to n); a while loop's tape, of a length known only as
+    it runs, goes to the NumPy plan (the one fallback here)."""
     want = Interpreter().exec(LOOPS + call, echo=lambda v: None)[-1]
     jax_engine.STRICT = call != "grad(w)([0.5, 2])"
     bp = Interpreter(engine="jax")

@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "ipython": {"interpreter", "errors", "values", "render", "dsl"},
     "simplify": PASSES,
     "codegen": PASSES,
-    "jax_engine": {"codegen", "evaluate", "graph", "errors"},  # plans as jitted JAX (issue 18)
+    "jax_engine": {"codegen", "evaluate", "graph", "errors", "ops", "autodiff"},  # plans as jitted JAX (issue 18)
     "evaluate": {"graph", "ops", "errors"},
     "loops": PASSES | {"autodiff", "evaluate", "batching", "loop_map"},               # structured loops: body graphs
     "loop_map": PASSES | {"autodiff", "evaluate", "batching"},            # loops run at once
