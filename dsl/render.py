@@ -661,6 +661,9 @@ def node_source(node, text: dict, binders: _Binders | None = None,
             return f"{_wrap(ins[0], 11)}'", 11
         case "index":
             return f"{_wrap(ins[0], 11)}[{index_source(attrs['items'])}]", 11
+        case "take" if attrs.get("axis") == 0:
+            # what x[i] (a runtime i) and x[idx] (a gather) lower to, written as they were
+            return f"{_wrap(ins[0], 11)}[{ins[1][0]}]", 11
         case "unindex":
             # The adjoint of indexing, written with what bp already has.
             z = binders.add("lambda", "z") if binders is not None else "z"

@@ -91,3 +91,16 @@ def test_whole_number_reads_of_an_unannotated_parameter_share_a_shape():
     v = np.array([1.0, 2.0])
     np.testing.assert_array_equal(bp.function("again")(v), [2 * 1 + 2, 2 * 2 + 1])
     np.testing.assert_array_equal(bp.function("grad(h)")(v), [4.0, 5.0])
+
+
+def test_a_runtime_index_and_a_gather_print_as_they_are_written():
+    """take(x, i, axis=0) is what x[i] (a runtime i) and x[idx] lower to: it prints as
+    x[i], which reads back to the same node."""
+    bp = dsl.Interpreter()
+    bp.exec("def f(x, i) = x[i + 1] * x[[0, 0]]")
+    printed = bp.format(bp.eval("f"))
+    assert printed == "(x, i) -> x[1 + i] * x[[0, 0]]", printed
+    bp.exec(f"g = {printed}")
+    x = np.array([2.0, 3.0, 5.0])
+    assert bp.function("g")(x, 1.0).tolist() == [10.0, 10.0]
+    assert bp.format(bp.eval("x -> take(x, 1)")) == "x -> take(x, 1)"   # flattened: a call
