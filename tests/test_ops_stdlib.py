@@ -154,3 +154,11 @@ def test_concat_of_one_tensor_of_unknown_shape_asks_for_the_pieces():
         bp.graph("f")
     assert "pass the pieces" in str(err.value) and err.value.span is not None
     assert bp.eval("f([[1, 2], [3, 4]])").tolist() == [1, 2, 3, 4]
+
+
+def test_concat_of_an_empty_sequence_is_a_located_error():
+    bp = dsl.Interpreter()
+    for src in ("y = concat([]')", "y = stack(zeros(0, 3))", "y = concat(())"):
+        with pytest.raises(dsl.BpError) as err:
+            bp.exec(src)
+        assert err.value.kind != "internal error" and err.value.span is not None, src

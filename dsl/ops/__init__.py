@@ -366,11 +366,15 @@ def _pieces(name: str, x, span) -> list:
     is the sequence; a tensor is the sequence of its rows (np.concatenate(A) joins A's
     rows), so concat([a, b]), a list literal of equal pieces, is concat(a, b)."""
     if isinstance(x, tuple):
+        if not x:
+            raise BpTypeError(f"{name} needs at least one tensor, got an empty sequence", span)
         return list(x)
     if not isinstance(x, Node) or x.shape == ():
         return [x]
     if x.op == "stack" and x.attr("axis", 0) == 0:
         return list(x.inputs)
+    if isinstance(x.shape, tuple) and x.shape[0] == 0:
+        raise BpTypeError(f"{name} needs at least one tensor, got an empty sequence", span)
     if not isinstance(x.shape, tuple):
         raise BpTypeError(f"{name} of one tensor joins its rows, and this one's shape is known only "
                           f"at the call: pass the pieces, {name}(a, b, …)", span)
