@@ -83,6 +83,7 @@ class JaxPlan:
         self._jit = None
         self._traced = False
         self._count_slots = ()
+        self._place = None                    # with a mesh: puts the inputs on their devices
         if any(n.op in ("host", "host_vjp") for n in order):
             self.fallback = "it calls a host function (Python code JAX cannot trace)"
             return
@@ -112,7 +113,6 @@ class JaxPlan:
         if mesh is None:
             self._jit = jax.jit(fn)
             self._consts = [jax.device_put(v) for v in self._consts]
-            self._place = None
         else:
             from jax.sharding import NamedSharding, PartitionSpec
             n = mesh.devices.size
