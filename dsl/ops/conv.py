@@ -34,6 +34,7 @@ from ..errors import BpShapeError, BpTypeError, BpValueError
 from ..graph import Node
 from . import (REGISTRY, Attr, CallForm, Jax, Macro, OpDef, apply, bind, const, describe, register,
                register_macro, static_int, static_value)
+from . import series as _series
 from .batched import along_axis, on_last_axes, with_batch
 from .sym import add, div, mul, neg, op, sub
 
@@ -762,6 +763,7 @@ def _register_conv(nd):
     kernel = functools.partial(_conv, nd=nd)
     register(OpDef(name=name, kernel=kernel, shape=_conv_shape(nd), params=("x", "w"),
                    attrs=CONV_ATTRS, builtin=False, vjp=conv_vjp, jvp=conv_jvp,
+                   taylor=_series.multilinear,
                    fold=_fold_canonical(name, nd), batch=_batch_conv(nd),
                    export=f"_conv({{0}}, {{1}}, {{stride}}, {{padding}}, {{dilation}}, {{groups}}, {nd})",
                    helpers=_CONV_CODE,
@@ -771,6 +773,7 @@ def _register_conv(nd):
     register(OpDef(name=vname, kernel=functools.partial(_conv_vjp, nd=nd),
                    shape=_conv_vjp_shape(nd), params=("x", "w", "g"),
                    attrs=(Attr("wrt", "int", 0),) + CONV_ATTRS, vjp=vjp_vjp, jvp=vjp_jvp,
+                   taylor=_series.multilinear,
                    fold=_fold_canonical(vname, nd), batch=_batch_conv_vjp(nd),
                    export=f"_conv_vjp({{0}}, {{1}}, {{2}}, {{wrt}}, {{stride}}, {{padding}}, "
                           f"{{dilation}}, {{groups}}, {nd})",

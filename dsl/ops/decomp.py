@@ -634,11 +634,13 @@ register(OpDef(name="cholesky", kernel=_cholesky, shape=_square_same("cholesky")
 register(OpDef(name="slogdet", kernel=lambda a, part=0: _SLOGDET.part(part, a),
                shape=_square_to_batch("slogdet"), params=("a",), attrs=(_PART,), builtin=False,
                vjp=_slogdet_vjp, jvp=_slogdet_jvp, batch=on_last_axes,
+               taylor=_series.logdet,
                export="np.linalg.slogdet({0})[{part}]", fmt=CallForm("slogdet", index="part"),
                doc="slogdet(a)[part]: the sign (0) or log|det a| (1)"))
 register(OpDef(name="logdet", kernel=_logdet, shape=_square_to_batch("logdet"), params=("a",),
                vjp=lambda ct, out, ins, at: (_logdet_vjp(ct, ins[0]),),
                jvp=lambda ts, out, ins, at: _logdet_jvp(ts[0], ins[0]), batch=on_last_axes,
+               taylor=_series.logdet,
                export="_logdet({0})", helpers=(_logdet,),
                doc="log(det(a)): nan where det(a) < 0, -inf where det(a) = 0"))
 register(OpDef(name="eigh", kernel=lambda a, part=0: _EIGH.part(part, a), shape=_eigh_shape,

@@ -520,6 +520,7 @@ register(OpDef(name="matmul", kernel=np.matmul, shape=matmul_shape, params=("a",
 register(OpDef(name="matmul_vjp", kernel=_matmul_vjp_kernel, shape=matmul_vjp_shape,
                params=("a", "b", "g"), attrs=(Attr("wrt", "int", 0),), fold=_fold_matmul_vjp,
                vjp=_matmul_vjp_vjp, jvp=_matmul_vjp_jvp, batch=_batch_matmul_vjp,
+               taylor=_series.multilinear,
                export="_matmul_vjp_kernel({0}, {1}, {2}, {wrt})", helpers=(_matmul_vjp_kernel,),
                doc="the cotangent of a (wrt=0) or b (wrt=1) in a @ b for the output cotangent g, "
                    "for operands of any rank (how a derivative of @ prints when ranks are unknown)"))

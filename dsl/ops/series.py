@@ -171,8 +171,16 @@ def reciprocal_of(xs: Series, y0: Node, n: int, numerator: Series | None = None)
 
 def multilinear(ss, out, ins, attrs, n):
     """An op linear in each of its inputs separately (mul, @, outer, einsum, …): the
-    Cauchy convolution, each term the op itself on one coefficient of every input."""
-    movers = [j for j, s in enumerate(ss) if moves(s)]
+    Cauchy convolution, each term the op itself on one coefficient of every input.  An
+    input the op reads only the shape of (matmul_vjp's and conv_vjp's `a` for its own
+    cotangent: its JVP gives it no tangent) keeps its coefficient 0."""
+    from . import REGISTRY
+    jvp = REGISTRY[out.op].jvp
+
+    def read(j):                       # whether a tangent of input j alone reaches out
+        t = next(c for c in ss[j][1:] if c is not None)
+        return jvp(tuple(t if i == j else None for i in range(len(ss))), out, ins, attrs) is not None
+    movers = [j for j, s in enumerate(ss) if moves(s) and read(j)]
     series = [out]
     for k in range(1, n + 1):
         terms = []
@@ -371,13 +379,13 @@ def inv(ss, out, ins, attrs, n):
     return ys
 
 
-def det(ss, out, ins, attrs, n):
-    """y = det(A): y' = y·h with h = tr(A⁻¹·A'), whose series comes from A⁻¹'s:
-    hₘ = Σᵢ₊ⱼ₌ₘ tr(Yᵢ·D(A)ⱼ), and yₖ = (1/k)·Σₘ yₖ₋₁₋ₘ·hₘ."""
+def _log_det_rate(ss, ins, n):
+    """The series (coefficients 0…n-1) of h = tr(A⁻¹·A') = (log det A)', from A⁻¹'s:
+    hₘ = Σᵢ₊ⱼ₌ₘ tr(Yᵢ·D(A)ⱼ); None where the rank is not known (the trace needs it)."""
     a = ss[0]
     if not isinstance(ins[0].shape, tuple):
-        return None                              # the trace needs the rank
-    y_inv = inv(ss, apply("inv", [ins[0]]), ins, attrs, n - 1)
+        return None
+    y_inv = inv(ss, apply("inv", [ins[0]]), ins, {}, n - 1)
     axis = None if len(ins[0].shape) == 2 else (-2, -1)
 
     def tr(p, q):                                # tr(p·q) = sum(pᵀ ∘ q) over the matrix axes
@@ -386,11 +394,27 @@ def det(ss, out, ins, attrs, n):
         return apply("sum", [apply("mul", [apply("swapaxes", [p], {"axis1": -1, "axis2": -2}), q])],
                      {"axis": axis, "keepdims": False})
     da = [scale(j + 1, a[j + 1]) for j in range(n)]
-    h = [total(tr(y_inv[i], da[m - i]) for i in range(m + 1)) for m in range(n)]
+    return [total(tr(y_inv[i], da[m - i]) for i in range(m + 1)) for m in range(n)]
+
+
+def det(ss, out, ins, attrs, n):
+    """y = det(A): y' = y·h, so yₖ = (1/k)·Σₘ yₖ₋₁₋ₘ·hₘ."""
+    h = _log_det_rate(ss, ins, n)
+    if h is None:
+        return None
     ys = [out]
     for k in range(1, n + 1):
         ys.append(scale(1 / k, total(mul(ys[k - 1 - m], h[m]) for m in range(k))))
     return ys
+
+
+def logdet(ss, out, ins, attrs, n):
+    """y = log det A (and slogdet's log|det A|, part 1; its sign, part 0, is constant
+    where it is differentiable): yₖ = hₖ₋₁ / k."""
+    if attrs.get("part", 1) == 0:
+        return still(out, n)
+    h = _log_det_rate(ss, ins, n)
+    return None if h is None else [out] + [scale(1 / k, h[k - 1]) for k in range(1, n + 1)]
 
 
 def _matmul(a, b):
