@@ -277,6 +277,7 @@ register(OpDef(name="log_softmax", kernel=_log_softmax, shape=_axis_shape, attrs
 register(OpDef(name="cross_entropy", kernel=_cross_entropy, shape=_cross_entropy_shape,
                params=("logits", "targets"), attrs=AXIS,
                vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp, batch=FALLBACK,
+               taylor=_series.cross_entropy,
                export="_cross_entropy({0}, {1}, {axis})",
                helpers=(_shifted_exp, _log_softmax, _cross_entropy),
                jax=_jax("_cross_entropy({0}, {1}, {axis})", 0, 2, 3), doc="mean over the batch of -sum(targets * log_softmax(logits))"))

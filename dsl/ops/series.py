@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+from .. import shapes
 from ..graph import Node
 from . import apply, const
 
@@ -589,3 +590,23 @@ def by_solves(ss, out, ins, attrs, n):
                   for j in range(1, k + 1) if a[j] is not None and xs[k - j] is not None]
         xs.append(total(terms))
     return xs
+
+
+def cross_entropy(ss, out, ins, attrs, n):
+    """mean over the batch of -sum(targets·log_softmax(logits)): bilinear in the targets
+    and log_softmax's series, Σᵢ₊ⱼ₌ₖ c(tᵢ, ℓⱼ).  At known ranks (the mean needs them)."""
+    logits, targets = ins
+    if not isinstance(logits.shape, tuple) or not isinstance(targets.shape, tuple):
+        return None
+    axis = attrs.get("axis", -1)
+    lz, tz = ss
+    l0 = apply("log_softmax", [logits], {"axis": axis})
+    ls = log_softmax((lz,), l0, (logits,), {"axis": axis}, n) if moves(lz) else still(l0, n)
+    batched = len(shapes.broadcast(logits.shape, targets.shape)) > 1
+
+    def c(t, l):
+        if t is None or l is None:
+            return None
+        per = apply("neg", [apply("sum", [apply("mul", [t, l])], {"axis": (axis,), "keepdims": False})])
+        return apply("mean", [per], {"axis": None, "keepdims": False}) if batched else per
+    return [out] + [cauchy(tz, ls, k, product=c) for k in range(1, n + 1)]
