@@ -412,3 +412,37 @@ def test_a_tuple_or_record_output_gives_coefficients_in_its_structure():
         want_b = [0.125, 0.75, 1.5, 1.0][k]
         assert abs(float(s) - want_s) <= 1e-15 and abs(float(r["a"]) - want_a) <= 1e-14 * want_a
         assert abs(float(r["b"]) - want_b) <= 1e-15
+
+
+def test_curvature_of_a_classifier_loss_along_a_record_direction():
+    """2·c2 of a softmax cross-entropy loss in a record of parameters along a record
+    direction is vᵀHv: against hvp (forward over reverse), dotted with v."""
+    bp = dsl.Interpreter()
+    bp.exec("X = [[0.2, -0.1, 0.4], [0.7, 0.3, -0.5]]\n"
+            "Y = [[1, 0], [0, 1]]\n"
+            "def loss(θ) = cross_entropy(X @ θ.W + θ.b, Y) + 0.1 * sum(θ.W^2)\n"
+            "θ0 = {W: [[0.1, -0.2], [0.3, 0.05], [-0.4, 0.2]], b: [0.1, -0.1]}\n"
+            "v0 = {W: [[1, 0], [0.5, -1], [0, 2]], b: [-1, 0.5]}\n"
+            "h = hvp(loss)(θ0, v0)")
+    got = float(bp.eval("2 * taylor(loss, 2)(θ0, v0)[2]"))
+    want = float(bp.eval("sum(h.W * v0.W) + sum(h.b * v0.b)"))
+    assert abs(got - want) <= 1e-13 * abs(want)
+    c1 = float(bp.eval("taylor(loss, 1)(θ0, v0)[1]"))
+    assert abs(c1 - float(bp.eval("jvp(loss)(θ0, v0)[1]"))) <= 1e-14 * abs(c1)
+
+
+def test_against_jax_jet_where_installed(bp):
+    """Derivatives 1…12 against jax.experimental.jet (an independent Taylor mode)."""
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    from jax.experimental.jet import jet
+    jax.config.update("jax_enable_x64", True)
+    fs = {"x -> exp(sin(x))/(1+x^2)": lambda x: jnp.exp(jnp.sin(x)) / (1 + x**2),
+          "x -> log(1+x^2)*tanh(x)": lambda x: jnp.log(1 + x**2) * jnp.tanh(x),
+          "x -> x^x": lambda x: x**x}
+    for src, f in fs.items():
+        terms = jet(f, (0.7,), ((1.0,) + (0.0,) * 11,))[1]
+        for k in range(1, 13):
+            got = float(bp.eval(f"diff({src}, {k})(0.7)"))
+            want = float(terms[k - 1])
+            assert abs(got - want) <= 1e-10 * abs(want), (src, k, got, want)
