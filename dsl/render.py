@@ -753,6 +753,8 @@ def _merged_coefficient(node, text, shadowed) -> tuple[str, int] | None:
         for j in (0, 1):
             b = _uniform(inner.inputs[j], inner.inputs[1 - j], inner)
             rest = inner.inputs[1 - j]
+            if id(rest) not in text:        # a listing: the inner product is a line of its own
+                return None
             if b is None or rest.shape != node.shape or _uniform(rest, inner.inputs[j], inner) is not None:
                 continue
             c = a * b

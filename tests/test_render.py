@@ -104,3 +104,16 @@ def test_a_runtime_index_and_a_gather_print_as_they_are_written():
     x = np.array([2.0, 3.0, 5.0])
     assert bp.function("g")(x, 1.0).tolist() == [10.0, 10.0]
     assert bp.format(bp.eval("x -> take(x, 1)")) == "x -> take(x, 1)"   # flattened: a call
+
+
+def test_a_listing_of_a_constant_times_a_scaled_product_lists():
+    """k * (c * x) merges its constants where the product is written in place; a listing
+    writes every node on a line of its own (graph diff(x -> x^x, 3) was an internal
+    error: the merge read the text of a node two lines up)."""
+    bp = dsl.Interpreter()
+    listing = bp.graph("diff(x -> x^x, 3)").listing()
+    assert listing.splitlines()[-1].startswith("return ")
+    assert "6*" in listing
+    g1 = np.log(1.5) + 1                # x^x = e^(x log x): g1 = log x + 1, then 1/x, -1/x^2
+    want = 1.5 ** 1.5 * (g1 ** 3 + 3 * g1 / 1.5 - 1 / 1.5 ** 2)
+    assert abs(float(bp.eval("diff(x -> x^x, 3)(1.5)")) - want) <= 1e-12 * abs(want)
