@@ -381,3 +381,20 @@ def test_a_plan_that_cannot_be_compiled_runs_by_the_loop(monkeypatch):
     assert [float(f(0.5)) for _ in range(3)] == [np.sin(0.5) * 0.5] * 3
     with engine("scalar"), pytest.raises(dsl.BpError, match="no code today"):
         dsl.Interpreter().function("x -> sin(x) * x")(0.5)
+
+
+@pytest.mark.parametrize("n", range(4, evaluate.MAX_SQUARINGS_POWER + 1))
+def test_a_whole_power_by_squaring_is_numpys_within_a_few_ulps(n):
+    """x^n for a whole n from 4 up runs as repeated squaring (evaluate._whole_power):
+    the same values as np.power within n ulps, and the same specials."""
+    x = np.concatenate([np.linspace(-3, 3, 601), [0.0, -0.0, np.inf, -np.inf, np.nan, 1e80, 1e-80]])
+    with np.errstate(all="ignore"):          # as a plan runs its kernels
+        got = evaluate._whole_power(n)(x, None)
+        want = np.power(x, float(n))
+    finite = np.isfinite(want) & (want != 0)
+    assert np.all(np.abs(got[finite] / want[finite] - 1) <= n * np.finfo(float).eps)
+    same = ~finite
+    assert np.array_equal(got[same], want[same], equal_nan=True)
+    assert np.array_equal(np.signbit(got[same & ~np.isnan(want)]), np.signbit(want[same & ~np.isnan(want)]))
+    bp = dsl.Interpreter()
+    assert float(bp.eval(f"(x -> x^{n})(1.1)")) == pytest.approx(1.1 ** n, rel=1e-15)
