@@ -14,6 +14,7 @@ to them, and substitutes the real arguments back in.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -358,7 +359,11 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         return result
     actual = {id(p): x for i in wrt for p, x in zip(placeholders[i], leaves(bound[i]))}
     flat = leaves(result)
-    new = substitute([x for x in flat if isinstance(x, Node)], actual)
+    # A Taylor graph is kept in the form its builder chose (taylor.taylor_graph: with
+    # the algebra's canonical forms or as written): put in terms of the arguments as it
+    # is, not canonicalised again (which took most of diff's build, and undid the choice)
+    with ops.plain_arithmetic() if kind in ("diff", "taylor") else nullcontext():
+        new = substitute([x for x in flat if isinstance(x, Node)], actual)
     it = iter(new)
     return rebuild(result, iter([next(it) if isinstance(x, Node) else x for x in flat]))
 

@@ -446,3 +446,20 @@ def test_against_jax_jet_where_installed(bp):
             got = float(bp.eval(f"diff({src}, {k})(0.7)"))
             want = float(terms[k - 1])
             assert abs(got - want) <= 1e-10 * abs(want), (src, k, got, want)
+
+
+def test_the_smaller_of_the_canonical_and_the_written_series_is_kept():
+    """taylor_graph builds the series with the algebra's canonical forms and as written,
+    and keeps the smaller: x^x's coefficients as written (the algebra would expand each
+    into monomials of x and log(x)), tanh's canonical (a polynomial in tanh(x)); a tie
+    keeps the canonical form, which reads better."""
+    bp = dsl.Interpreter()
+    assert _nodes(bp, "diff(x -> x^x, 8)") <= 140                 # 253 canonical
+    assert _nodes(bp, "diff(tanh, 20)") <= 40                     # 158 as written
+    assert bp.show("taylor(tanh, 2)") == \
+        "(x, v) -> { t1 = tanh(x); t2 = v^2; return (t1, v - v*t1^2, t2*t1^3 - t2*t1) }"
+    # the 8th derivative of x^x at 1.5 against mpmath
+    import mpmath
+    want = float(mpmath.diff(lambda t: t ** t, mpmath.mpf("1.5"), 8))
+    got = float(bp.eval("diff(x -> x^x, 8)(1.5)"))
+    assert abs(got - want) <= 1e-11 * abs(want)

@@ -180,6 +180,7 @@ class _Active(threading.local):
         self.nodes = 0
         self.interrupt: threading.Event | None = None
         self.building: list[tuple[str, Span | None]] = [("f", None)]   # origin, span
+        self.plain = 0                   # > 0: arithmetic is built as written (plain_arithmetic)
 
 
 ACTIVE = _Active()
@@ -231,6 +232,20 @@ def building(origin: str, span: Span | None):
         ACTIVE.building.pop()
 
 
+@contextmanager
+def plain_arithmetic():
+    """Build + - * / ^ as written, without the algebra's canonical forms (folds still
+    apply): for graphs whose structure is already the economical one, such as Taylor
+    mode's recurrences, where expanding each coefficient into monomials of the atoms
+    repeats work the recurrence shares (diff(x -> x^x, 8): 354 plan steps, 133 as
+    written)."""
+    ACTIVE.plain += 1
+    try:
+        yield
+    finally:
+        ACTIVE.plain -= 1
+
+
 def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None,
           origin: str | None = None) -> Node:
     """Make (or find) the node `name(inputs; attrs)`.
@@ -264,7 +279,7 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
 
     def build() -> Node:
         return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
-    if name in _ARITHMETIC:
+    if name in _ARITHMETIC and not active.plain:
         return _normalize(name, inputs, shape, build, origin, span)
     return build()
 
