@@ -17,7 +17,10 @@ relu, max_pool2d, dense, cross-entropy; bp against PyTorch and hand NumPy), 7
 `einsum` (a batched matrix product and a bilinear form written with einsum, loss
 and gradients; bp against PyTorch and hand NumPy einsums), 8 `loop10k` (the
 Rosenbrock loop of workload 2 at n = 10⁴, one loop node: time to first result,
-gradient against CasADi SX in the same run when CasADi is installed).
+gradient against CasADi SX in the same run when CasADi is installed), 9 `mlpjax`
+(workload 1's MLP step at B = 128 and 4096 on bp's NumPy and JAX engines beside
+hand JAX's jax.jit(jax.value_and_grad(…)); it prints the device it ran on, so the
+same command measures a GPU machine).
 
 The timing rules are BENCHMARKS.md's: start-up first, with the unmodified
 environment; then the process is pinned to one CPU (os.sched_setaffinity)
@@ -192,14 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="every workload with few rounds and short samples (a smoke run)")
     parser.add_argument("--only", default="",
-                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,loop10k,startup")
+                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,loop10k,mlpjax,startup")
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: the last allowed)")
     parser.add_argument("--output", default=None,
                         help="where to write the report (default: benchmarks/RESULTS.md for a full "
                              "run of every workload, nowhere for --quick or --only)")
     opts = parser.parse_args(argv)
     chosen = [w.strip() for w in opts.only.split(",") if w.strip()]
-    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "loop10k", "startup"]
+    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "loop10k", "mlpjax", "startup"]
     for w in chosen:
         if w not in known:
             parser.error(f"unknown workload {w!r} (choose from {', '.join(known)})")
@@ -239,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = [("mlp", W.workload_mlp), ("loop", W.workload_rosen_loop),
                ("higher", W.workload_higher), ("hessian", W.workload_hessian),
                ("conv", W.workload_conv), ("einsum", W.workload_einsum),
-               ("loop10k", W.workload_rosen_loop10k)]
+               ("loop10k", W.workload_rosen_loop10k), ("mlpjax", W.workload_mlp_jax)]
     for name, fn in runners:
         if name not in selected:
             continue

@@ -1122,3 +1122,71 @@ def _einsum_torch_bilinear(torch, X, W, y, A, B, ref):
         out.backward()
         return out.detach().numpy(), tW.grad.numpy()
     return Candidate("torch eager", "einsum", run, ref)
+
+
+# ── 9. the MLP step on the JAX engine (issue 18) ─────────────────────────
+
+def workload_mlp_jax(opts: Options, peers: Peers):
+    """Workload 1's MLP step at B = 128 and B = 4096: bp's NumPy engine, bp's JAX engine
+    (Interpreter(engine="jax"): the plan as one jitted function, NumPy arrays in and
+    out), and hand JAX, jax.jit(jax.value_and_grad(...)), with its arrays on the device
+    (the issue's yardstick) and with NumPy arrays in and out (what bp's engine does)."""
+    lines = ["## 9. MLP gradient step on the JAX engine (issue 18)", ""]
+    targets: list[Target] = []
+    if peers.jax is None:
+        lines += ["not measured: JAX is not installed (`pip install '.[jax]'`)", ""]
+        return lines, targets
+    jax = peers.jax
+    device = jax.devices()[0]
+    lines += [f"JAX {jax.__version__} on `{device.platform}` ({device.device_kind}), "
+              f"{jax.device_count()} device(s).", ""]
+    sizes = (784, 256, 256, 10)
+    for B in (128, 4096):
+        opts.log(f"MLP on the JAX engine: B={B} {'-'.join(map(str, sizes))}")
+        X, Y, P = mlp_inputs(B, sizes)
+        ref = flatten(mlp_numpy_backprop(X, Y, *P))
+        fs = {}
+        for engine in ("numpy", "jax"):
+            bp = dsl.Interpreter(engine=engine)
+            bp["X"], bp["Y"], bp["λ"] = X, Y, LAMBDA
+            bp.exec(BP_MLP)
+            fs[engine] = bp.function("value_and_grad(loss, wrt=(W1, b1, W2, b2, W3, b3))")
+        cands = [Candidate("numpy", "float64", lambda X=X, Y=Y, P=P: mlp_numpy_backprop(X, Y, *P), ref),
+                 Candidate("bp", "numpy engine", lambda P=P: fs["numpy"](*P), ref),
+                 Candidate("bp", "jax engine", lambda P=P, f=fs["jax"]: f(*P), ref)]
+        jnp = jax.numpy
+        jit_vg = jax.jit(jax.value_and_grad(_mlp_jax_loss(jax)))
+        Pj, Xj, Yj = [jnp.asarray(p) for p in P], jnp.asarray(X), jnp.asarray(Y)
+        conv = lambda r: (np.asarray(r[0]), [np.asarray(g) for g in r[1]])
+
+        def numpy_in(P=P, X=X, Y=Y):
+            v, g = jit_vg(list(P), X, Y)
+            return np.asarray(v), [np.asarray(x) for x in g]
+        cands += [Candidate("JAX jit", "device arrays",
+                            lambda: jax.block_until_ready(jit_vg(Pj, Xj, Yj)), ref, convert=conv),
+                  Candidate("JAX jit", "NumPy in and out", numpy_in, ref)]
+        measure(cands, opts.rounds, opts.target_s, progress=opts.log)
+        eng, hand_c = _find(cands, "bp", "jax engine"), _find(cands, "JAX jit", "device arrays")
+        ratio = _median(eng) / _median(hand_c) if _median(eng) and _median(hand_c) else None
+        lines += [f"### B = {B}, layers {'-'.join(map(str, sizes))}", ""]
+        lines += _timing_table(cands, lambda c, cands=cands: _find(cands, "numpy", "float64"),
+                               {"bp jax engine": f"≤ 1.2× JAX jit (device arrays): "
+                                                 f"{fmt_ratio(ratio)}, met? {_yes(_met(ratio, 1.2))}"})
+        lines += [""]
+        targets.append(Target("9. MLP, JAX engine", f"B={B} loss+grads, bp jax engine / hand JAX jit",
+                              fmt_ratio(ratio), "≤ 1.2×", _met(ratio, 1.2),
+                              fmt_ratio(_cpu_ratio(eng, hand_c)), _met(_cpu_ratio(eng, hand_c), 1.2)))
+    return lines, targets
+
+
+def _mlp_jax_loss(jax):
+    jnp = jax.numpy
+
+    def j_loss(params, X, Y):
+        W1, b1, W2, b2, W3, b3 = params
+        H1 = jnp.tanh(X @ W1 + b1)
+        H2 = jnp.tanh(H1 @ W2 + b2)
+        Z = H2 @ W3 + b3
+        return (jnp.mean(jax.nn.logsumexp(Z, axis=1) - jnp.sum(Y * Z, axis=1))
+                + LAMBDA * (jnp.sum(W1 ** 2) + jnp.sum(W2 ** 2) + jnp.sum(W3 ** 2)))
+    return j_loss
