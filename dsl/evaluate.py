@@ -530,13 +530,15 @@ def _located(err: Exception, node: Node | None) -> Exception:
 class _Generated:
     """A plan as straight-line Python: chunk functions over a shared slot list."""
 
-    def __init__(self, chunks, lines, out_slots, floats, quiet, n_inputs, buffer_shapes=()):
+    def __init__(self, chunks, lines, out_slots, floats, quiet, n_inputs, buffer_shapes=(),
+                 n_slots: int | None = None):
         self.chunks = chunks            # [(function, span of the chunk's last step)]
         self.lines = lines              # code object → {line number: step}
         self.out_slots = out_slots
         self.floats = floats            # uses the scalar fast path
         self.quiet = quiet              # only ufuncs: no Python warnings possible
         self.n_inputs = n_inputs
+        self.n_slots = n_slots          # the plan's slots and the listed vectors'
         self.buffer_shapes = list(buffer_shapes)
         self.arenas: list[list[np.ndarray]] = []    # sets of buffers not in use by a run
         self.arena_bytes = 8 * sum(math.prod(sh) for sh in self.buffer_shapes)
@@ -545,7 +547,7 @@ class _Generated:
             weakref.finalize(self, _give_back, self.kept)
 
     def run(self, plan: Plan, arrays, flag):
-        env: list = [None] * plan.nslots
+        env: list = [None] * (self.n_slots or plan.nslots)
         env[: self.n_inputs] = arrays
         # One set of buffers per run in progress (another thread, or a host function
         # calling back into bp, gets a set of its own).  Idle sets are kept for the
@@ -684,6 +686,10 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
 
     chunks = []
     lines_of: dict = {}
+    # A vector read one element at a time as a Python list: listed once per run, by the
+    # first chunk that reads it, and handed to later chunks in a slot after the plan's
+    # own (listing it in every chunk cost a long plan n²/CHUNK element copies).
+    list_slot: dict[int, int] = {}
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         body: list[str] = []
@@ -710,7 +716,12 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
                 idx = "".join(f"[{item[1]}]" for item in node.attr("items"))
                 if src in as_list:
                     if src not in listed:
-                        body.append(f"l{src} = {operand(src, False, kernel)}.tolist()")
+                        if src in list_slot:
+                            body.append(f"l{src} = env[{list_slot[src]}]")
+                        else:
+                            list_slot[src] = plan.nslots + len(list_slot)
+                            body.append(f"l{src} = {operand(src, False, kernel)}.tolist()")
+                            body.append(f"env[{list_slot[src]}] = l{src}")
                         listed.add(src)
                     expr = f"l{src}{idx}"
                 else:
@@ -760,7 +771,7 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
         lines_of[fn.__code__] = line_step
     quiet = all(is_float[k] or _is_quiet(steps[k][0], steps[k][4].op) for k in range(n))
     return _Generated(chunks, lines_of, plan.out_slots, floats, quiet, plan.n_inputs,
-                      buffer_shapes)
+                      buffer_shapes, plan.nslots + len(list_slot))
 
 
 KEEP_MAX = 1 << 30   # bytes of idle buffers all plans together keep between runs

@@ -398,3 +398,21 @@ def test_a_whole_power_by_squaring_is_numpys_within_a_few_ulps(n):
     assert np.array_equal(np.signbit(got[same & ~np.isnan(want)]), np.signbit(want[same & ~np.isnan(want)]))
     bp = dsl.Interpreter()
     assert float(bp.eval(f"(x -> x^{n})(1.1)")) == pytest.approx(1.1 ** n, rel=1e-15)
+
+
+def test_a_vector_read_element_by_element_is_listed_once_per_run(monkeypatch):
+    """Generated code reads x[i] of a vector from a Python list; a plan of many chunks
+    lists it once, in the first chunk that reads it, and hands the list on (it was
+    listed in every chunk: n²/CHUNK copies for a long unrolled loop)."""
+    sources = []
+    real = evaluate._check_source
+    monkeypatch.setattr(evaluate, "CHUNK", 50)
+    monkeypatch.setattr(evaluate, "_check_source", lambda src: (sources.append(src), real(src))[1])
+    bp = dsl.Interpreter()
+    bp.exec("def f(x: [201]) { s = 0; for i in range(200) { s = s + x[i] * x[i + 1] }; return s }")
+    f = bp.function("f")
+    x = np.linspace(-1, 1, 201)
+    for _ in range(3):                       # the step loop, then generated code
+        assert float(f(x)) == pytest.approx(float(np.dot(x[:-1], x[1:])), rel=1e-13)
+    listing = [s for s in sources if ".tolist()" in s]
+    assert len(sources) > 2 and sum(s.count(".tolist()") for s in sources) == 1, len(listing)
