@@ -396,7 +396,7 @@ class Plan:
             return lambda arrays: self.run_loop(arrays, check_nan, flag)
         chunks = [c for c, _ in gen.chunks]
         bufs = [np.empty(sh) for sh in gen.buffer_shapes]
-        n_inputs, nslots = self.n_inputs, self.nslots
+        n_inputs, nslots = self.n_inputs, gen.n_slots or self.nslots   # listed vectors too
         outs = list(zip(self.out_slots, self.copy_out))
         ndarray, asarray = np.ndarray, np.asarray
         floats = gen.floats

@@ -367,7 +367,7 @@ def test_generated_plans_stop_at_an_interrupt(size, monkeypatch):
     f(A)                                            # the first call runs the loop
     for _ in range(3 if size <= 100 else 1):        # small steps: run it for long enough
         err, latency = run_then_interrupt(bp, lambda: [f(A) for _ in range(50)], started=running,
-                                          after=0.05)
+                                          after=0.05, again=True)
         assert isinstance(err, dsl.BpInterrupted) and latency < 1.0
     assert f(np.eye(size) * 0.5).shape == (size, size)    # still usable
 

@@ -420,9 +420,11 @@ def test_limit_max_nodes_count_starts_at_zero_in_eval():
 # ═══ interruption ════════════════════════════════════════════════════════
 
 def run_then_interrupt(bp: dsl.Interpreter, work, *, started: threading.Event | None = None,
-                       after: float = 0.3, timeout: float = 10.0):
+                       after: float = 0.3, timeout: float = 10.0, again: bool = False):
     """Run work() in a thread, call bp.interrupt() once it runs: (its exception, seconds
-    from the interrupt to the end)."""
+    from the interrupt to the end).  With again=True the interrupt is repeated every
+    10 ms until the work ends: for work of many calls, where one interrupt can land
+    between two of them (a call clears an interrupt made while bp was idle)."""
     box: dict = {}
 
     def target():
@@ -447,6 +449,10 @@ def run_then_interrupt(bp: dsl.Interpreter, work, *, started: threading.Event | 
         assert thread.is_alive(), "the statement finished before it could be interrupted"
         t0 = time.monotonic()
         bp.interrupt()
+        if again:
+            while thread.is_alive() and time.monotonic() - t0 < timeout:
+                thread.join(0.01)
+                bp.interrupt()
         thread.join(timeout)
         assert not thread.is_alive(), "interrupt() did not stop the statement"
     finally:
