@@ -258,14 +258,7 @@ def _mlp_peers(peers: Peers, X, Y, P, dtype, ref, tol) -> list[Candidate]:
     if peers.jax is not None:
         jax = peers.jax
         jnp = jax.numpy
-
-        def j_loss(params, X, Y):
-            W1, b1, W2, b2, W3, b3 = params
-            H1 = jnp.tanh(X @ W1 + b1)
-            H2 = jnp.tanh(H1 @ W2 + b2)
-            Z = H2 @ W3 + b3
-            return (jnp.mean(jax.nn.logsumexp(Z, axis=1) - jnp.sum(Y * Z, axis=1))
-                    + lam * (jnp.sum(W1 ** 2) + jnp.sum(W2 ** 2) + jnp.sum(W3 ** 2)))
+        j_loss = _mlp_jax_loss(jax)
         Pj = [jnp.asarray(p) for p in P]
         Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
         jit_vg = jax.jit(jax.value_and_grad(j_loss))
