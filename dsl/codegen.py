@@ -144,54 +144,6 @@ def to_jax(code: str) -> str:
             .replace("jnp.ascontiguousarray(", "jnp.asarray("))
 
 
-# The loop ops are registered in dsl/loops.py; their JAX forms are here, beside the
-# loop's special case in `module` (a body is a function of the module).
-_JAX_LOOP = '''
-def _bp_loop(body, cond, n, carried, captured, r, cap, rows):
-    """A loop as jax.lax.while_loop: body(k, *carried, *captured) gives the next carried
-    values and the emitted ones, each written into row k of a tape of `rows` rows (a
-    bound on the trip count, known when the module was written).  A loop still going
-    after `cap` iterations stops there with nan for its carried values (jit cannot raise)."""
-    carried = tuple(jnp.asarray(c, dtype=jnp.float64) for c in carried)
-    n = jnp.asarray(n, dtype=jnp.float64)
-    k0 = jnp.float64(0.0)
-    if r:
-        shapes = jax.eval_shape(lambda: body(k0, *carried, *captured))[len(carried):]
-        tapes = tuple(jnp.zeros((rows,) + s.shape) for s in shapes)
-    else:
-        tapes = ()
-
-    def going(state):
-        k, cs, ts = state
-        more = (k < n) & (k < cap)
-        if cond is None:
-            return more
-        return more & (cond(k, *cs, *captured) != 0)
-
-    def step(state):
-        k, cs, ts = state
-        out = body(k, *cs, *captured)
-        ts = tuple(t.at[k.astype(jnp.int64)].set(y) for t, y in zip(ts, out[len(cs):]))
-        return k + 1.0, tuple(jnp.asarray(c, dtype=jnp.float64) for c in out[:len(cs)]), ts
-    k, carried, tapes = jax.lax.while_loop(going, step, (k0, carried, tapes))
-    capped = (k >= cap) & (k < n)
-    if cond is not None:
-        capped = capped & (cond(k, *carried, *captured) != 0)
-    carried = tuple(jnp.where(capped, jnp.nan, c) for c in carried)
-    return (*carried, *tapes, k)
-'''
-
-def _no_loop_code():
-    raise NotImplementedError("dsl/codegen.py writes a loop as a call of a function per body")
-
-
-_JAX_FORMS = {
-    "loop": Jax(lambda args, attrs: _no_loop_code(), helpers=(_JAX_LOOP,)),
-    "loop_read": Jax("jnp.take({0}, jnp.asarray({1}).astype(jnp.int64), axis=0)"),
-    "loop_write": Jax("jnp.zeros(jnp.shape({1})).at[jnp.asarray({2}).astype(jnp.int64)].set({0})"),
-}
-
-
 def _trip_bound(n: Node) -> int | None:
     """A bound on a loop's trip count known from the graph, or None: a constant count, or
     the count another loop ran (a reverse-mode loop runs as many times as its forward
@@ -210,7 +162,7 @@ def _trip_bound(n: Node) -> int | None:
 
 def _jax_form(opdef) -> Jax:
     """The op's JAX form: its own (OpDef.jax), else its export with jnp for np."""
-    form = _JAX_FORMS.get(opdef.name, opdef.jax)
+    form = opdef.jax
     if form is None:
         code = opdef.export
         if isinstance(code, str):

@@ -31,6 +31,8 @@ each step).
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import autodiff, codegen, ops
@@ -42,6 +44,31 @@ INSTALL = "pip install 'bp-lang[jax]'"
 LITERAL_MAX = 16          # constants with more elements are arguments of the jitted function
 STRICT = False            # tests: a plan JAX cannot take is an error, not the NumPy plan
 COUNT_PLANS = 16          # specialisations of a plan to the values of its loop counts
+
+
+# Arrays stay on the device between calls: each result handed back as a (read-only)
+# NumPy array remembers the device array it came from, and a call given that NumPy
+# array again (a training loop's parameters, a minibatch read twice) passes the device
+# array, not a fresh copy of the host one.  The entry dies with the NumPy array.
+_RESIDENT: dict[int, tuple] = {}
+
+
+def _keep(host: np.ndarray, device) -> None:
+    key = id(host)
+    _RESIDENT[key] = (weakref.ref(host, lambda _, key=key: _RESIDENT.pop(key, None)), device)
+
+
+def _on_device(a):
+    """The device array `a` (a NumPy array) was made from, if it is unchanged; else a."""
+    hit = _RESIDENT.get(id(a))
+    if hit is not None and hit[0]() is a and not a.flags.writeable:
+        return hit[1]
+    return a
+
+
+def resident(a) -> bool:
+    """Whether a call given `a` passes a device array kept for it (tests)."""
+    return _on_device(a) is not a
 
 
 def require(span=None):
@@ -145,6 +172,8 @@ class JaxPlan:
             return self._counted(arrays).run(arrays, check_nan, flag)
         if self._jit is None or check_nan:
             return self.numpy_plan().run(arrays, check_nan, flag)
+        host = arrays
+        arrays = [_on_device(a) for a in arrays]
         if self._place is not None:
             arrays = self._place(arrays)
         if not self._traced:                  # the first call traces: JAX may refuse the code
@@ -156,12 +185,18 @@ class JaxPlan:
                 if STRICT:
                     raise
                 self._jit, self.fallback = None, f"JAX could not trace it ({type(err).__name__})"
-                return self.numpy_plan().run(arrays if self._place is None else
-                                             [np.asarray(a) for a in arrays], check_nan, flag)
+                return self.numpy_plan().run(host, check_nan, flag)
             self._traced = True
         else:
             out = self._jit(*arrays, *self._consts)
-        return [np.array(o, dtype=np.float64) for o in out]
+        results = []
+        for o in out:
+            r = np.asarray(o, dtype=np.float64)     # on a CPU, often the device's own buffer
+            if r.flags.writeable:
+                r.flags.writeable = False
+            _keep(r, o)
+            results.append(r)
+        return results
 
     def _counted(self, arrays) -> JaxPlan:
         """The plan for these values of its loop counts: the graph with each a constant."""
@@ -179,6 +214,7 @@ class JaxPlan:
 
     def device_arrays(self, arrays) -> list:
         """The outputs as JAX arrays where they are (sharded over the mesh): for tests."""
+        arrays = [_on_device(a) for a in arrays]
         if self._place is not None:
             arrays = self._place(arrays)
         return list(self._jit(*arrays, *self._consts))

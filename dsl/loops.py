@@ -565,6 +565,44 @@ def _bp_loop(body, cond, n, carried, captured, r, cap):
     return (*carried, *tapes, np.float64(k))
 
 
+# The loop's JAX form (`export … as jax`, the JAX engine): the module's loop helper
+# as jax.lax.while_loop, text of the JAX module's preamble (it reads jax and jnp).
+_JAX_LOOP = '''
+def _bp_loop(body, cond, n, carried, captured, r, cap, rows):
+    """A loop as jax.lax.while_loop: body(k, *carried, *captured) gives the next carried
+    values and the emitted ones, each written into row k of a tape of `rows` rows (a
+    bound on the trip count, known when the module was written).  A loop still going
+    after `cap` iterations stops there with nan for its carried values (jit cannot raise)."""
+    carried = tuple(jnp.asarray(c, dtype=jnp.float64) for c in carried)
+    n = jnp.asarray(n, dtype=jnp.float64)
+    k0 = jnp.float64(0.0)
+    if r:
+        shapes = jax.eval_shape(lambda: body(k0, *carried, *captured))[len(carried):]
+        tapes = tuple(jnp.zeros((rows,) + s.shape) for s in shapes)
+    else:
+        tapes = ()
+
+    def going(state):
+        k, cs, ts = state
+        more = (k < n) & (k < cap)
+        if cond is None:
+            return more
+        return more & (cond(k, *cs, *captured) != 0)
+
+    def step(state):
+        k, cs, ts = state
+        out = body(k, *cs, *captured)
+        ts = tuple(t.at[k.astype(jnp.int64)].set(y) for t, y in zip(ts, out[len(cs):]))
+        return k + 1.0, tuple(jnp.asarray(c, dtype=jnp.float64) for c in out[:len(cs)]), ts
+    k, carried, tapes = jax.lax.while_loop(going, step, (k0, carried, tapes))
+    capped = (k >= cap) & (k < n)
+    if cond is not None:
+        capped = capped & (cond(k, *carried, *captured) != 0)
+    carried = tuple(jnp.where(capped, jnp.nan, c) for c in carried)
+    return (*carried, *tapes, k)
+'''
+
+
 def _export(args, attrs):
     raise NotImplementedError("dsl/codegen.py writes a loop as a call of a function per body")
 
@@ -573,6 +611,7 @@ register(OpDef(name="loop", kernel=_kernel, shape=_shape, params=("n",), variadi
                attrs=(), builtin=False, vjp=_vjp, jvp=_jvp,
                batch=_batch,
                export=_export, helpers=(_bp_loop,),
+               jax=ops.Jax(_export, helpers=(_JAX_LOOP,)),
                doc="a structured loop: one of the results of running its body graph"))
 
 
@@ -609,6 +648,7 @@ register(OpDef(name="loop_read", kernel=_read, shape=_read_shape, params=("tape"
                apply("loop_read", [ts[0], ins[1]], a),
                batch="a tape's row count is known only when the loop runs",
                export="{0}[int({1})]",
+               jax=ops.Jax("jnp.take({0}, jnp.asarray({1}).astype(jnp.int64), axis=0)"),
                doc="row k of a loop's tape (what a loop's reverse-mode derivative reads)"))
 
 register(OpDef(name="loop_write", kernel=_loop_write, shape=_write_shape, params=("g", "tape", "k"),
@@ -619,4 +659,5 @@ register(OpDef(name="loop_write", kernel=_loop_write, shape=_write_shape, params
                apply("loop_write", [ts[0], ins[1], ins[2]]),
                batch="a tape's row count is known only when the loop runs",
                export="_loop_write({0}, {1}, {2})", helpers=(_loop_write,),
+               jax=ops.Jax("jnp.zeros(jnp.shape({1})).at[jnp.asarray({2}).astype(jnp.int64)].set({0})"),
                doc="zeros of a tape's shape with row k set to g (the adjoint of loop_read)"))

@@ -248,6 +248,36 @@ def test_loops_under_the_jax_engine(call):
     assert reasons and all(r is None for r in reasons) == jax_engine.STRICT
 
 
+TRAIN = """
+W = randn(3, 2, seed=1)
+X = randn(50, 3, seed=2)
+def loss(p) = sum((tanh(X @ p.W + p.b))^2)
+p = {W: W, b: zeros(2)}
+def step(p) = p - 0.1 * grad(loss)(p)
+for i in range(5) { p = step(p) }
+"""
+
+
+def test_a_training_loop_keeps_its_parameters_on_the_device():
+    """Each result the JAX engine hands back remembers its device array, and a call
+    given it again passes that array: the parameters of a training loop whose update is
+    a function (docs/scaling.md) go to the device once.  A NumPy array of the user's own
+    (writeable, or a copy) is never taken for one."""
+    want = Interpreter()
+    want.exec(TRAIN)
+    bp = Interpreter(engine="jax")
+    bp.exec(TRAIN)
+    p = bp.globals["p"]
+    for k in ("W", "b"):
+        np.testing.assert_allclose(p[k], want.globals["p"][k], rtol=1e-12)
+        assert not p[k].flags.writeable
+        assert jax_engine.resident(p[k]), k
+        assert not jax_engine.resident(np.array(p[k]))
+    mine = np.array(p["W"])
+    mine.flags.writeable = False
+    assert not jax_engine.resident(mine)
+
+
 def test_export_as_jax_runs_in_a_fresh_process(tmp_path):
     """`export … as jax`: bp's own derivative graphs (a record parameter, a global, a
     loop with a tape, a Jacobian of unknown shapes) as a module that imports only jax,
