@@ -20,7 +20,12 @@ Rosenbrock loop of workload 2 at n = 10⁴, one loop node: time to first result,
 gradient against CasADi SX in the same run when CasADi is installed), 9 `mlpjax`
 (workload 1's MLP step at B = 128 and 4096 on bp's NumPy and JAX engines beside
 hand JAX's jax.jit(jax.value_and_grad(…)); it prints the device it ran on, so the
-same command measures a GPU machine).
+same command measures a GPU machine), 10 `build` (issue 19: the gradient of the
+Rosenbrock sum written out with n = 10⁴ terms and of a chain of 10⁵ tanh, 10³ and
+10⁴ with --quick: time to first result in fresh sessions, per plan step and against
+CasADi SX's build and PyTorch eager, the second call, per evaluation against
+CasADi; the fixed cost of a call of `def f(x) = x`; workload 1's MLP at B = 1
+against JAX jit; a full `--only build` takes a few minutes, most of it bp's builds).
 
 The timing rules are BENCHMARKS.md's: start-up first, with the unmodified
 environment; then the process is pinned to one CPU (os.sched_setaffinity)
@@ -195,14 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="every workload with few rounds and short samples (a smoke run)")
     parser.add_argument("--only", default="",
-                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,loop10k,mlpjax,startup")
+                        help="comma-separated: mlp,loop,higher,hessian,conv,einsum,loop10k,mlpjax,build,startup")
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: the last allowed)")
     parser.add_argument("--output", default=None,
                         help="where to write the report (default: benchmarks/RESULTS.md for a full "
                              "run of every workload, nowhere for --quick or --only)")
     opts = parser.parse_args(argv)
     chosen = [w.strip() for w in opts.only.split(",") if w.strip()]
-    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "loop10k", "mlpjax", "startup"]
+    known = ["mlp", "loop", "higher", "hessian", "conv", "einsum", "loop10k", "mlpjax", "build",
+             "startup"]
     for w in chosen:
         if w not in known:
             parser.error(f"unknown workload {w!r} (choose from {', '.join(known)})")
@@ -242,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     runners = [("mlp", W.workload_mlp), ("loop", W.workload_rosen_loop),
                ("higher", W.workload_higher), ("hessian", W.workload_hessian),
                ("conv", W.workload_conv), ("einsum", W.workload_einsum),
-               ("loop10k", W.workload_rosen_loop10k), ("mlpjax", W.workload_mlp_jax)]
+               ("loop10k", W.workload_rosen_loop10k), ("mlpjax", W.workload_mlp_jax),
+               ("build", W.workload_build)]
     for name, fn in runners:
         if name not in selected:
             continue
@@ -263,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     share_after = cpu_share()
     load = os.getloadavg()
     busy = min(share_before, share_after) < 0.9
-    summary = ["## Targets (issue 6)", "",
+    summary = ["## Targets (issue 6, and the issues the rows name)", "",
                f"Share of the pinned CPU this process got in a busy loop: {share_before:.0%} before "
                f"the workloads, {share_after:.0%} after (load average {load[0]:.1f} at the end, on "
                f"{os.cpu_count()} CPUs)."
