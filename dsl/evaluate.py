@@ -52,6 +52,41 @@ MAX_GENERATED = 200_000  # longer plans are always run by the loop
 STRICT = False           # tests: a plan that cannot be compiled is an error, not the loop
 
 _F64 = np.float64
+_F64_DTYPE = np.dtype(np.float64)
+
+# NumPy's floating-point error state.  From NumPy 2 it is a context variable whose
+# value np.errstate(all="ignore") sets and resets; setting it to the state that
+# errstate would make costs a tenth of entering errstate (~0.1 µs of ~0.7), which a
+# small plan's call notices.  The state made is errstate's own, kept for the state it
+# was made from: a caller's np.seterr, np.setbufsize or np.errstate is seen as before.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _FP_STATE
+except ImportError:          # NumPy 1.x: errstate is a thread's global, entered as it is
+    _FP_STATE = None
+_fp_quiet = (None, None)     # (a state seen, that state with every error ignored)
+
+
+def _fp_ignore():
+    """Enter np.errstate(all="ignore"); give what _fp_restore needs to leave it."""
+    global _fp_quiet
+    if _FP_STATE is None:
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+    now = _FP_STATE.get()
+    seen, quiet = _fp_quiet
+    if seen is not now:
+        with np.errstate(all="ignore"):
+            quiet = _FP_STATE.get()
+        _fp_quiet = (now, quiet)
+    return _FP_STATE.set(quiet)
+
+
+def _fp_restore(token) -> None:
+    if _FP_STATE is None:
+        token.__exit__(None, None, None)
+    else:
+        _FP_STATE.reset(token)
 
 
 def _check_finite(value, args, node) -> None:
@@ -342,6 +377,7 @@ class Plan:
         # Outputs whose step may return an operand itself (not a new array): copied.
         made_by = {step[2]: step[0] for step in self.steps}
         self.copy_out = [s in self.shared or not _fresh(made_by[s]) for s in self.out_slots]
+        self.outs = list(zip(self.out_slots, self.copy_out))
         self._pack = None
         self._calls = 0
         self._compiled: dict = {}        # scalar fast path (bool) → _Generated, or None: too long
@@ -438,6 +474,8 @@ class Plan:
         env[: self.n_inputs] = arrays
         for s, value in self.consts:
             env[s] = value
+        if not self.steps:               # the outputs are inputs and constants: copied
+            return _outputs(env, self)
         step = None
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -469,9 +507,11 @@ def _outputs(env, plan) -> list[np.ndarray]:
     could be one is a view of it or the result of a step that may return its
     operand (copy_out)."""
     out = []
-    for s, copy in zip(plan.out_slots, plan.copy_out):
+    for s, copy in plan.outs:
         v = env[s]
-        if type(v) is not np.ndarray or v.dtype != _F64:
+        if type(v) is float:                    # the scalar fast path's
+            out.append(np.asarray(v))
+        elif type(v) is not np.ndarray or v.dtype is not _F64_DTYPE and v.dtype != _F64:
             out.append(np.asarray(v, dtype=_F64))
         elif copy or v.base is not None:
             out.append(v.copy())
@@ -488,7 +528,7 @@ def packer(template):
     if isinstance(template, Node):
         def pack(results):
             r = results[0]
-            r.flags.writeable = False
+            r.setflags(write=False)
             return r
         return pack
     if isinstance(template, tuple) and all(
@@ -498,7 +538,7 @@ def packer(template):
 
         def pack(results):
             for r in results:
-                r.flags.writeable = False
+                r.setflags(write=False)
             out, i = [], 0
             for n in sizes:
                 if n is None:
@@ -539,6 +579,7 @@ class _Generated:
         self.quiet = quiet              # only ufuncs: no Python warnings possible
         self.n_inputs = n_inputs
         self.n_slots = n_slots          # the plan's slots and the listed vectors'
+        self.pad = [None] * ((n_slots or 0) - n_inputs)   # env after the inputs
         self.buffer_shapes = list(buffer_shapes)
         self.arenas: list[list[np.ndarray]] = []    # sets of buffers not in use by a run
         self.arena_bytes = 8 * sum(math.prod(sh) for sh in self.buffer_shapes)
@@ -547,44 +588,42 @@ class _Generated:
             weakref.finalize(self, _give_back, self.kept)
 
     def run(self, plan: Plan, arrays, flag):
-        env: list = [None] * (self.n_slots or plan.nslots)
-        env[: self.n_inputs] = arrays
+        env = [*arrays, *self.pad]
         # One set of buffers per run in progress (another thread, or a host function
         # calling back into bp, gets a set of its own).  Idle sets are kept for the
         # next run while all plans together keep at most KEEP_MAX bytes.
-        arenas, size = self.arenas, self.arena_bytes
-        if arenas:
-            bufs = arenas.pop()
+        size = self.arena_bytes
+        if not size:
+            bufs = ()
+        elif self.arenas:
+            bufs = self.arenas.pop()
             _give_back(self.kept, size)
         else:
             bufs = [np.empty(sh) for sh in self.buffer_shapes]
+        fp = _fp_ignore()
         try:
-            return self._run(plan, env, flag, bufs, arrays)
-        finally:
-            if size and _take(self.kept, size):
-                arenas.append(bufs)
-
-    def _run(self, plan: Plan, env, flag, bufs, arrays):
-        try:
-            with np.errstate(all="ignore"):
-                if self.quiet:
+            if self.quiet:
+                for chunk, span in self.chunks:
+                    chunk(env, flag, bufs)
+                    if flag is not None and flag.is_set():
+                        _interrupted(flag, span)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
                     for chunk, span in self.chunks:
                         chunk(env, flag, bufs)
                         if flag is not None and flag.is_set():
                             _interrupted(flag, span)
-                else:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        for chunk, span in self.chunks:
-                            chunk(env, flag, bufs)
-                            if flag is not None and flag.is_set():
-                                _interrupted(flag, span)
         except (ZeroDivisionError, OverflowError, ValueError):
             if self.floats:
                 raise                   # Plan.run runs it again without floats
             raise self._locate(plan) from None
         except Exception:
             raise self._locate(plan) from None
+        finally:
+            _fp_restore(fp)
+            if size and _take(self.kept, size):
+                self.arenas.append(bufs)
         return _outputs(env, plan)
 
     def _locate(self, plan: Plan) -> Exception:

@@ -859,52 +859,7 @@ class Interpreter:
                                    tuple(wrt), many)
 
     def _callable(self, fn: Function) -> Callable:
-        # The direct path: a plan built by an earlier call for these argument shapes
-        # (and still valid for the globals it read) runs straight on the arrays.
-        fkey = _function_key(fn) if isinstance(fn, (Closure, Transform)) else None
-        plans, session_globals = self._plans, self.globals
-
-        def call(*args, **kwargs):
-            if self._interrupt.is_set():          # an interrupt while idle does not carry over
-                self._interrupt.clear()
-            if fkey is not None:
-                values = [_argument(a) for a in args]
-                if kwargs:
-                    kw_values = {k: _argument(v) for k, v in kwargs.items()}
-                    names = sorted(kw_values)
-                    key = (fkey, tuple(map(_signature, values)),
-                           tuple((k, _signature(kw_values[k])) for k in names))
-                else:
-                    key = (fkey, tuple(map(_signature, values)), ())
-                entry = plans.get(key)
-                if entry is not None and all(session_globals.get(n, _ABSENT) is v
-                                             for n, v in entry[2].items()):
-                    if kwargs:
-                        values += [kw_values[k] for k in names]
-                    if all(type(v) is np.ndarray for v in values):
-                        flat = values
-                    else:
-                        flat = [leaf for v in values for leaf in leaves(v)
-                                if isinstance(leaf, np.ndarray)]
-                    plan = entry[0]
-                    run = lambda: self._guard(lambda: plan.run(flat, self.limits.check_nan,
-                                                               self._interrupt))
-                    if plan.has_loops:       # a loop's iteration cap is this session's
-                        with self._running():
-                            results = run()
-                    else:
-                        results = run()
-                    return plan.python(results, entry[1], lambda r: self.to_python(
-                        rebuild(entry[1], iter(r))))
-            # The first call for these shapes lowers eagerly: on copies, since what it
-            # returns may be an argument or a view of one, and goes out read-only.
-            lowered = [to_lowered(from_python(a)) for a in args]
-            kw = {k: to_lowered(from_python(v)) for k, v in kwargs.items()}
-            lowerer = Lowerer(_Globals(self), eager=True)
-            with self._running():
-                result = self._guard(lambda: to_value(lowerer.call(fn, lowered, kw, None)))
-            return self.to_python(result)
-        return BpFunction(call, fn, self)
+        return BpFunction(fn, self)
 
     def _repr_latex(self, value) -> str | None:
         """IPython's `_repr_latex_`: the value as display math, or None (plain text)."""
@@ -974,13 +929,70 @@ class BpFunction:
     and `bp_function` is the bp value, so `bp[name] = bp.eval("grad(f)")` binds it
     back."""
 
-    def __init__(self, call: Callable, fn: Function, interp: Interpreter):
-        self._call, self.bp_function, self._interp = call, fn, interp
+    def __init__(self, fn: Function, interp: Interpreter):
+        self.bp_function, self._interp = fn, interp
+        # What the direct path reads on every call (none of it is ever rebound).
+        self._key = _function_key(fn) if isinstance(fn, (Closure, Transform)) else None
+        self._plans, self._globals, self._interrupt = interp._plans, interp.globals, interp._interrupt
         self.__name__ = getattr(fn, "name", None) or "bp_function"
         self.__doc__ = render.format_value(fn)
 
     def __call__(self, *args, **kwargs):
-        return self._call(*args, **kwargs)
+        # The direct path: a plan built by an earlier call for these argument shapes
+        # (and still valid for the globals it read) runs straight on the arrays, all
+        # in this one frame (a call of a small plan costs a few µs: each step counts).
+        interrupt = self._interrupt
+        if interrupt.is_set():                # an interrupt while idle does not carry over
+            interrupt.clear()
+        fkey = self._key
+        if fkey is None:
+            return self._first_call(args, kwargs)
+        ndarray = np.ndarray
+        values = [a if type(a) is ndarray and a.dtype is _F64 else _argument(a) for a in args]
+        if kwargs:
+            kw_values = {k: _argument(v) for k, v in kwargs.items()}
+            names = sorted(kw_values)
+            key = (fkey, tuple(map(_signature, values)),
+                   tuple((k, _signature(kw_values[k])) for k in names))
+            values += [kw_values[k] for k in names]
+        else:
+            key = (fkey, tuple([v.shape if type(v) is ndarray else _signature(v) for v in values]), ())
+        entry = self._plans.get(key)
+        if entry is None:
+            return self._first_call(args, kwargs)
+        get = self._globals.get
+        for name, v in entry[2].items():
+            if get(name, _ABSENT) is not v:
+                return self._first_call(args, kwargs)
+        flat = values
+        for v in values:
+            if type(v) is not ndarray:
+                flat = [leaf for v in values for leaf in leaves(v) if isinstance(leaf, ndarray)]
+                break
+        plan, interp = entry[0], self._interp
+        try:
+            if plan.has_loops:                # a loop's iteration cap is this session's
+                with interp._running():
+                    results = plan.run(flat, interp.limits.check_nan, interrupt)
+            else:
+                results = plan.run(flat, interp.limits.check_nan, interrupt)
+        except BaseException as err:          # located, as every failure of a call is
+            interp._guard(lambda: _reraise(err))
+            raise
+        return plan.python(results, entry[1],
+                           lambda r: interp.to_python(rebuild(entry[1], iter(r))))
+
+    def _first_call(self, args, kwargs):
+        """The first call for these shapes (or a function without a plan) lowers
+        eagerly: on copies, since what it returns may be an argument or a view of one,
+        and goes out read-only.  It builds and caches the plan (_call_compiled)."""
+        interp = self._interp
+        lowered = [to_lowered(from_python(a)) for a in args]
+        kw = {k: to_lowered(from_python(v)) for k, v in kwargs.items()}
+        lowerer = Lowerer(_Globals(interp), eager=True)
+        with interp._running():
+            result = interp._guard(lambda: to_value(lowerer.call(self.bp_function, lowered, kw, None)))
+        return interp.to_python(result)
 
     def __repr__(self) -> str:
         try:                                   # the formula, as print shows it
@@ -1017,13 +1029,21 @@ def to_value(lv):
     return lv
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _argument(v):
     """An argument of a call from Python, as from_python(v, copy=False), quickly."""
-    if type(v) is np.ndarray and v.dtype == np.float64:
+    if type(v) is np.ndarray and v.dtype == _F64:
         return v
     if type(v) is float:
-        return np.asarray(v, dtype=np.float64)
+        return np.asarray(v)                   # a Python float is a float64
     return from_python(v, copy=False)
+
+
+def _reraise(err: BaseException):
+    """Raise err again (inside Interpreter._guard, which locates it)."""
+    raise err
 
 
 def from_python(v, copy: bool = True):
