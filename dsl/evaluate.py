@@ -244,9 +244,30 @@ def _pick_to(shape):
     return pick
 
 
+OUTER_MIN = 1024   # elements: a matmul (m, 1) @ (1, n) this large runs as a product
+
+
+def _outer_product(a, b, out=None):
+    """a @ b for a of shape (m, 1) and b of (1, n), as a broadcast product (gemm with
+    an inner dimension of 1 takes 2-3 times as long: MLP gradients at a batch of 1).
+    It is np.matmul's result to the bit: matmul sums the one product onto +0, so it
+    gives +0 where the product is -0, and so does adding +0 (which changes nothing else)."""
+    r = np.multiply(a, b, out=out)
+    return np.add(r, 0.0, out=r)
+
+
+_outer_product.bp_outer = True
+_quiet(_outer_product)
+
+
 def _kernel(node: Node):
     """The kernel of one step, and its name in the scalar fast path (or None)."""
     op = node.op
+    if op == "matmul":
+        a, b = node.inputs[0].shape, node.inputs[1].shape
+        if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 2 \
+                and a[1] == b[0] == 1 and a[0] * b[1] >= OUTER_MIN:
+            return _outer_product, None
     if op == "where" and node.inputs[0].shape == () and isinstance(node.shape, tuple) \
             and node.shape != () and all(isinstance(i.shape, tuple) for i in node.inputs):
         if node.inputs[1].shape == node.inputs[2].shape == node.shape:
@@ -842,7 +863,7 @@ BUFFER_MAX = 1 << 26  # elements (512 MiB) of buffers a plan may keep; larger re
 
 def _writes_out(kernel) -> bool:
     """A kernel that can compute into a given array (out=), elementwise or matmul."""
-    return (isinstance(kernel, np.ufunc) and kernel.nout == 1) or kernel in (_square, _cube)
+    return (isinstance(kernel, np.ufunc) and kernel.nout == 1) or kernel in (_square, _cube, _outer_product)
 
 
 def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):

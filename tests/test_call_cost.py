@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import dsl
+from dsl import evaluate
 
 CALLS = 4          # the first call lowers, the second compiles, later ones run the code
 
@@ -170,3 +171,22 @@ def test_no_step_plans_copy_their_inputs(bp):
         a, b = f(x, y)
         assert a.tolist() == [2.0] and b.tolist() == [1.0]
         assert not np.shares_memory(a, y) and not np.shares_memory(b, x)
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (3, 5), (300, 40)])
+def test_an_outer_product_matmul_is_numpys_bit_for_bit(m, n):
+    """matmul with an inner dimension of 1 runs as a product (gemm is slow there); the
+    result is np.matmul's to the bit, signed zeros included (matmul sums from +0)."""
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-320, -1e300, 1e300])
+    a = rng.choice(np.concatenate([special, rng.standard_normal(8)]), size=(m, 1))
+    b = rng.choice(np.concatenate([special, rng.standard_normal(8)]), size=(1, n))
+    bp = dsl.Interpreter()
+    f = bp.function("(a, b) -> a @ b")
+    with np.errstate(all="ignore"):
+        want = np.matmul(a, b)
+    for _ in range(CALLS):
+        got = f(a, b)
+        assert got.tobytes() == want.tobytes()
+    plan = next(iter(bp._plans.values()))[0]
+    assert len(plan) == 1 and getattr(plan.steps[0][0], "bp_outer", False) == (m * n >= evaluate.OUTER_MIN)
