@@ -20,8 +20,8 @@ import numpy as np
 
 from . import ops, shapes, taylor
 from .errors import BpTypeError, BpValueError, Span
-from .graph import Node, make_input, topo_order
-from .ops import REGISTRY, apply, building, const, is_const_value
+from .graph import Node, intern, make_input, topo_order
+from .ops import REGISTRY, algebra, apply, building, const, is_const_value
 from .ops.elementwise import broadcast_shape, same_shape
 from .values import (Builtin, Closure, Function, HostFunction, Record, Transform, bind_arguments,
                      leaves, rebuild)
@@ -208,6 +208,25 @@ def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
     return [new.get(id(o), o) for o in outputs]
 
 
+def rename(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
+    """The graph of `outputs` with some inputs replaced by their twins (inputs the algebra
+    orders alike, none of them in the graph): the same nodes, op for op, interned anew,
+    each with what the algebra knew of the old one (its polynomial, atoms renamed).  No
+    op is applied again: nothing folds that did not fold, no canonical form changes."""
+    new: dict[int, Node] = dict(mapping)
+    for node in topo_order(outputs):
+        if id(node) in new:
+            continue
+        ins = tuple(new.get(id(i), i) for i in node.inputs)
+        if all(a is b for a, b in zip(ins, node.inputs)):
+            new[id(node)] = node
+            continue
+        twin = new[id(node)] = intern(node.op, ins, node.attrs, node.shape, node.span,
+                                      origin=node.origin)
+        algebra.carry(node, twin, new)          # (an atom's polynomial is the atom itself)
+    return [new.get(id(o), o) for o in outputs]
+
+
 # ── transforms ───────────────────────────────────────────────────────────
 
 def param_names(fn: Function) -> tuple[str, ...]:
@@ -279,12 +298,17 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
 
     placeholders: dict[int, list[Node]] = {}
     call_args = list(bound[:len(names)])
+    display = getattr(lowerer.ctx, "symbolic", False)
+    twins = not display and t.kind not in ("diff", "taylor") and _distinct_inputs(bound, wrt)
     for i in wrt:
         value = call_args[i]
         if not all(isinstance(x, Node) for x in leaves(value)):
             raise BpTypeError(f"{t.kind}: the argument for '{names[i]}' must be a tensor, a tuple "
                               f"or a record of tensors", span)
-        ph = [make_input(f"∂{names[i]}", x.shape, span) for x in leaves(value)]
+        # A twin of an input argument (its name, so the algebra orders the two alike:
+        # _on_arguments), else a placeholder ∂name
+        ph = [make_input(x.attr("name") if twins else f"∂{names[i]}", x.shape, span)
+              for x in leaves(value)]
         placeholders[i] = ph
         call_args[i] = rebuild(value, iter(ph))
     flat_ph = [p for i in wrt for p in placeholders[i]]
@@ -305,13 +329,17 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         return tuple(parts) if many else parts[0]
 
     kind = t.kind
-    # Built to be read (printed, listed, exported) rather than run: Jacobians take
-    # their matrix-calculus form (see _jacobian).
-    display = getattr(lowerer.ctx, "symbolic", False)
+    # Built to be read (printed, listed, exported) rather than run (`display`): Jacobians
+    # take their matrix-calculus form (see _jacobian).
+    direct = False
     if kind == "diff":
         result = _diff(inner, t, call_args, placeholders[0], span)
     else:
         out = inner.call(t.fn, call_args, {}, span)
+        if twins:
+            on = _on_arguments(out, placeholders, bound, wrt)
+            if on is not None:             # the derivative built on the arguments themselves
+                out, flat_ph, direct = on[0], on[1], True
         if kind in ("grad", "value_and_grad"):
             out = scalar_output(out, kind)
             g = per_wrt(vjp_graph([out], [_seed(out)], flat_ph))
@@ -354,6 +382,8 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         else:
             raise BpTypeError(f"unknown transform {kind}", span)
 
+    if direct:
+        return result
     if pairs is not None:
         pairs.extend((p, x) for i in wrt for p, x in zip(placeholders[i], leaves(bound[i])))
         return result
@@ -366,6 +396,34 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         new = substitute([x for x in flat if isinstance(x, Node)], actual)
     it = iter(new)
     return rebuild(result, iter([next(it) if isinstance(x, Node) else x for x in flat]))
+
+
+def _distinct_inputs(bound: list, wrt: list) -> bool:
+    """Whether every argument differentiated for is a graph input, no two the same."""
+    actual = [x for i in wrt for x in leaves(bound[i])]
+    return all(isinstance(x, Node) and x.op == "input" for x in actual) and \
+        len({id(x) for x in actual}) == len(actual)
+
+
+def _on_arguments(out, placeholders: dict, bound: list, wrt: list):
+    """f's output in terms of the actual arguments, and those arguments to differentiate
+    with respect to, when that is the same derivative: when the arguments are distinct
+    graph inputs (_distinct_inputs) that f's graph does not read except through its
+    parameters (a closure capturing x, as in grad(y -> x*y)(x), reads x otherwise).
+    Then the derivative of the forward graph with the arguments put in is the
+    derivative at the arguments.  Each placeholder is the twin of its argument (an
+    input of the same name), which the algebra orders exactly as it orders the
+    argument, so the forward graph is put in terms of the arguments node for node
+    (`rename`), nothing renormalised, and the derivative is built once, on them.
+    None otherwise: the derivative is built on the placeholders and substituted."""
+    actual = [x for i in wrt for x in leaves(bound[i])]
+    outs = [o for o in leaves(out) if isinstance(o, Node)]
+    ids = {id(x) for x in actual}
+    if any(id(n) in ids for n in topo_order(outs)):
+        return None
+    ph = [p for i in wrt for p in placeholders[i]]
+    new = iter(rename(outs, {id(p): x for p, x in zip(ph, actual)}))
+    return rebuild(out, iter([next(new) if isinstance(o, Node) else o for o in leaves(out)])), actual
 
 
 def _seed(out: Node) -> Node:

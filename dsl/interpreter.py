@@ -22,7 +22,7 @@ from . import ast, autodiff, ops, render
 from .errors import (BpAssertionError, BpError, BpImportError, BpInternalError, BpIOError, BpNameError,
                      BpShapeError, BpTypeError, BpValueError, SourceName, Span)
 from .evaluate import Plan
-from .graph import Node, make_input, topo_order
+from .graph import Node, collector_paused, make_input, topo_order
 from .lower import _REQUIRED as REQUIRED  # the mark of a parameter without a default
 from .lower import CONSTANTS, SPECIAL, Lowerer, loop_count, parameter_defaults, unpack
 from .ops import Limits
@@ -705,7 +705,8 @@ class Interpreter:
                                      for n, v in entry[2].items()):
             entry = None
         if entry is None:
-            entry = self._specialise(fn, arg_values, kw_values, span)
+            with collector_paused(), ops.built_to_run():
+                entry = self._specialise(fn, arg_values, kw_values, span)
             if entry is None:
                 return None
             if len(self._plans) >= MAX_PLANS:
@@ -826,7 +827,8 @@ class Interpreter:
                            for k, sub in tree.items()})
         inputs = [record_of(n, fields[n]) if fields.get(n) else make_input(n, shape_of(n), span)
                   for n in names]
-        out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
+        with collector_paused():
+            out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
         if not all(isinstance(o, Node) for o in leaves(out)):
             raise BpTypeError("the function does not return tensors", span)
         return names, inputs, out

@@ -181,6 +181,7 @@ class _Active(threading.local):
         self.interrupt: threading.Event | None = None
         self.building: list[tuple[str, Span | None]] = [("f", None)]   # origin, span
         self.plain = 0                   # > 0: arithmetic is built as written (plain_arithmetic)
+        self.to_run = 0                  # > 0: a graph built to be run, not read (built_to_run)
 
 
 ACTIVE = _Active()
@@ -209,8 +210,21 @@ def check_interrupt(span: Span | None = None) -> None:
         raise BpInterrupted("the statement was interrupted", span)
 
 
+_SCALARS: dict[float, Node] = {}      # const(c) of a nonzero float c: the algebra's coefficients
+
+
 def const(value, span: Span | None = None) -> Node:
     """A constant node; small constants are shared by value."""
+    if type(value) is float and value == value and value != 0:    # not nan, not ±0
+        node = _SCALARS.get(value)
+        if node is not None:
+            return node
+        if len(_SCALARS) >= 4096:
+            _SCALARS.clear()
+        arr = np.asarray(value, dtype=np.float64)
+        node = _SCALARS[value] = intern("const", (), (), (), span, value=arr,
+                                        value_key=((), arr.tobytes()))
+        return node
     arr = np.asarray(value, dtype=np.float64)
     if arr.size <= 16:
         key = (arr.shape, arr.tobytes())
@@ -223,13 +237,20 @@ def const(value, span: Span | None = None) -> Node:
 # point at user code) and origin "d" (so displays can mark them).
 
 
-@contextmanager
-def building(origin: str, span: Span | None):
-    ACTIVE.building.append((origin, span))
-    try:
-        yield
-    finally:
+class building:
+    """`with building(origin, span):` nodes made inside take this origin and span by
+    default (a class, not a generator: a derivative's build enters one per rule)."""
+    __slots__ = ("where",)
+
+    def __init__(self, origin: str, span: Span | None):
+        self.where = (origin, span)
+
+    def __enter__(self):
+        ACTIVE.building.append(self.where)
+
+    def __exit__(self, *exc):
         ACTIVE.building.pop()
+        return False
 
 
 @contextmanager
@@ -244,6 +265,20 @@ def plain_arithmetic():
         yield
     finally:
         ACTIVE.plain -= 1
+
+
+@contextmanager
+def built_to_run():
+    """A graph built to be run, not read (a plan's): where the algebra's canonical form
+    is exactly as big as the expression as written and nothing collects, the expression
+    stays as written; a graph to be printed takes the canonical form then too, so short
+    formulas print in one order.  (A tie is a third of the algebra's work on an unrolled
+    sum, and a plan gains nothing from it.)"""
+    ACTIVE.to_run += 1
+    try:
+        yield
+    finally:
+        ACTIVE.to_run -= 1
 
 
 def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None,
@@ -305,10 +340,15 @@ def is_const_value(node: Node, value: float) -> bool:
 
 def run_kernel(opdef: OpDef, arrays, attrs: dict, span: Span | None):
     """Call a kernel; NumPy's complaints become located value errors."""
+    kernel = opdef.kernel
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")          # NaN and inf are values, not warnings
-            out = opdef.kernel(*arrays, **attrs)
+        if isinstance(kernel, np.ufunc):             # warns only through errstate
+            with np.errstate(all="ignore"):
+                out = kernel(*arrays, **attrs)
+        else:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # NaN and inf are values, not warnings
+                out = kernel(*arrays, **attrs)
     except BpError as err:
         raise err.located(span)
     except np.linalg.LinAlgError as err:

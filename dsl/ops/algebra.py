@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from ..graph import Node, intern
-from . import REGISTRY, building, const, run_kernel
+from . import ACTIVE, REGISTRY, building, const, run_kernel
 
 Monomial = tuple            # ((atom, exponent), …), atoms in a fixed order
 Poly = dict                 # Monomial -> coefficient
@@ -56,6 +56,10 @@ def _info(node: Node) -> _Info:
 
 
 def _set_poly(node: Node, p: Poly, size: int) -> None:
+    """Record the node's polynomial; not one that is the node itself (what poly_of gives a
+    node with none), which would keep the node alive through its own entry for good."""
+    if len(p) == 1 and p.get(((node, 1),)) == 1.0:
+        return
     info = _info(node)
     if info.poly is None:
         info.poly = (p, size)
@@ -97,6 +101,21 @@ def _key(atom: Node) -> tuple:
             text = f"input|{node.attr('name')}"
         info.key = (height, node.op, zlib.crc32(text.encode()))
     return table[id(atom)].key
+
+
+def carry(old: Node, new: Node, renamed: dict[int, Node]) -> None:
+    """What the algebra knows of `old` for its twin `new` (autodiff.rename): the same order
+    key, and the same polynomial over the renamed atoms (renamed[id(atom)], or the atom)."""
+    info = _INFO.get(id(old))
+    if info is None:
+        return
+    twin = _info(new)
+    if twin.key is None:
+        twin.key = info.key
+    if twin.poly is None and info.poly is not None:
+        p, size = info.poly
+        _set_poly(new, {tuple((renamed.get(id(a), a), e) for a, e in m): c for m, c in p.items()},
+                  size)
 
 
 def poly_of(node: Node) -> tuple[Poly, int]:
@@ -309,7 +328,7 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     # A tie is rebuilt canonically only when small (so short formulas print in one
     # canonical order) or when something collected; big ties stay as written.
     if c < size or (c == size and ((collected() if callable(collected) else collected)
-                                   or (len(p) <= 3 and _factors(p) <= 4))):
+                                   or (len(p) <= 3 and _factors(p) <= 4 and not ACTIVE.to_run))):
         node = _build(p, shape, origin, span)
         if node is not None and node.shape == shape:
             return node
