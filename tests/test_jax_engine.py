@@ -465,6 +465,54 @@ def test_random_functions_give_the_same_numbers_on_both_engines(body, call):
         _same_value(np.asarray(want), np.asarray(got), f"{body}: {call}")
 
 
+# ── the property tests' functions (tests/test_properties.py) on both engines ──
+
+from test_properties import A as PA, B as PB, X_SHAPE, Y_SHAPE, exprs, points, reductions  # noqa: E402
+
+PROPERTY = settings(max_examples=12, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _both_engines(defs: str, calls: list[tuple[str, tuple]]) -> None:
+    """Each call through bp.function on the NumPy and the JAX engine: within 1e-12."""
+    got = {}
+    for engine in ("numpy", "jax"):
+        bp = Interpreter(engine=engine)
+        bp["A"], bp["B"] = PA, PB
+        bp.exec(defs)
+        got[engine] = [bp.function(src)(*args) for src, args in calls]
+    for (src, _), want, have in zip(calls, got["numpy"], got["jax"]):
+        _same_value(want if not isinstance(want, np.ndarray) else np.asarray(want),
+                    have, f"{src} of {defs}")
+
+
+@PROPERTY
+@given(exprs(("x",), matmul=False), st.floats(-1.5, 1.5, allow_nan=False))
+def test_properties_scalar_functions_on_jax(e, x):
+    x0 = np.float64(x)
+    _both_engines(f"def f(x) = {e.text}", [("f", (x0,)), ("grad(f)", (x0,)), ("diff(f, 2)", (x0,))])
+
+
+@PROPERTY
+@given(exprs(("x",)), reductions, points(X_SHAPE))
+def test_properties_vector_functions_on_jax(e, reduce, x):
+    _both_engines(f"def f(x) = {reduce}({e.text})",
+                  [("value_and_grad(f)", (x,)), ("hessian(f)", (x,)), ("hvp(f)", (x, np.cos(x)))])
+
+
+@PROPERTY
+@given(exprs(("x", "y")), reductions, points(X_SHAPE), points(Y_SHAPE))
+def test_properties_two_argument_functions_on_jax(e, reduce, x, y):
+    _both_engines(f"def f(x, y) = {reduce}({e.text})",
+                  [("grad(f, wrt=(x, y))", (x, y)), ("jvp(f)", (x, y, np.sin(x)))])
+
+
+@PROPERTY
+@given(exprs(("x",), vector=True), points(X_SHAPE), points((2,)))
+def test_properties_vector_valued_functions_on_jax(e, x, u):
+    _both_engines(f"def f(x) = B @ ({e.text})", [("vjp(f)", (x, u)), ("jacobian(f)", (x,))])
+
+
 def test_export_as_jax_names_are_data(tmp_path):
     """Parameters and globals called jnp, jax, np, lambda do not capture the module's names."""
     bp = Interpreter()
