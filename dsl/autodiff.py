@@ -300,11 +300,17 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
     call_args = list(bound[:len(names)])
     display = getattr(lowerer.ctx, "symbolic", False)
     twins = not display and t.kind not in ("diff", "taylor") and _distinct_inputs(bound, wrt)
+    # On the arguments themselves when f cannot read them but through its parameters
+    # (_sealed): no placeholders, nothing to put in afterwards.
+    direct = twins and _sealed(t.fn, bound, wrt)
     for i in wrt:
         value = call_args[i]
         if not all(isinstance(x, Node) for x in leaves(value)):
             raise BpTypeError(f"{t.kind}: the argument for '{names[i]}' must be a tensor, a tuple "
                               f"or a record of tensors", span)
+        if direct:
+            placeholders[i] = list(leaves(value))
+            continue
         # A twin of an input argument (its name, so the algebra orders the two alike:
         # _on_arguments), else a placeholder ∂name
         ph = [make_input(x.attr("name") if twins else f"∂{names[i]}", x.shape, span)
@@ -331,12 +337,11 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
     kind = t.kind
     # Built to be read (printed, listed, exported) rather than run (`display`): Jacobians
     # take their matrix-calculus form (see _jacobian).
-    direct = False
     if kind == "diff":
         result = _diff(inner, t, call_args, placeholders[0], span)
     else:
         out = inner.call(t.fn, call_args, {}, span)
-        if twins:
+        if twins and not direct:
             on = _on_arguments(out, placeholders, bound, wrt)
             if on is not None:             # the derivative built on the arguments themselves
                 out, flat_ph, direct = on[0], on[1], True
@@ -403,6 +408,23 @@ def _distinct_inputs(bound: list, wrt: list) -> bool:
     actual = [x for i in wrt for x in leaves(bound[i])]
     return all(isinstance(x, Node) and x.op == "input" for x in actual) and \
         len({id(x) for x in actual}) == len(actual)
+
+
+def _sealed(fn: Function, bound: list, wrt: list) -> bool:
+    """Whether f can read the arguments differentiated for (distinct graph inputs) only
+    through its parameters, as far as can be told before its graph is built: f is a
+    top-level function or a builtin (a closure made inside the function being built
+    may have captured them; a top-level one sees globals, which are values), a
+    transform of one, and no other argument (nor a tangent) is computed from them."""
+    while isinstance(fn, Transform):
+        fn = fn.fn
+    if isinstance(fn, Closure) and fn.env is not None or \
+            not isinstance(fn, (Closure, Builtin, HostFunction)):
+        return False
+    ids = {id(x) for i in wrt for x in leaves(bound[i])}
+    others = [x for i, b in enumerate(bound) if i not in wrt for x in leaves(b)
+              if isinstance(x, Node)]
+    return not any(id(n) in ids for n in topo_order(others))
 
 
 def _on_arguments(out, placeholders: dict, bound: list, wrt: list):

@@ -221,6 +221,14 @@ def _run(text: str, build, max_depth: int | None = None):
                 kinds.append(None)
                 break
             name, size, include, append_none, inline_one, builder = rules[~action]
+            if inline_one and size == 1 and include is None and not append_none:
+                # a rule of one symbol that passes its value on (sum: product): the value,
+                # its extent, depth and kind stay as they are; only the state changes
+                state_stack.pop()
+                state_stack.append((rows[state_stack[-1]] or _row(state_stack[-1]))[name])
+                if is_end and state_stack[-1] == T.END:
+                    return values[-1]
+                continue
             if size:
                 children, spans, levels = values[-size:], extents[-size:], depths[-size:]
                 first_kind = kinds[-size]

@@ -43,6 +43,17 @@ def test_one_argument_given_for_two_parameters():
     assert float(da) == pytest.approx(2 * 1.5 * 1.5) and float(db) == pytest.approx(1.5 ** 2)
 
 
+def test_an_argument_computed_from_the_differentiated_one_stays_a_constant():
+    # grad wrt a of a·b at (x, 2x) is b = 2x (not d/dx of 2x², 4x): b is a plain argument
+    g = _fn("def f(a, b) = a * b\ndef g(x) = grad(f)(x, 2 * x)", "g")
+    assert float(g(1.25)) == pytest.approx(2.5, rel=1e-15)
+    g2 = _fn("def f(a, b) = a * b\ndef g(x) = grad(f)(x, x)", "g")
+    assert float(g2(1.25)) == pytest.approx(1.25, rel=1e-15)
+    # the tangent of an hvp given the point itself: H v = diag(6y) y
+    h = _fn("def f(y) = sum(y^3)\ndef h(x) = hvp(f)(x, x)", "h")
+    np.testing.assert_allclose(h(np.array([1.0, -0.5])), 6 * np.array([1.0, 0.25]), rtol=1e-15)
+
+
 def test_only_the_parameters_differentiated_are_renamed():
     # wrt=1 only: a is a plain argument; ∂/∂b (sin(a)·b + b²) = sin(a) + 2b
     g = _fn("def f(a, b) = sin(a) * b + b^2\ndef g(a, b) = grad(f, wrt=1)(a, b)", "g")
