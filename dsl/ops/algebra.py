@@ -28,6 +28,7 @@ Poly = dict                 # Monomial -> coefficient
 MAX_TERMS = 24
 MAX_POWER = 8
 MAX_FACTORS = 6             # atoms in one monomial: a longer product stays as written
+KEEP_RATIO = 2              # a plan's build keeps a polynomial costing at most this × as written
 
 
 class _Info(weakref.ref):
@@ -333,7 +334,11 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
         if node is not None and node.shape == shape:
             return node
     node = build_naive()
-    if node.op not in ("const", "input"):
+    # In a plan's build, a polynomial far bigger than its expression as written is not
+    # kept: an expression it joins would rarely collect enough to take it, and carrying
+    # it costs every product it meets (a chain's cotangent Π (1 - tanh²) expanded: 16
+    # terms), so the node is an atom from here on.  Prints keep every polynomial.
+    if node.op not in ("const", "input") and not (ACTIVE.to_run and c > KEEP_RATIO * size):
         _set_poly(node, p, size)
     return node
 
