@@ -51,7 +51,8 @@ def _make(cls, frozen, compare, slots, uncompared, weakref):
     namespace.update(_fields=names, _defaults=defaults, _compared=compared,
                      __match_args__=names, __reduce__=_reduce)
     if "__init__" not in cls.__dict__:      # a hot class may write its own, faster one
-        namespace["__init__"] = _init
+        arity = _BY_ARITY.get(len(names)) if not defaults else None
+        namespace["__init__"] = _init if arity is None else arity(*names)
     if "__repr__" not in cls.__dict__:
         namespace["__repr__"] = _repr
     if frozen:
@@ -80,6 +81,70 @@ def _init(self, *args, **kwargs):
         _set(self, name, value)
     if kwargs:
         raise TypeError(f"{type(self).__name__}() got unexpected arguments {sorted(kwargs)}")
+
+
+# The __init__ of a class without defaults, by its number of fields: quick when
+# every field is given positionally (as the parser builds its nodes and spans);
+# any other call goes to _init, for its checks and messages.  Half the time of
+# _init's loop, which a parse spends on every node and span.
+_M = _MISSING
+
+
+def _given(*args) -> list:
+    return [a for a in args if a is not _M]
+
+
+def _init1(f0):
+    def __init__(self, a=_M, /, *more, **kwargs):
+        if a is _M or more or kwargs:
+            return _init(self, *_given(a), *more, **kwargs)
+        _set(self, f0, a)
+    return __init__
+
+
+def _init2(f0, f1):
+    def __init__(self, a=_M, b=_M, /, *more, **kwargs):
+        if b is _M or more or kwargs:
+            return _init(self, *_given(a, b), *more, **kwargs)
+        _set(self, f0, a)
+        _set(self, f1, b)
+    return __init__
+
+
+def _init3(f0, f1, f2):
+    def __init__(self, a=_M, b=_M, c=_M, /, *more, **kwargs):
+        if c is _M or more or kwargs:
+            return _init(self, *_given(a, b, c), *more, **kwargs)
+        _set(self, f0, a)
+        _set(self, f1, b)
+        _set(self, f2, c)
+    return __init__
+
+
+def _init4(f0, f1, f2, f3):
+    def __init__(self, a=_M, b=_M, c=_M, d=_M, /, *more, **kwargs):
+        if d is _M or more or kwargs:
+            return _init(self, *_given(a, b, c, d), *more, **kwargs)
+        _set(self, f0, a)
+        _set(self, f1, b)
+        _set(self, f2, c)
+        _set(self, f3, d)
+    return __init__
+
+
+def _init5(f0, f1, f2, f3, f4):
+    def __init__(self, a=_M, b=_M, c=_M, d=_M, e=_M, /, *more, **kwargs):
+        if e is _M or more or kwargs:
+            return _init(self, *_given(a, b, c, d, e), *more, **kwargs)
+        _set(self, f0, a)
+        _set(self, f1, b)
+        _set(self, f2, c)
+        _set(self, f3, d)
+        _set(self, f4, e)
+    return __init__
+
+
+_BY_ARITY = {1: _init1, 2: _init2, 3: _init3, 4: _init4, 5: _init5}
 
 
 def _reduce(self):
