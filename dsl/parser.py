@@ -13,6 +13,7 @@ limit.  Errors become BpSyntaxError with a human sentence.
 """
 from __future__ import annotations
 
+import gc
 import re
 
 from . import _grammar_tables as T
@@ -124,23 +125,32 @@ class _Newlines:
     def __init__(self, text: str):
         self.text = text
         self.stack: list[str] = []          # "LPAR", "LSQB", "rec", "blk"
-        self.prev: Token | None = None
+        self.prev: str | None = None        # the type of the last token kept
 
     def keep(self, tok: Token) -> bool:
-        kind, stack = tok.type, self.stack
+        if tok.type in _LAYOUT and not self.kept(tok.type, tok.start_pos + len(tok.value), self.prev):
+            return False
+        self.prev = tok.type
+        return True
+
+    def kept(self, kind: str, end: int, prev: str | None) -> bool:
+        """keep() for a newline or bracket ending at `end`, after a token of type `prev`."""
+        stack = self.stack
         if kind == "_NL":
-            if (stack and stack[-1] != "blk") or (self.prev is not None and self.prev.type in _CONTINUES):
+            if (stack and stack[-1] != "blk") or prev in _CONTINUES:
                 return False
-            if _ELSE_AHEAD.match(self.text, tok.start_pos + len(tok.value)):
+            if _ELSE_AHEAD.match(self.text, end):
                 return False
         elif kind in ("LPAR", "LSQB"):
             stack.append(kind)
         elif kind == "LBRACE":
-            stack.append("rec" if _FIELD_AHEAD.match(self.text, tok.start_pos + 1) else "blk")
-        elif kind in _CLOSERS and stack:
+            stack.append("rec" if _FIELD_AHEAD.match(self.text, end) else "blk")
+        elif stack:
             stack.pop()
-        self.prev = tok
         return True
+
+
+_LAYOUT = frozenset({"_NL", "LPAR", "LSQB", "LBRACE", *_CLOSERS})      # what keep() looks at
 
 
 def _tokens(text: str, upto: int) -> list[Token]:
@@ -172,114 +182,196 @@ def _expected(state: int) -> set[str]:
     return {symbol for symbol in _row(state) if symbol.isupper()}
 
 
+def _is_unit(rule: tuple) -> bool:
+    """A rule of one symbol that passes its value on (sum: product): reducing by it
+    changes only the state; the value, its extent, depth and kind stay."""
+    name, size, include, append_none, inline_one, builder = rule
+    return inline_one and size == 1 and include is None and not append_none
+
+
+_UNIT = [_is_unit(rule) for rule in T.RULES]
+_AFTER: dict[tuple[int, int, str], int] = {}
+
+
+def _after(below: int, rule: int, kind: str) -> int:
+    """The state that reducing by RULES[rule] leads to, over state `below` with
+    lookahead `kind`: the goto, then the goto of each unit rule the table asks
+    for next (a precedence chain, atom to expression), up to the end state."""
+    state = _row(below)[T.RULES[rule][0]]
+    while not (kind == "$END" and state == T.END):
+        action = _row(state).get(kind)
+        if action is None or action >= 0 or not _UNIT[~action]:
+            break
+        state = _row(below)[T.RULES[~action][0]]
+    _AFTER[below, rule, kind] = state
+    return state
+
+
+# Each state's lexer: its match and its keywords ({terminal: {word: keyword terminal}})
+_STATE_SCANNERS: list[tuple | None] = [None] * len(T.STATES)
+
+
+def _unexpected_character(text: str, err: _BadCharacter, state: int) -> Exception:
+    """The error where no terminal `state` accepts matches: if some other terminal
+    does, the token is unexpected; else the character is."""
+    try:
+        probe = _Lexer(text)
+        probe.pos, probe.line, probe.line_start = err.pos, err.line, err.pos - err.column + 1
+        tok = probe.next(T.ROOT_LEXER)
+    except _BadCharacter:
+        return err
+    return _Unexpected(tok, _expected(state))
+
+
 def _run(text: str, build, max_depth: int | None = None):
     """Parse `text`: shift tokens, and at each reduction call
     build(rule name, children, extent) for the rule's value.  An extent is
     (line, column, end line, end column) or None for a rule that matched
-    nothing.  Raises _BadCharacter or _Unexpected."""
-    rows, rules, state_lexer = _ROWS, T.RULES, T.STATE_LEXER
-    state_stack = [T.START]
+    nothing.  Raises _BadCharacter or _Unexpected.
+
+    The lexer (_Lexer.next) and the newline filter (_Newlines.keep) are
+    written into the loop, a token costing a few dictionary look-ups; a
+    reduction by a chain of unit rules is one look-up in _AFTER."""
+    rows, rules, scanners = _ROWS, T.RULES, _STATE_SCANNERS
+    after, end_state = _AFTER, T.END
+    newline_types, ignore, layout = T.NEWLINE_TYPES, T.IGNORE, _LAYOUT
+    state = T.START
+    state_stack = [state]
     values: list = []
     extents: list = []
     depths: list[int] = []
     kinds: list = []               # the rule that made each value (None: a token, a splice)
-    lexer, newlines = _Lexer(text), _Newlines(text)
+    n, pos, line, line_start = len(text), 0, 1, 0
+    newlines = _Newlines(text)
+    kept, prev = newlines.kept, None
     last: Token | None = None
     while True:
-        state = state_stack[-1]
-        try:
-            tok = lexer.next(state_lexer[state])
-        except _BadCharacter as err:
-            try:                       # a terminal this state does not accept: say which
-                probe = _Lexer(text)
-                probe.pos, probe.line, probe.line_start = err.pos, err.line, err.pos - err.column + 1
-                tok = probe.next(T.ROOT_LEXER)
-            except _BadCharacter:
-                raise err from None
-            raise _Unexpected(tok, _expected(state)) from None
+        scanner = scanners[state] or _state_scanner(state)
+        match, unless = scanner
+        while True:                    # the next token this state's lexer matches
+            if pos >= n:
+                tok = None
+                break
+            m = match(text, pos)
+            if m is None:
+                raise _unexpected_character(
+                    text, _BadCharacter(pos, line, pos - line_start + 1), state) from None
+            kind, value = m.lastgroup, m.group()
+            start, start_line, column = pos, line, pos - line_start + 1
+            pos += len(value)
+            if kind in newline_types:
+                newline_count = value.count("\n")
+                if newline_count:
+                    line += newline_count
+                    line_start = start + value.rindex("\n") + 1
+            if kind in ignore:
+                continue
+            if kind in unless:
+                kind = unless[kind].get(value, kind)
+            if kind in layout and not kept(kind, pos, prev):
+                continue
+            prev = kind
+            end_column = pos - line_start + 1
+            tok = Token(kind, value, start, start_line, column, line, end_column)
+            where = (start_line, column, line, end_column)
+            break
         is_end = tok is None
         if is_end:
+            kind = "$END"
             if last is None:
                 tok = Token("$END", "", 0, 1, 1, 1, 1)
             else:
                 tok = Token("$END", "", last.start_pos, last.line, last.column,
                             last.end_line, last.end_column)
-        elif not newlines.keep(tok):
-            continue
+            where = (tok.line, tok.column, tok.end_line, tok.end_column)
         last = tok
-        kind = tok.type
         while True:                    # reduce as long as the table says, then shift
-            state = state_stack[-1]
             action = (rows[state] or _row(state)).get(kind)
             if action is None:
                 raise _Unexpected(tok, _expected(state))
             if action >= 0:
-                state_stack.append(action)
+                state = action
+                state_stack.append(state)
                 values.append(tok)
-                extents.append((tok.line, tok.column, tok.end_line, tok.end_column))
+                extents.append(where)
                 depths.append(0)
                 kinds.append(None)
                 break
-            name, size, include, append_none, inline_one, builder = rules[~action]
-            if inline_one and size == 1 and include is None and not append_none:
-                # a rule of one symbol that passes its value on (sum: product): the value,
-                # its extent, depth and kind stay as they are; only the state changes
-                state_stack.pop()
-                state_stack.append((rows[state_stack[-1]] or _row(state_stack[-1]))[name])
-                if is_end and state_stack[-1] == T.END:
-                    return values[-1]
-                continue
+            rule = ~action
+            name, size, include, append_none, inline_one, builder = rules[rule]
             if size:
-                children, spans, levels = values[-size:], extents[-size:], depths[-size:]
+                children = values[-size:]
+                first, end = extents[-size], extents[-1]
+                if first is not None and end is not None:
+                    extent = (first[0], first[1], end[2], end[3])
+                else:
+                    extent = _extent(extents[-size:])
+                if size == 1:
+                    first_depth, rest_depth = depths[-1], 0
+                else:
+                    first_depth, rest_depth = depths[-size], max(depths[1 - size:])
                 first_kind = kinds[-size]
                 del state_stack[-size:], values[-size:], extents[-size:], depths[-size:]
                 del kinds[-size:]
             else:
-                children, spans, levels, first_kind = [], [], [], None
-            first = next((e for e in spans if e is not None), None)
-            if first is None:
-                extent = None
-            else:
-                end = next(e for e in reversed(spans) if e is not None)
-                extent = (first[0], first[1], end[2], end[3])
+                children, extent, first_depth, rest_depth, first_kind = [], None, 0, 0, None
             if include is not None:
-                kept: list = []
+                kept_children: list = []
                 for i, splice, nones in include:
                     if nones:
-                        kept += [None] * nones
+                        kept_children += [None] * nones
                     if splice:
-                        kept += children[i]
+                        kept_children += children[i]
                     else:
-                        kept.append(children[i])
+                        kept_children.append(children[i])
                 if append_none:
-                    kept += [None] * append_none
-                children = kept
-            depth = max(levels, default=0)
+                    kept_children += [None] * append_none
+                children = kept_children
             made = name
             if inline_one and len(children) == 1:
                 value = children[0]
                 made = first_kind
+                depth = max(first_depth, rest_depth)
             elif name[0] == "_":
                 value = children       # spliced into the rule that uses it
                 made = None
+                depth = max(first_depth, rest_depth)
             else:
                 # A left-recursive rule continuing its own chain (a + b + c: sum over sum)
                 # is not nesting: a flat sum of 2,000 terms reads as flat.  Its other
                 # operands nest one level down.
                 if first_kind == name:
-                    depth = max(levels[0], max(levels[1:], default=0) + 1)
+                    depth = max(first_depth, rest_depth + 1)
                 else:
-                    depth += 1
+                    depth = max(first_depth, rest_depth) + 1
                 if max_depth is not None and depth > max_depth:
                     raise _TooDeep(extent)
                 value = build(builder, children, extent)
-            state_stack.append((rows[state_stack[-1]] or _row(state_stack[-1]))[name])
+            below = state_stack[-1]
+            state = after.get((below, rule, kind))
+            if state is None:
+                state = _after(below, rule, kind)
+            state_stack.append(state)
             values.append(value)
             extents.append(extent)
             depths.append(depth)
             kinds.append(made)
-            if is_end and state_stack[-1] == T.END:
+            if is_end and state == end_state:
                 return value
+
+
+def _extent(extents: list):
+    """The extent of a rule's children: from the first that has one to the last."""
+    first = next((e for e in extents if e is not None), None)
+    if first is None:
+        return None
+    end = next(e for e in reversed(extents) if e is not None)
+    return first[0], first[1], end[2], end[3]
+
+
+def _state_scanner(state: int) -> tuple:
+    _STATE_SCANNERS[state] = found = _scanner(T.STATE_LEXER[state])
+    return found
 
 
 class _TooDeep(Exception):
@@ -396,16 +488,24 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
     if not text.endswith("\n"):
         text += "\n"
     builder = _Builder(text, filename, max_depth)
+    # A parse makes no reference cycles, but a big one makes millions of objects, and
+    # each of the cyclic collector's passes would walk them all (a quarter of parsing
+    # 10^4 terms); what cycles an error makes are collected after.
+    paused = gc.isenabled()
+    gc.disable()
     try:
         # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
         program = _run(text, builder.build, 2 * max_depth)
+        _check_placement(program)
     except (_BadCharacter, _Unexpected) as err:
         raise _syntax_error(err, text, filename) from None
     except _TooDeep as err:
         raise BpSyntaxError(f"the source is nested too deeply (more than {max_depth} levels: the "
                             f"max_depth limit; raise it with Interpreter(max_depth=…) or "
                             f"--max-depth)", builder.span(err.extent)) from None
-    _check_placement(program)
+    finally:
+        if paused:
+            gc.enable()
     return program
 
 
@@ -415,13 +515,36 @@ _STMT_WORD = {ast.Print: "print", ast.Latex: "latex", ast.Assert: "assert", ast.
               ast.GraphStmt: "graph", ast.Plot: "plot"}
 
 
+# The AST's node classes, and for those with no placement rule of their own
+# (expressions, bindings) the fields that may hold nodes: all but the span.
+_NODES = frozenset(cls for cls in vars(ast).values()
+                   if isinstance(cls, type) and hasattr(cls, "_fields") and cls is not Span)
+_PLAIN = {cls: tuple(name for name in cls._fields if name != "span") for cls in _NODES
+          if cls not in _STMT_WORD and cls not in (ast.TypedName, ast.Return, ast.Def, ast.Lambda,
+                                                   ast.For, ast.While)}
+
+
 def _check_placement(program: ast.Program) -> None:
     """Statements that can only appear in some places (SPEC §4), checked
     before anything runs: a function body holds bindings, for, while, if and
     return; break leaves a loop; return ends a function body."""
     stack: list[tuple[object, str, bool]] = [(s, "top", False) for s in program.stmts]
+    plain, nodes, block = _PLAIN, _NODES, ast.Block
     while stack:
         node, where, in_loop = stack.pop()
+        fields = plain.get(type(node))
+        if fields is not None:     # no rule of its own: its children, as below but quicker
+            for name in fields:
+                child = getattr(node, name)
+                if type(child) is tuple:
+                    for c in child:
+                        if type(c) in nodes:
+                            stack.append((c, "expr" if where != "body" or type(c) is not block
+                                          else where, in_loop))
+                elif type(child) in nodes:
+                    stack.append((child, "expr" if where != "body" or type(child) is not block
+                                  else where, in_loop))
+            continue
         if where == "body" and isinstance(node, tuple(_STMT_WORD)) \
                 and not isinstance(node, (ast.If, ast.Break)):
             raise BpSyntaxError(f"{_STMT_WORD[type(node)]} cannot appear in a function body",
@@ -472,13 +595,16 @@ class _Builder:
         self.max_depth = max_depth
         self.text = text
         self.filename = filename
-        self._line_starts = [0]
-        for i, ch in enumerate(text):
-            if ch == "\n":
-                self._line_starts.append(i + 1)
+        self._line_starts: list[int] | None = None      # made when an assert needs its text
 
     def build(self, rule: str, kids: list, extent):
-        return getattr(self, "r_" + rule)(self.span(extent), kids)
+        method, spanned = _METHODS[rule]
+        if not spanned:
+            return method(self, None, kids)
+        if extent is None:
+            return method(self, Span(self.filename, 1, 1, 1, 1), kids)
+        line, col, end_line, end_col = extent
+        return method(self, Span(self.filename, line, col, end_line, end_col), kids)
 
     def span(self, extent) -> Span:
         """The span of an extent (see _run), of None (an empty rule) or of a token."""
@@ -489,6 +615,8 @@ class _Builder:
         return Span(self.filename, extent.line, extent.column, extent.end_line, extent.end_column)
 
     def source(self, span: Span) -> str:
+        if self._line_starts is None:
+            self._line_starts = [0] + [i + 1 for i, ch in enumerate(self.text) if ch == "\n"]
         start = self._line_starts[span.line - 1] + span.col - 1
         end = self._line_starts[span.end_line - 1] + span.end_col - 1
         return self.text[start:end]
@@ -707,16 +835,16 @@ class _Builder:
         return ast.Field(kids[0], str(kids[2]), span)
 
     def r_number(self, span, kids):
-        return ast.Num(float(kids[0].value), self.span(kids[0]))
+        return ast.Num(float(kids[0].value), span)
 
     def r_name(self, span, kids):
-        return ast.Name(str(kids[0]), self.span(kids[0]))
+        return ast.Name(str(kids[0]), span)
 
     def r_builtin_ref(self, span, kids):
         return ast.BuiltinRef(str(kids[2]), span)
 
     def r_string(self, span, kids):
-        return ast.Str(_unquote(kids[0]), self.span(kids[0]))
+        return ast.Str(_unquote(kids[0]), span)
 
     def r_paren(self, span, kids):
         return kids[1]
@@ -739,6 +867,12 @@ class _Builder:
 
     def r_field_def(self, span, kids):
         return ast.Keyword(str(kids[0]), kids[2], span)
+
+
+# Each builder's method, and whether it uses the span (the reductions that return a
+# child or a tuple do not: no Span made for them).
+_METHODS = {name[2:]: (method, name[2:] not in ("paren", "args", "indices", "params", "shape_ann"))
+            for name, method in vars(_Builder).items() if name.startswith("r_")}
 
 
 def _check_defaults_last(params) -> None:

@@ -1,0 +1,218 @@
+"""The parser's fast paths keep its behaviour (issue 19: parsing a big program).
+
+dsl/parser.py's driver lexes inside its loop, follows a chain of unit rules
+with one look-up, builds spans only for rules that use them, pauses the
+cyclic collector, and checks placement with a quicker walk for nodes that
+have no rule of their own; dsl/struct.py gives a class without defaults an
+__init__ for its arity.  These tests check each against what it replaces:
+Lark's parser on the same tables for ASTs, spans and the token an error is
+found at, the generic placement walk for placement errors, and struct's
+generic __init__ for construction.  No test here measures time.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dsl import parser, struct
+from dsl.errors import BpSyntaxError, Span
+import test_parser
+from test_parser import TOKENS, same_parse, spans
+
+
+def rosenbrock(n: int) -> str:
+    terms = " + ".join(f"100*(x[{i + 1}] - x[{i}]^2)^2 + (1 - x[{i}])^2" for i in range(n - 1))
+    return f"def f(x) = {terms}\n"
+
+
+BIG = [
+    rosenbrock(60),
+    "def f(x) {\n  y = " + " +\n    ".join(f"sin(x[{i}]) * cos(x[{i + 1}, :], k={i})" for i in range(40))
+    + "\n  return y   # done\n}\nprint f([1, 2, 3])\n",
+    "z = [" + ",\n ".join(f"{{a: {i}, b: [{i}, {i}.5e-3]}}" for i in range(50)) + "]\n",
+    "w = " + " \\\n  * ".join(f"(a{i} - b{i})'" for i in range(50)) + "; q = w.T\n",
+    "x = " + "(" * 40 + "1" + ")" * 40 + "\n" + "y = " + "-" * 40 + "2 ^ -3 ^ 4\n",
+    "for i in range(3) {\n" + "".join(f"  if i == {k} {{ print {k} }} else {{ t = {k} }}\n"
+                                      for k in range(30)) + "}\n",
+    "g = (a, b: [2, n], c=0.1) -> { while a < b { a = a + c\n break }\n return a[1:, ::2] }\n",
+]
+
+
+@pytest.mark.parametrize("text", BIG, ids=range(len(BIG)))
+def test_big_programs_parse_as_lark_parses_them(text):
+    same_parse(text)
+
+
+def _lark_error(text: str):
+    """Where Lark's parser stops on `text`: the unexpected token, or character."""
+    import lark
+    test_parser.lark_ast("")                  # builds the parser once
+    lk, post = test_parser._LARK
+    post.text = text
+    try:
+        lk.parse(text)
+    except lark.exceptions.UnexpectedToken as err:
+        return "token", err.token.type, None if err.token.type == "$END" else err.token.start_pos
+    except lark.exceptions.UnexpectedCharacters as err:
+        return "character", err.pos_in_stream, err.line, err.column
+    return None
+
+
+def _our_error(text: str):
+    try:
+        parser._run(text, parser._recognise)
+    except parser._Unexpected as err:
+        return "token", err.token.type, None if err.token.type == "$END" else err.token.start_pos
+    except parser._BadCharacter as err:
+        return "character", err.pos, err.line, err.column
+    return None
+
+
+SOUP = TOKENS + ["$", "\"open", "#c\n", "\\\n", "\t", "?", "break", "while", "bp", "plot", "on",
+                 "to", "graph", "assert", "latex", "export", "import"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(SOUP), max_size=16))
+def test_errors_are_found_where_lark_finds_them(tokens):
+    text = " ".join(tokens) + "\n"
+    assert _our_error(text) == _lark_error(text), text
+
+
+def test_errors_in_a_big_program_are_found_where_lark_finds_them():
+    text = rosenbrock(30)
+    rng = random.Random(19)
+    for _ in range(60):
+        cut = rng.randrange(len(text))
+        for bad in (text[:cut] + "\n", text[:cut] + ")" + text[cut:], text[:cut] + "$" + text[cut:],
+                    text[:cut] + "," + text[cut:]):
+            assert _our_error(bad) == _lark_error(bad), bad
+
+
+STATEMENTS = ["x = 1", "print x", "return x", "break", "assert x", "import \"m.bp\"", "latex x",
+              "plot x", "graph f", "export f to \"f.py\"", "f((a: [2]) -> a)", "y = (a: [2])",
+              "y = (lr=1)", "if x { print 1 }", "z = a -> { return a }", "w = a -> { break }",
+              "for i in r { break }", "while x { return 1 }", "def g(x) { print x }",
+              "def g(x) { y = x\n return y }", "def g(x) = x + [(t: [1])]", "q = {a: (lr=1)}"]
+
+
+def _placement(text: str):
+    try:
+        program = parser.parse(text)
+    except BpSyntaxError as err:
+        return err.message, err.span
+    return program
+
+
+@contextlib.contextmanager
+def generic_walk():
+    """_check_placement with every node through its generic path."""
+    saved = dict(parser._PLAIN)
+    parser._PLAIN.clear()
+    try:
+        yield
+    finally:
+        parser._PLAIN.update(saved)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=5),
+       st.sampled_from(["top", "def", "for", "lambda", "if"]))
+def test_placement_walk_finds_what_the_generic_walk_finds(statements, around):
+    body = "\n".join(statements)
+    text = {"top": body, "def": f"def f(x) {{\n{body}\n}}", "for": f"for i in r {{\n{body}\n}}",
+            "lambda": f"h = x -> {{\n{body}\n}}", "if": f"if c {{\n{body}\n}} else {{\n{body}\n}}"}[around]
+    quick = _placement(text)
+    with generic_walk():
+        generic = _placement(text)
+    assert quick == generic, text
+    if not isinstance(quick, tuple):
+        assert spans(quick) == spans(generic)
+
+
+def test_parse_leaves_the_collector_as_it_found_it():
+    assert gc.isenabled()
+    parser.parse("x = 1")
+    assert gc.isenabled()
+    with pytest.raises(BpSyntaxError):
+        parser.parse("x = (")
+    assert gc.isenabled()
+    with pytest.raises(BpSyntaxError):
+        parser.parse("x = " + "(" * 50 + "1" + ")" * 50, max_depth=5)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parser.parse("x = 1")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+# ── struct: the __init__ of a class's arity against the generic one ──────
+
+@struct.struct
+class One:
+    a: object
+
+
+@struct.struct
+class Three:
+    a: object
+    b: object
+    c: object
+
+
+@struct.struct
+class Five:
+    a: object
+    b: object
+    c: object
+    d: object
+    e: object
+
+
+@struct.struct
+class Defaulted:
+    a: object
+    b: object = 2
+
+
+@struct.struct
+class Six:
+    a: object
+    b: object
+    c: object
+    d: object
+    e: object
+    f: object
+
+
+def _generic(cls, *args, **kwargs):
+    made = object.__new__(cls)
+    struct._init(made, *args, **kwargs)
+    return made
+
+
+def _outcome(make):
+    try:
+        made = make()
+    except TypeError as err:
+        return "TypeError", str(err)
+    return type(made).__name__, tuple(getattr(made, name) for name in made._fields)
+
+
+@pytest.mark.parametrize("cls", [One, Three, Five, Defaulted, Six, Span])
+def test_struct_init_of_an_arity_is_the_generic_init(cls):
+    n = len(cls._fields)
+    calls = [((), {}), (tuple(range(n)), {}), (tuple(range(n - 1)), {}), (tuple(range(n + 1)), {}),
+             ((), dict(zip(cls._fields, range(n)))), (tuple(range(n - 1)), {cls._fields[-1]: 9}),
+             (tuple(range(n)), {"zz": 1}), (tuple(range(n)), {cls._fields[0]: 1}),
+             ((), {"zz": 1})]
+    for args, kwargs in calls:
+        assert _outcome(lambda: cls(*args, **kwargs)) == _outcome(lambda: _generic(cls, *args, **kwargs)), \
+            (args, kwargs)
+    assert (cls.__init__ is struct._init) == (n > 5 or bool(cls._defaults))
