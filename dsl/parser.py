@@ -79,6 +79,117 @@ def _scanner(index: int):
     return found
 
 
+# A lexer tries its terminals in order, and Python's re tries each alternative in
+# turn: matching "(" with a state's whole lexer cost 0.3-1 us, with the one or two
+# terminals that can start with "(" 0.1 us.  So the driver's lexer of a state is,
+# for each character it meets there, the sub-lexer of the terminals whose match can
+# start with that character, in the same order: the same first match, as the others
+# cannot match there.  Which can start with a character is read off the regex's
+# syntax tree (re._parser, as Lark and Hypothesis read it), erring towards "can"
+# wherever the tree holds something not followed here.
+
+_CATEGORIES = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
+               "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W"}
+
+
+def _in_class(items, c: str, flags: int) -> bool:
+    """Whether c is in a character class [...] of the syntax tree (True if unsure)."""
+    negate = found = False
+    for kind, value in items:
+        kind = str(kind)
+        if kind == "NEGATE":
+            negate = True
+        elif kind == "LITERAL":
+            found = found or chr(value) == c
+        elif kind == "RANGE":
+            found = found or value[0] <= ord(c) <= value[1]
+        elif kind == "CATEGORY" and str(value) in _CATEGORIES:
+            found = found or re.match(_CATEGORIES[str(value)], c, flags) is not None
+        else:
+            return True
+    return found != negate
+
+
+def _first(items, c: str, flags: int) -> tuple[bool, bool]:
+    """Whether a match of a sequence of the syntax tree can start with c, and
+    whether it can be empty (so that what follows may start the match)."""
+    for op, value in items:
+        op = str(op)
+        if op == "LITERAL":
+            can, empty = chr(value) == c, False
+        elif op == "NOT_LITERAL":
+            can, empty = chr(value) != c, False
+        elif op == "IN":
+            can, empty = _in_class(value, c, flags), False
+        elif op == "SUBPATTERN" and not value[1] & re.IGNORECASE:
+            can, empty = _first(value[-1], c, flags)
+        elif op == "ATOMIC_GROUP":
+            can, empty = _first(value, c, flags)
+        elif op == "BRANCH":
+            can = empty = False
+            for branch in value[1]:
+                branch_can, branch_empty = _first(branch, c, flags)
+                can, empty = can or branch_can, empty or branch_empty
+        elif op in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            can, empty = _first(value[2], c, flags)
+            empty = empty or value[0] == 0
+        elif op in ("AT", "ASSERT", "ASSERT_NOT"):
+            can, empty = False, True       # zero width: the match starts with what follows
+        else:
+            return True, True
+        if can:
+            return True, empty
+        if not empty:
+            return False, False
+    return False, True
+
+
+_TREES: dict[tuple[str, int], object] = {}
+_STARTS: dict[tuple[str, str, int], bool] = {}
+
+
+def _can_start(pattern: str, c: str, flags: int) -> bool:
+    """Whether a match of the regex can start with the character c (True if unsure)."""
+    found = _STARTS.get((pattern, c, flags))
+    if found is None:
+        if flags & re.IGNORECASE:
+            found = True
+        else:
+            try:
+                tree = _TREES.get((pattern, flags))
+                if tree is None:
+                    from re import _parser
+                    tree = _TREES[pattern, flags] = _parser.parse(pattern, flags)
+                if tree.state.flags & re.IGNORECASE:       # (?i) at the start
+                    found = True
+                else:
+                    can, empty = _first(tree, c, flags)
+                    found = can or empty
+            except Exception:          # a syntax this does not know
+                found = True
+        _STARTS[pattern, c, flags] = found
+    return found
+
+
+_SUBLEXERS: dict[tuple, object] = {}
+
+
+def _char_lexer(index: int, c: str):
+    """The match of the sub-lexer of LEXERS[index] for a token starting with c."""
+    order, flags, unless = T.LEXERS[index]
+    names = tuple(n for n in order if _can_start(T.TERMINALS[n], c, flags))
+    match = _SUBLEXERS.get((names, flags))
+    if match is None:              # no terminal can start with c: (?!) fails, as the whole lexer
+        match = re.compile("|".join(f"(?P<{n}>{T.TERMINALS[n]})" for n in names) or "(?!)",
+                           flags).match
+        _SUBLEXERS[names, flags] = match
+    _CHAR_LEXERS[index][c] = match
+    return match
+
+
+_CHAR_LEXERS: list[dict[str, object]] = [{} for _ in T.LEXERS]
+
+
 class _Lexer:
     """Tokens of `text`, one at a time, each lexed with the lexer of the
     parser state that asks for it (the contextual lexer)."""
@@ -151,6 +262,7 @@ class _Newlines:
 
 
 _LAYOUT = frozenset({"_NL", "LPAR", "LSQB", "LBRACE", *_CLOSERS})      # what keep() looks at
+_BLANK = T.IGNORE - T.NEWLINE_TYPES         # ignored, and holding no newline: spaces, tabs
 
 
 def _tokens(text: str, upto: int) -> list[Token]:
@@ -207,8 +319,8 @@ def _after(below: int, rule: int, kind: str) -> int:
     return state
 
 
-# Each state's lexer: its match and its keywords ({terminal: {word: keyword terminal}})
-_STATE_SCANNERS: list[tuple | None] = [None] * len(T.STATES)
+# Each lexer's keywords ({terminal: {word: keyword terminal}})
+_UNLESS = [unless for order, flags, unless in T.LEXERS]
 
 
 def _unexpected_character(text: str, err: _BadCharacter, state: int) -> Exception:
@@ -226,37 +338,47 @@ def _unexpected_character(text: str, err: _BadCharacter, state: int) -> Exceptio
 def _run(text: str, build, max_depth: int | None = None):
     """Parse `text`: shift tokens, and at each reduction call
     build(rule name, children, extent) for the rule's value.  An extent is
-    (line, column, end line, end column) or None for a rule that matched
-    nothing.  Raises _BadCharacter or _Unexpected.
+    (line, column, end line, end column, …): a tuple whose first four items
+    are those, or None for a rule that matched nothing.  Raises _BadCharacter
+    or _Unexpected.
 
     The lexer (_Lexer.next) and the newline filter (_Newlines.keep) are
     written into the loop, a token costing a few dictionary look-ups; a
-    reduction by a chain of unit rules is one look-up in _AFTER."""
-    rows, rules, scanners = _ROWS, T.RULES, _STATE_SCANNERS
+    reduction by a chain of unit rules is one look-up in _AFTER.  Beside the
+    values the loop keeps one stack of entries, one per value: (line, column,
+    end line, end column, depth, kind, state), where kind is the rule that
+    made the value (None: a token, a splice) and state the parser state after it."""
+    rows, rules, state_lexer, char_lexers = _ROWS, T.RULES, T.STATE_LEXER, _CHAR_LEXERS
+    lexer_unless = _UNLESS
     after, end_state = _AFTER, T.END
-    newline_types, ignore, layout = T.NEWLINE_TYPES, T.IGNORE, _LAYOUT
+    newline_types, ignore, layout, blank = T.NEWLINE_TYPES, T.IGNORE, _LAYOUT, _BLANK
     state = T.START
-    state_stack = [state]
+    stack: list[tuple] = [(None, None, None, None, 0, None, state)]
     values: list = []
-    extents: list = []
-    depths: list[int] = []
-    kinds: list = []               # the rule that made each value (None: a token, a splice)
     n, pos, line, line_start = len(text), 0, 1, 0
     newlines = _Newlines(text)
     kept, prev = newlines.kept, None
     last: Token | None = None
     while True:
-        scanner = scanners[state] or _state_scanner(state)
-        match, unless = scanner
+        lexer = state_lexer[state]
+        by_char, unless = char_lexers[lexer], lexer_unless[lexer]
         while True:                    # the next token this state's lexer matches
             if pos >= n:
                 tok = None
                 break
+            c = text[pos]
+            match = by_char.get(c)
+            if match is None:
+                match = _char_lexer(lexer, c)
             m = match(text, pos)
             if m is None:
                 raise _unexpected_character(
                     text, _BadCharacter(pos, line, pos - line_start + 1), state) from None
-            kind, value = m.lastgroup, m.group()
+            kind = m.lastgroup
+            if kind in blank:          # spaces and tabs
+                pos = m.end()
+                continue
+            value = m.group()
             start, start_line, column = pos, line, pos - line_start + 1
             pos += len(value)
             if kind in newline_types:
@@ -273,7 +395,6 @@ def _run(text: str, build, max_depth: int | None = None):
             prev = kind
             end_column = pos - line_start + 1
             tok = Token(kind, value, start, start_line, column, line, end_column)
-            where = (start_line, column, line, end_column)
             break
         is_end = tok is None
         if is_end:
@@ -283,7 +404,9 @@ def _run(text: str, build, max_depth: int | None = None):
             else:
                 tok = Token("$END", "", last.start_pos, last.line, last.column,
                             last.end_line, last.end_column)
-            where = (tok.line, tok.column, tok.end_line, tok.end_column)
+            start_line, column, line_end, end_column = tok.line, tok.column, tok.end_line, tok.end_column
+        else:
+            line_end = line
         last = tok
         while True:                    # reduce as long as the table says, then shift
             action = (rows[state] or _row(state)).get(kind)
@@ -291,30 +414,26 @@ def _run(text: str, build, max_depth: int | None = None):
                 raise _Unexpected(tok, _expected(state))
             if action >= 0:
                 state = action
-                state_stack.append(state)
+                stack.append((start_line, column, line_end, end_column, 0, None, state))
                 values.append(tok)
-                extents.append(where)
-                depths.append(0)
-                kinds.append(None)
                 break
             rule = ~action
             name, size, include, append_none, inline_one, builder = rules[rule]
             if size:
                 children = values[-size:]
-                first, end = extents[-size], extents[-1]
-                if first is not None and end is not None:
-                    extent = (first[0], first[1], end[2], end[3])
-                else:
-                    extent = _extent(extents[-size:])
+                first, end = stack[-size], stack[-1]
                 if size == 1:
-                    first_depth, rest_depth = depths[-1], 0
+                    rest_depth = 0
+                elif size == 2:
+                    rest_depth = end[4]
                 else:
-                    first_depth, rest_depth = depths[-size], max(depths[1 - size:])
-                first_kind = kinds[-size]
-                del state_stack[-size:], values[-size:], extents[-size:], depths[-size:]
-                del kinds[-size:]
+                    rest_depth = max([entry[4] for entry in stack[1 - size:]])
+                if first[0] is None or end[0] is None:
+                    first, end = _ends(stack[-size:])
+                del stack[-size:], values[-size:]
+                first_depth, first_kind = first[4], first[5]
             else:
-                children, extent, first_depth, rest_depth, first_kind = [], None, 0, 0, None
+                children, first, end, first_depth, rest_depth, first_kind = [], None, None, 0, 0, None
             if include is not None:
                 kept_children: list = []
                 for i, splice, nones in include:
@@ -327,7 +446,7 @@ def _run(text: str, build, max_depth: int | None = None):
                 if append_none:
                     kept_children += [None] * append_none
                 children = kept_children
-            made = name
+            built = False
             if inline_one and len(children) == 1:
                 value = children[0]
                 made = first_kind
@@ -337,6 +456,7 @@ def _run(text: str, build, max_depth: int | None = None):
                 made = None
                 depth = max(first_depth, rest_depth)
             else:
+                built, made = True, name
                 # A left-recursive rule continuing its own chain (a + b + c: sum over sum)
                 # is not nesting: a flat sum of 2,000 terms reads as flat.  Its other
                 # operands nest one level down.
@@ -344,34 +464,34 @@ def _run(text: str, build, max_depth: int | None = None):
                     depth = max(first_depth, rest_depth + 1)
                 else:
                     depth = max(first_depth, rest_depth) + 1
-                if max_depth is not None and depth > max_depth:
-                    raise _TooDeep(extent)
-                value = build(builder, children, extent)
-            below = state_stack[-1]
+            below = stack[-1][6]
             state = after.get((below, rule, kind))
             if state is None:
                 state = _after(below, rule, kind)
-            state_stack.append(state)
+            if first is None or first[0] is None:
+                entry = (None, None, None, None, depth, made, state)
+                extent = None
+            else:
+                entry = extent = (first[0], first[1], end[2], end[3], depth, made, state)
+            if built:
+                if max_depth is not None and depth > max_depth:
+                    raise _TooDeep(extent and extent[:4])
+                value = build(builder, children, extent)
+            stack.append(entry)
             values.append(value)
-            extents.append(extent)
-            depths.append(depth)
-            kinds.append(made)
             if is_end and state == end_state:
                 return value
 
 
-def _extent(extents: list):
-    """The extent of a rule's children: from the first that has one to the last."""
-    first = next((e for e in extents if e is not None), None)
+def _ends(entries: list) -> tuple:
+    """The first and the last of a rule's children that have an extent (None, None
+    if none has), for a rule with an empty child at one end; the first child's
+    depth and kind stay the first child's."""
+    first = next((e for e in entries if e[0] is not None), None)
     if first is None:
-        return None
-    end = next(e for e in reversed(extents) if e is not None)
-    return first[0], first[1], end[2], end[3]
-
-
-def _state_scanner(state: int) -> tuple:
-    _STATE_SCANNERS[state] = found = _scanner(T.STATE_LEXER[state])
-    return found
+        return (None, None, None, None, entries[0][4], entries[0][5]), None
+    end = next(e for e in reversed(entries) if e[0] is not None)
+    return (first[0], first[1], None, None, entries[0][4], entries[0][5]), end
 
 
 class _TooDeep(Exception):
@@ -603,8 +723,7 @@ class _Builder:
             return method(self, None, kids)
         if extent is None:
             return method(self, Span(self.filename, 1, 1, 1, 1), kids)
-        line, col, end_line, end_col = extent
-        return method(self, Span(self.filename, line, col, end_line, end_col), kids)
+        return method(self, Span(self.filename, extent[0], extent[1], extent[2], extent[3]), kids)
 
     def span(self, extent) -> Span:
         """The span of an extent (see _run), of None (an empty rule) or of a token."""
@@ -785,7 +904,7 @@ class _Builder:
         return ast.IfExpr(kids[1], kids[3], kids[5], span)
 
     def r_binop(self, span, kids):
-        op = str(kids[1])
+        op = kids[1].value
         return ast.BinOp("^" if op == "**" else op, kids[0], kids[2], span)
 
     def r_unary(self, span, kids):
@@ -838,7 +957,7 @@ class _Builder:
         return ast.Num(float(kids[0].value), span)
 
     def r_name(self, span, kids):
-        return ast.Name(str(kids[0]), span)
+        return ast.Name(kids[0].value, span)
 
     def r_builtin_ref(self, span, kids):
         return ast.BuiltinRef(str(kids[2]), span)

@@ -216,3 +216,35 @@ def test_struct_init_of_an_arity_is_the_generic_init(cls):
         assert _outcome(lambda: cls(*args, **kwargs)) == _outcome(lambda: _generic(cls, *args, **kwargs)), \
             (args, kwargs)
     assert (cls.__init__ is struct._init) == (n > 5 or bool(cls._defaults))
+
+
+# ── the lexer of a state for one character against the state's whole lexer ──
+
+ALPHABET = [chr(i) for i in range(0x180)] + list("é٣ßΩ中\u2028\u00a0\u3000\U0001d7d8")
+PIECES = ["else", "then", "and", "or", "on", "to", "if", "in", "not", "bp", "1.5e-3", ".5", "**=",
+          "->", "<=", "\"a\\\"b\"", "\\\n", "\r\n  ", "#x\n", "x_1", "2.", "1e", "+=", "--"]
+
+
+def test_a_lexer_for_one_character_matches_what_the_whole_lexer_matches():
+    rng = random.Random(19)
+    for index in range(len(parser.T.LEXERS)):
+        whole = parser._scanner(index)[0]
+        for c in ALPHABET:
+            for _ in range(3):
+                text = "q" + c + "".join(rng.choice(ALPHABET + PIECES) for _ in range(rng.randint(0, 4)))
+                a, b = whole(text, 1), parser._char_lexer(index, c)(text, 1)
+                assert (a and (a.lastgroup, a.group())) == (b and (b.lastgroup, b.group())), (index, text)
+
+
+@pytest.mark.parametrize("pattern, flags", [
+    (r"(?=a)b", 0), (r"a?b", 0), (r"(?i)x", 0), (r"x", 2), (r"\bq", 0), (r"(ab|)c", 0),
+    (r"[^a]", 0), (r"x*", 0), (r"(a)\1", 0), (r"[a-c\d]+", 0), (r"(?>ab)|c", 0), (r"\W", 0),
+    (r".", 0), (r"(?:a|b*)+c", 0), (r"[^\W\d]\w*", 0), (r"\s+", 256),
+])
+def test_can_start_errs_towards_can(pattern, flags):
+    """Wherever the regex matches a string starting with c, _can_start says it can."""
+    regex = __import__("re").compile(pattern, flags)
+    for c in ALPHABET:
+        for rest in ("", "a", "b", "c", "ab", "bc", "x", "1", " ", "\n", "é"):
+            if regex.match(c + rest):
+                assert parser._can_start(pattern, c, flags), (pattern, c, rest)
