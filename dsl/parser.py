@@ -616,7 +616,8 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
     try:
         # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
         program = _run(text, builder.build, 2 * max_depth)
-        _check_placement(program)
+        if _placement_matters(builder.placed):
+            _check_placement(program)
     except (_BadCharacter, _Unexpected) as err:
         raise _syntax_error(err, text, filename) from None
     except _TooDeep as err:
@@ -642,6 +643,21 @@ _NODES = frozenset(cls for cls in vars(ast).values()
 _PLAIN = {cls: tuple(name for name in cls._fields if name != "span") for cls in _NODES
           if cls not in _STMT_WORD and cls not in (ast.TypedName, ast.Return, ast.Def, ast.Lambda,
                                                    ast.For, ast.While)}
+
+
+# What _check_placement can find fault with, by the rules that build it: break,
+# return and a parameter's annotation or default outside a lambda's head, wherever
+# they are; a statement of the top level (print, import, ...) only inside a
+# function's body, so only where a def or a lambda was built too.
+_CONFINED = frozenset({"break_stmt", "return_stmt", "typed_name", "named_default"})
+_TOP_LEVEL = frozenset({"print_stmt", "latex_stmt", "assert_stmt", "import_stmt", "export_stmt",
+                        "graph_stmt", "plot_stmt"})
+_BODIES = frozenset({"def_stmt", "lambda"})
+
+
+def _placement_matters(built: set[str]) -> bool:
+    """Whether a program whose builder built these rules can misplace a statement."""
+    return bool(built & _CONFINED) or bool(built & _TOP_LEVEL and built & _BODIES)
 
 
 def _check_placement(program: ast.Program) -> None:
@@ -716,9 +732,12 @@ class _Builder:
         self.text = text
         self.filename = filename
         self._line_starts: list[int] | None = None      # made when an assert needs its text
+        self.placed: set[str] = set()       # the rules built that _check_placement looks at
 
     def build(self, rule: str, kids: list, extent):
-        method, spanned = _METHODS[rule]
+        method, spanned, placed = _METHODS[rule]
+        if placed:
+            self.placed.add(rule)
         if not spanned:
             return method(self, None, kids)
         if extent is None:
@@ -988,9 +1007,11 @@ class _Builder:
         return ast.Keyword(str(kids[0]), kids[2], span)
 
 
-# Each builder's method, and whether it uses the span (the reductions that return a
-# child or a tuple do not: no Span made for them).
-_METHODS = {name[2:]: (method, name[2:] not in ("paren", "args", "indices", "params", "shape_ann"))
+# Each builder's method, whether it uses the span (the reductions that return a
+# child or a tuple do not: no Span made for them), and whether _check_placement
+# looks at what it makes.
+_METHODS = {name[2:]: (method, name[2:] not in ("paren", "args", "indices", "params", "shape_ann"),
+                       name[2:] in _CONFINED | _TOP_LEVEL | _BODIES)
             for name, method in vars(_Builder).items() if name.startswith("r_")}
 
 

@@ -97,7 +97,8 @@ STATEMENTS = ["x = 1", "print x", "return x", "break", "assert x", "import \"m.b
               "plot x", "graph f", "export f to \"f.py\"", "f((a: [2]) -> a)", "y = (a: [2])",
               "y = (lr=1)", "if x { print 1 }", "z = a -> { return a }", "w = a -> { break }",
               "for i in r { break }", "while x { return 1 }", "def g(x) { print x }",
-              "def g(x) { y = x\n return y }", "def g(x) = x + [(t: [1])]", "q = {a: (lr=1)}"]
+              "def g(x) { y = x\n return y }", "def g(x) = x + [(t: [1])]", "q = {a: (lr=1)}",
+              "def g(x) = x", "k = (a, b) -> a * b", "for j in r { y = j }"]
 
 
 def _placement(text: str):
@@ -110,13 +111,15 @@ def _placement(text: str):
 
 @contextlib.contextmanager
 def generic_walk():
-    """_check_placement with every node through its generic path."""
-    saved = dict(parser._PLAIN)
+    """_check_placement on every program, with every node through its generic path."""
+    saved, matters = dict(parser._PLAIN), parser._placement_matters
     parser._PLAIN.clear()
+    parser._placement_matters = lambda built: True
     try:
         yield
     finally:
         parser._PLAIN.update(saved)
+        parser._placement_matters = matters
 
 
 @settings(max_examples=300, deadline=None)
@@ -132,6 +135,16 @@ def test_placement_walk_finds_what_the_generic_walk_finds(statements, around):
     assert quick == generic, text
     if not isinstance(quick, tuple):
         assert spans(quick) == spans(generic)
+
+
+def test_placement_is_checked_wherever_it_can_fail():
+    """The rules whose nodes make _check_placement walk are builders of the grammar."""
+    builders = {rule[5] for rule in parser.T.RULES}
+    assert parser._CONFINED | parser._TOP_LEVEL | parser._BODIES <= builders & parser._METHODS.keys()
+    assert not parser._placement_matters({"def_stmt", "binop", "assign"})
+    assert not parser._placement_matters({"print_stmt", "if_stmt", "for_stmt"})
+    assert parser._placement_matters({"print_stmt", "lambda"})
+    assert parser._placement_matters({"break_stmt"})
 
 
 def test_parse_leaves_the_collector_as_it_found_it():
