@@ -426,6 +426,9 @@ def _run(text: str, build, max_depth: int | None = None):
                     rest_depth = 0
                 elif size == 2:
                     rest_depth = end[4]
+                elif size == 3:
+                    middle = stack[-2][4]
+                    rest_depth = middle if middle > end[4] else end[4]
                 else:
                     rest_depth = max([entry[4] for entry in stack[1 - size:]])
                 if first[0] is None or end[0] is None:
@@ -447,23 +450,22 @@ def _run(text: str, build, max_depth: int | None = None):
                     kept_children += [None] * append_none
                 children = kept_children
             built = False
+            depth = first_depth if first_depth > rest_depth else rest_depth     # the deepest child
             if inline_one and len(children) == 1:
                 value = children[0]
                 made = first_kind
-                depth = max(first_depth, rest_depth)
             elif name[0] == "_":
                 value = children       # spliced into the rule that uses it
                 made = None
-                depth = max(first_depth, rest_depth)
             else:
                 built, made = True, name
                 # A left-recursive rule continuing its own chain (a + b + c: sum over sum)
                 # is not nesting: a flat sum of 2,000 terms reads as flat.  Its other
                 # operands nest one level down.
                 if first_kind == name:
-                    depth = max(first_depth, rest_depth + 1)
+                    depth = first_depth if first_depth > rest_depth else rest_depth + 1
                 else:
-                    depth = max(first_depth, rest_depth) + 1
+                    depth += 1
             below = stack[-1][6]
             state = after.get((below, rule, kind))
             if state is None:
