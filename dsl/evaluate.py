@@ -9,11 +9,13 @@ Three ways to run a plan, with the same kernels and bit-for-bit the same
 results (tests/test_engine.py):
 
 - the step loop (`Plan.run_loop`): the reference, and what runs with
-  --check-nan, for a plan's first call, and for plans too large to compile;
-- generated straight-line Python (`_generate`): one line per step with the
-  kernels bound as names of the generated code, compiled once per plan on
-  its second call; a long plan is cut into chunks of CHUNK steps, with an
-  interrupt check between chunks and after every large step;
+  --check-nan and for a plan's first call;
+- generated straight-line Python (`_generate`): one line per step, compiled
+  once per plan on its second call; a plan is cut into chunks of CHUNK steps,
+  with an interrupt check between chunks and after every large step, and
+  chunks of the same structure share one compiled code (each with its own
+  tuple of kernels, constants and slot numbers), so a long plan of repeated
+  structure compiles only its distinct chunks;
 - the same with a scalar fast path: a step whose operands and result are all
   0-d runs on Python floats (`+ - * /` are IEEE operations, exactly NumPy's;
   transcendental functions still call the NumPy ufunc, on a float, because
@@ -32,12 +34,14 @@ docs/performance.md describes the engine and what each part buys.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import operator
 import re
 import threading
 import warnings
 import weakref
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -48,7 +52,7 @@ from .ops import ACTIVE, REGISTRY
 ENGINE = "scalar"        # "plain": the step loop only; "generated": no scalar fast path
 COMPILE_AFTER = 1        # calls of a plan run by the loop before it is compiled
 CHUNK = 1000             # steps per generated function (interrupt checks between them)
-MAX_GENERATED = 200_000  # longer plans are always run by the loop
+MAX_GENERATED = None     # tests: longer plans are run by the loop (None: no limit)
 STRICT = False           # tests: a plan that cannot be compiled is an error, not the loop
 
 _F64 = np.float64
@@ -461,15 +465,17 @@ class Plan:
         def step(arrays):
             env = [None] * nslots
             env[:n_inputs] = arrays
+            i = 0
             try:
                 for chunk in chunks:
                     chunk(env, flag, bufs)
+                    i += 1
             except (ZeroDivisionError, OverflowError, ValueError):
                 if floats:                  # a float refused: the plan's own path redoes it
                     return self.run(arrays, check_nan, flag)
-                raise gen._locate(self) from None
+                raise gen._locate(self, i) from None
             except Exception:
-                raise gen._locate(self) from None
+                raise gen._locate(self, i) from None
             result = []
             for s, copy in outs:
                 v = env[s]
@@ -591,10 +597,11 @@ def _located(err: Exception, node: Node | None) -> Exception:
 class _Generated:
     """A plan as straight-line Python: chunk functions over a shared slot list."""
 
-    def __init__(self, chunks, lines, out_slots, floats, quiet, n_inputs, buffer_shapes=(),
+    def __init__(self, chunks, starts, lines, out_slots, floats, quiet, n_inputs, buffer_shapes=(),
                  n_slots: int | None = None):
         self.chunks = chunks            # [(function, span of the chunk's last step)]
-        self.lines = lines              # code object → {line number: step}
+        self.starts = starts            # the plan's step each chunk starts at
+        self.lines = lines              # code object → {line number: step in its chunk}
         self.out_slots = out_slots
         self.floats = floats            # uses the scalar fast path
         self.quiet = quiet              # only ufuncs: no Python warnings possible
@@ -622,12 +629,14 @@ class _Generated:
         else:
             bufs = [np.empty(sh) for sh in self.buffer_shapes]
         fp = _fp_ignore()
+        i = 0                           # the chunk running (its code may be another's too)
         try:
             if self.quiet:
                 for chunk, span in self.chunks:
                     chunk(env, flag, bufs)
                     if flag is not None and flag.is_set():
                         _interrupted(flag, span)
+                    i += 1
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -635,19 +644,21 @@ class _Generated:
                         chunk(env, flag, bufs)
                         if flag is not None and flag.is_set():
                             _interrupted(flag, span)
+                        i += 1
         except (ZeroDivisionError, OverflowError, ValueError):
             if self.floats:
                 raise                   # Plan.run runs it again without floats
-            raise self._locate(plan) from None
+            raise self._locate(plan, i) from None
         except Exception:
-            raise self._locate(plan) from None
+            raise self._locate(plan, i) from None
         finally:
             _fp_restore(fp)
             if size and _take(self.kept, size):
                 self.arenas.append(bufs)
         return _outputs(env, plan)
 
-    def _locate(self, plan: Plan) -> Exception:
+    def _locate(self, plan: Plan, i: int) -> Exception:
+        """The error being handled, located at the step of chunk i that raised it."""
         import sys
         err = sys.exc_info()[1]
         if isinstance(err, BpInterrupted):
@@ -659,7 +670,7 @@ class _Generated:
             if where is not None:
                 k = where.get(tb.tb_lineno)
                 if k is not None:
-                    node = plan.steps[k][4]
+                    node = plan.steps[self.starts[i] + k][4]
             tb = tb.tb_next
         return _located(err, node)
 
@@ -676,11 +687,32 @@ def _compile(plan: Plan, scalar: bool) -> _Generated | None:
 
 
 def _generate(plan: Plan, scalar: bool) -> _Generated | None:
-    """Straight-line Python for the plan; None when it is too long to be worth it."""
+    """Straight-line Python for the plan (None past MAX_GENERATED steps, if set)."""
+    if MAX_GENERATED is not None and len(plan.steps) > MAX_GENERATED:
+        return None
+    with _collector_paused():
+        return _generate_code(plan, scalar)
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic collector off while code is generated: generating makes no
+    cycles but hundreds of thousands of objects for a long plan, and each full pass of
+    the collector walks every object alive (the graph's too): 8 of the 9 µs a step
+    that _assign_buffers took on a 4·10⁵-step plan."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _generate_code(plan: Plan, scalar: bool) -> _Generated:
     steps = plan.steps
     n = len(steps)
-    if n > MAX_GENERATED:
-        return None
     const_slots = {s: v for s, v in plan.consts}
     shape = {}
     for i, sh in enumerate(plan.input_shapes):
@@ -723,28 +755,27 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
     outs = set(plan.out_slots)
 
     buffer_of, buffer_shapes = _assign_buffers(plan, shape, is_float, last_use, outs)
+    heavy = _heavy_slots(shape)
 
     ns: dict = {"_sqrt": math.sqrt, "_float": float, "_asarray": np.asarray,
                 "_power": np.power, "_interrupted": _interrupted}
-    for s, v in plan.consts:
-        ns[f"c{s}"] = v
-        if v.shape == ():
-            ns[f"f{s}"] = float(v)
 
-    def operand(s: int, want_float: bool, kernel) -> str:
-        if s in const_slots:
-            if want_float and shape[s] == ():
-                return f"f{s}"
-            return f"c{s}"
-        name = f"v{s}"
-        if want_float:
-            return name if s in float_slot else f"_float({name})"
-        if s in float_slot and not isinstance(kernel, np.ufunc) \
-                and not getattr(kernel, "bp_floats", False):
-            return f"_asarray({name})"
-        return name
-
-    chunks = []
+    # Each chunk is written in its own names: its slots v0, v1, … (and listed vectors
+    # l…) in the order it first uses them, and P[0], P[1], … for everything else it
+    # reads (kernels, constants, slot and buffer numbers, indices, spans), P being the
+    # tuple the closure make(P) returns was made with.  Chunks of the same structure (an
+    # unrolled loop or a long chain, cut at CHUNK steps) are then the same text, compiled
+    # once: a long plan's code costs what its distinct chunks cost to compile (CPython
+    # compiles ~5 µs a step), not its length times that.  (A tuple, not a closure over
+    # p0, p1, …: thousands of free variables make each call copy them all into a frame
+    # too large for CPython's frame stack, ~40 µs a chunk.)
+    made: dict[str, tuple] = {}          # text → (make, {line: step in the chunk})
+    # A constant read as a float is one float for the whole plan, not one per use: the
+    # chunks of a long plan read their P entries once a step, and a float of their own
+    # for each would spread them over more memory than the caches hold (a 10⁴-term
+    # Rosenbrock gradient ran 1.5-2x slower).
+    const_floats = {s: float(v) for s, v in plan.consts if v.shape == ()}
+    chunks, starts = [], []
     lines_of: dict = {}
     # A vector read one element at a time as a Python list: listed once per run, by the
     # first chunk that reads it, and handed to later chunks in a slot after the plan's
@@ -752,6 +783,33 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
     list_slot: dict[int, int] = {}
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
+        names: dict = {}                 # slot → its name here
+        lists: dict = {}                 # listed vector's slot → its list's name here
+        params: list = []
+
+        def local(s: int) -> str:
+            name = names.get(s)
+            if name is None:
+                name = names[s] = f"v{len(names)}"
+            return name
+
+        def param(value) -> str:
+            params.append(value)
+            return f"P[{len(params) - 1}]"
+
+        def operand(s: int, want_float: bool, kernel) -> str:
+            if s in const_slots:
+                if want_float and shape[s] == ():
+                    return param(const_floats[s])
+                return param(const_slots[s])
+            name = local(s)
+            if want_float:
+                return name if s in float_slot else f"_float({name})"
+            if s in float_slot and not isinstance(kernel, np.ufunc) \
+                    and not getattr(kernel, "bp_floats", False):
+                return f"_asarray({name})"
+            return name
+
         body: list[str] = []
         line_step: dict[int, int] = {}
         live_in = []
@@ -764,73 +822,85 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
                     seen.add(s)
                     live_in.append(s)
         for s in live_in:
-            body.append(f"v{s} = env[{s}]")
+            body.append(f"{local(s)} = env[{param(s)}]")
             if last_use.get(s, -1) < stop and s not in outs:
-                body.append(f"env[{s}] = None")
+                body.append(f"env[{param(s)}] = None")
         listed = set()
         for k in range(start, stop):
             kernel, ins, out, free, node = steps[k]
             fast = plan._fast[k]
             if is_float[k] and fast == "index":
                 src = ins[0]
-                idx = "".join(f"[{item[1]}]" for item in node.attr("items"))
+                items = node.attr("items")
                 if src in as_list:
+                    name = lists.setdefault(src, f"l{len(lists)}")
                     if src not in listed:
                         if src in list_slot:
-                            body.append(f"l{src} = env[{list_slot[src]}]")
+                            body.append(f"{name} = env[{param(list_slot[src])}]")
                         else:
                             list_slot[src] = plan.nslots + len(list_slot)
-                            body.append(f"l{src} = {operand(src, False, kernel)}.tolist()")
-                            body.append(f"env[{list_slot[src]}] = l{src}")
+                            body.append(f"{name} = {operand(src, False, kernel)}.tolist()")
+                            body.append(f"env[{param(list_slot[src])}] = {name}")
                         listed.add(src)
-                    expr = f"l{src}{idx}"
+                    expr = name + "".join(f"[{param(item[1])}]" for item in items)
                 else:
-                    expr = f"_float({operand(src, False, kernel)}[{', '.join(str(i[1]) for i in node.attr('items'))}])"
+                    expr = f"_float({operand(src, False, kernel)}[{', '.join(param(i[1]) for i in items)}])"
             elif is_float[k]:
-                args = [operand(s, True, kernel) for s in ins]
+                # (x^2 and x^3 read only x, not the exponent)
+                args = [operand(s, True, kernel) for s in (ins[:1] if fast in _SIMPLE else ins)]
                 if fast in _FLOAT:
                     if fast in _SIMPLE and not args[0].isidentifier():
                         body.append(f"t_ = {args[0]}")
                         args[0] = "t_"
                     expr = _FLOAT[fast].format(*args)
                 else:
-                    ns[f"k{k}"] = kernel
-                    expr = f"_float(k{k}({', '.join(args)}))"
+                    expr = f"_float({param(kernel)}({', '.join(args)}))"
             else:
-                ns[f"k{k}"] = kernel
+                fn = param(kernel)
                 args = [operand(s, False, kernel) for s in ins]
                 if k in buffer_of:
-                    args.append(f"out=bufs[{buffer_of[k]}]")
-                expr = f"k{k}({', '.join(args)})"
-            body.append(f"v{out} = {expr}")
-            line_step[len(body) + 1] = k          # +1: the def line
-            if _heavy(ins, out, shape):
-                ns[f"s{k}"] = node.span
-                body.append(f"if flag is not None and flag.is_set(): _interrupted(flag, s{k})")
+                    args.append(f"out=bufs[{param(buffer_of[k])}]")
+                expr = f"{fn}({', '.join(args)})"
+            body.append(f"{local(out)} = {expr}")
+            line_step[len(body) + 2] = k - start      # +2: the lines of the two defs
+            if heavy and (out in heavy or not heavy.isdisjoint(ins)):
+                body.append(f"if flag is not None and flag.is_set(): _interrupted(flag, {param(node.span)})")
             for s in free:
                 if s not in const_slots:
-                    body.append(f"del v{s}")
+                    body.append(f"del {local(s)}")
         # what later chunks (or the caller) read
         for k in range(start, stop):
             out = steps[k][2]
             if out in outs or last_use.get(out, -1) >= stop:
-                body.append(f"env[{out}] = v{out}")
+                body.append(f"env[{param(out)}] = {local(out)}")
         if stop == n:
             for s in plan.out_slots:
                 if s in const_slots:
-                    body.append(f"env[{s}] = c{s}")
-        src = "def chunk(env, flag, bufs):\n" + "\n".join("    " + line for line in body) + "\n"
-        _check_source(src)
-        # The one place bp compiles Python: the text above, made of slot numbers and
-        # this module's templates only (checked), never of anything a program wrote.
-        code = compile(src, f"<bp plan {id(plan):x}:{start}>", "exec")
-        scope = dict(ns)
-        exec(code, scope)
-        fn = scope["chunk"]
+                    body.append(f"env[{param(s)}] = {param(const_slots[s])}")
+        src = ("def make(P):\n    def chunk(env, flag, bufs):\n        " + "\n        ".join(body)
+               + "\n    return chunk\n")
+        hit = made.get(src)
+        if hit is None:
+            _check_source(src)
+            # The one place bp compiles Python: the text above, made of this module's
+            # templates and names only (checked), never of anything a program wrote.
+            code = compile(src, f"<bp plan {id(plan):x}:{start}>", "exec")
+            scope = dict(ns)
+            exec(code, scope)
+            hit = made[src] = (scope["make"], line_step)
+        # The chunk's numbers as ints of its own, made together (tolist makes them one
+        # after another): the plan's slot numbers live scattered over its memory, and
+        # reading them from there once a step made a 10⁴-term Rosenbrock gradient ~1.5x
+        # slower (median of 5 processes).
+        at = [j for j, v in enumerate(params) if type(v) is int]
+        for j, v in zip(at, np.array([params[j] for j in at], dtype=np.int64).tolist()):
+            params[j] = v
+        fn = hit[0](tuple(params))
         chunks.append((fn, steps[stop - 1][4].span))
-        lines_of[fn.__code__] = line_step
+        starts.append(start)
+        lines_of[fn.__code__] = hit[1]
     quiet = all(is_float[k] or _is_quiet(steps[k][0], steps[k][4].op) for k in range(n))
-    return _Generated(chunks, lines_of, plan.out_slots, floats, quiet, plan.n_inputs,
+    return _Generated(chunks, starts, lines_of, plan.out_slots, floats, quiet, plan.n_inputs,
                       buffer_shapes, plan.nslots + len(list_slot))
 
 
@@ -881,8 +951,11 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
     steps = plan.steps
     buffer_of: dict[int, int] = {}
     shapes: list[tuple] = []
-    if BUFFER_MIN is None:
-        return buffer_of, shapes
+    if BUFFER_MIN is None or not any(
+            not is_float[k] and step[2] not in outs and _writes_out(step[0])
+            and isinstance(shape[step[2]], tuple) and math.prod(shape[step[2]]) >= BUFFER_MIN
+            for k, step in enumerate(steps)):
+        return buffer_of, shapes          # no step could use one (a plan of small steps)
     roots: dict[int, frozenset] = {}          # slot → buffers it may be a view of
     users: dict[int, set] = {}                # buffer → live slots that may see it
     free: dict[tuple, list[int]] = {}         # shape → free buffers
@@ -935,8 +1008,9 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
     return buffer_of, shapes
 
 
-_WORDS = {"def", "chunk", "env", "flag", "bufs", "out", "del", "if", "else", "and", "or", "is", "not", "None",
-          "tolist", "is_set", "t_", "abs", "_float", "_power", "_sqrt", "_asarray", "_interrupted"}
+_WORDS = {"def", "make", "P", "chunk", "return", "env", "flag", "bufs", "out", "del", "if", "else", "and", "or",
+          "is", "not", "None", "tolist", "is_set", "t_", "abs", "_float", "_power", "_sqrt", "_asarray",
+          "_interrupted"}
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _SLOT_NAME = re.compile(r"[vlcfks]\d+")
 
@@ -954,11 +1028,22 @@ def _check_source(src: str) -> None:
 HEAVY = 4096   # elements: a step this large checks for an interrupt after it
 
 
-def _heavy(ins, out, shape) -> bool:
-    """A step that may take long: the interrupt is checked after it, not only
-    between chunks (a chunk of light steps takes a few milliseconds at most)."""
-    return any(not isinstance(shape[s], tuple) or math.prod(shape[s]) >= HEAVY
-               for s in (out, *ins))
+def _heavy_slots(shape: dict) -> set:
+    """The slots of HEAVY elements or more (or of unknown size): a step that makes or
+    reads one may take long, so the interrupt is checked after it, not only between
+    chunks (a chunk of light steps takes a few milliseconds at most)."""
+    big: dict = {}                       # shape → heavy (a plan has few distinct shapes)
+    out = set()
+    for s, sh in shape.items():
+        if not isinstance(sh, tuple):
+            out.add(s)
+            continue
+        b = big.get(sh)
+        if b is None:
+            b = big[sh] = math.prod(sh) >= HEAVY
+        if b:
+            out.add(s)
+    return out
 
 
 # Ops whose kernels call only NumPy functions that report floating-point trouble

@@ -190,3 +190,56 @@ def test_an_outer_product_matmul_is_numpys_bit_for_bit(m, n):
         assert got.tobytes() == want.tobytes()
     plan = next(iter(bp._plans.values()))[0]
     assert len(plan) == 1 and getattr(plan.steps[0][0], "bp_outer", False) == (m * n >= evaluate.OUTER_MIN)
+
+
+# ── long plans: chunks of the same structure share their code ────────────
+
+def _chain(n: int) -> str:
+    body = "\n".join(f"    t{i + 1} = tanh(t{i}) * 0.5 + t{i}^2" for i in range(n))
+    return f"def f(t0) {{\n{body}\n    return t{n}\n}}\n"
+
+
+@pytest.mark.parametrize("name", ["scalar", "generated"])
+def test_chunks_of_one_structure_share_their_code_and_keep_the_bits(name, monkeypatch):
+    from test_engine import engine
+    monkeypatch.setattr(evaluate, "CHUNK", 60)
+    bp = dsl.Interpreter()
+    bp.exec(_chain(400))
+    results = {}
+    for eng in ("plain", name):
+        with engine(eng):
+            for src, x in (("f", np.asarray(0.3)), ("f", np.array([0.1, -0.2])), ("grad(f)", np.asarray(0.3))):
+                f = bp.function(src)
+                for _ in range(CALLS):
+                    got = f(x)
+                results[eng, src, x.shape] = got.tobytes()
+    assert all(results["plain", k[1], k[2]] == v for k, v in results.items())
+    for entry in bp._plans.values():
+        gen = entry[0]._compiled.get(name == "scalar")
+        codes = {fn.__code__ for fn, _ in gen.chunks}
+        assert len(gen.chunks) >= 8 and len(codes) <= len(gen.chunks) // 2, (len(gen.chunks), len(codes))
+
+
+def test_an_error_in_a_shared_chunk_is_located_at_its_own_step(monkeypatch):
+    monkeypatch.setattr(evaluate, "CHUNK", 3)
+
+    def step(x):
+        if x >= 12.5:
+            raise ValueError("too far")
+        return x + 1
+
+    bp = dsl.Interpreter()
+    bp.define("step", step)
+    n = 30
+    lines = [f"    y{i + 1} = step(y{i})" for i in range(n)]
+    bp.exec("def f(y0) {\n" + "\n".join(lines) + f"\n    return y{n}\n}}\n")
+    f = bp.function("f")
+    for _ in range(CALLS):
+        assert float(f(-20.0)) == n - 20
+    plan = next(iter(bp._plans.values()))[0]
+    gen = plan._compiled[True]
+    assert len({fn.__code__ for fn, _ in gen.chunks}) < len(gen.chunks)
+    for x0, fails in ((0.5, 13), (5.5, 8), (-9.5, 23)):      # y_k = x0 + k; step(y_{k-1}) fails
+        with pytest.raises(dsl.BpError, match="too far") as err:
+            f(x0)
+        assert err.value.source_line == f"    y{fails} = step(y{fails - 1})", err.value.source_line
