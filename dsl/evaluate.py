@@ -34,19 +34,17 @@ docs/performance.md describes the engine and what each part buys.
 from __future__ import annotations
 
 import functools
-import gc
 import math
 import operator
 import re
 import threading
 import warnings
 import weakref
-from contextlib import contextmanager
 
 import numpy as np
 
 from .errors import BpError, BpInternalError, BpInterrupted, BpValueError
-from .graph import Node, topo_order
+from .graph import Node, collector_paused, topo_order
 from .ops import ACTIVE, REGISTRY
 
 ENGINE = "scalar"        # "plain": the step loop only; "generated": no scalar fast path
@@ -690,24 +688,8 @@ def _generate(plan: Plan, scalar: bool) -> _Generated | None:
     """Straight-line Python for the plan (None past MAX_GENERATED steps, if set)."""
     if MAX_GENERATED is not None and len(plan.steps) > MAX_GENERATED:
         return None
-    with _collector_paused():
+    with collector_paused():     # (generating makes no cycles, but many objects)
         return _generate_code(plan, scalar)
-
-
-@contextmanager
-def _collector_paused():
-    """Python's cyclic collector off while code is generated: generating makes no
-    cycles but hundreds of thousands of objects for a long plan, and each full pass of
-    the collector walks every object alive (the graph's too): 8 of the 9 µs a step
-    that _assign_buffers took on a 4·10⁵-step plan."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _generate_code(plan: Plan, scalar: bool) -> _Generated:
