@@ -136,3 +136,21 @@ def test_a_plan_of_nested_derivatives_does_not_swell(f, bar):
     # the 8th derivative, from the Taylor coefficient diff builds (a different graph)
     want = float(bp.function("diff(d0, 8)")(0.3))
     assert got == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_the_shortcuts_with_names_a_transform_adds_and_any_rank(shape):
+    # parameters named as jvp's tangent and vjp's cotangent (v, u), and t1, sum, lambda:
+    # f(v, u) = Σ v·u², ∂/∂v = u², ∂/∂u = 2uv; its jvp in v along w is Σ u²w
+    src = ("def f(v, u) = sum(v * u^2)\n"
+           "def g(v, u) = grad(f, wrt=(v, u))(v, u)\n"
+           "def h(t1, lambda, sum) = jvp(f)(t1, lambda, sum)[1]\n")
+    bp = dsl.Interpreter()
+    bp.exec(src)
+    rng = np.random.default_rng(3)
+    v, u, w = (rng.normal(size=shape) for _ in range(3))
+    dv, du = bp.function("g")(v, u)
+    np.testing.assert_allclose(dv, u ** 2, rtol=1e-14)
+    np.testing.assert_allclose(du, 2 * u * v, rtol=1e-14)
+    got = float(bp.function("h")(v, u, w))
+    assert got == pytest.approx(float(np.sum(u ** 2 * w)), rel=1e-13)
