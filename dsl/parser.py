@@ -439,7 +439,14 @@ def _run(text: str, build, max_depth: int | None = None):
                 children, first, end, first_depth, rest_depth, first_kind = [], None, None, 0, 0, None
             if include is not None:
                 kept_children: list = []
-                for i, splice, nones in include:
+                parts = include
+                if (include and include[0][1] and include[0][0] == 0 and not include[0][2]
+                        and type(children[0]) is list):
+                    # A left-recursive repetition (statements, arguments) grows its
+                    # own list in place: the list is only on the value stack, and a
+                    # copy per item made a block of n lines cost n².
+                    kept_children, parts = children[0], include[1:]
+                for i, splice, nones in parts:
                     if nones:
                         kept_children += [None] * nones
                     if splice:

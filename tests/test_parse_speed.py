@@ -39,6 +39,10 @@ BIG = [
     "for i in range(3) {\n" + "".join(f"  if i == {k} {{ print {k} }} else {{ t = {k} }}\n"
                                       for k in range(30)) + "}\n",
     "g = (a, b: [2, n], c=0.1) -> { while a < b { a = a + c\n break }\n return a[1:, ::2] }\n",
+    # repetitions grown in place, nested in one another: statements, arguments, items
+    "def h(p, q, r) {\n" + "".join(
+        f"  t{k} = h([{k}, [{k}, {k + 1}], p], q, r={k}) + g({k}, {k + 1}, {k + 2})\n"
+        f"  if t{k} > 0 {{ u = [t{k}, t{k}]; v = u }}\n" for k in range(40)) + "  return t39\n}\n",
 ]
 
 
