@@ -291,32 +291,37 @@ def apply(name: str, inputs, attrs: dict | None = None, span: Span | None = None
     """
     opdef = REGISTRY[name]
     attrs = attrs or {}
-    inputs = tuple(inputs)
-    default_origin, default_span = ACTIVE.building[-1]
-    origin = origin or default_origin
-    span = span or default_span
-    shape = opdef.shape([i.shape for i in inputs], attrs, span)
+    if type(inputs) is not tuple:
+        inputs = tuple(inputs)
     active = ACTIVE
-    active.nodes += 1
-    if active.nodes > active.limits.max_nodes:
+    if origin is None or span is None:
+        default_origin, default_span = active.building[-1]
+        origin = origin or default_origin
+        span = span or default_span
+    shape = opdef.shape([i.shape for i in inputs], attrs, span)
+    count = active.nodes = active.nodes + 1
+    if count > active.limits.max_nodes:
         raise limit_error("this statement builds too many graph nodes", "max_nodes",
                           active.limits.max_nodes, span)
-    if not active.nodes & 1023:
+    if not count & 1023:
         check_interrupt(span)
-    if isinstance(shape, tuple) and shape:
+    if type(shape) is tuple and shape:
         check_size(shape, span)
-    if all(i.op == "const" for i in inputs):
+    for i in inputs:                                  # all constant (or none): fold
+        if i.op != "const":
+            break
+    else:
         return const(run_kernel(opdef, [i.value for i in inputs], attrs, span), span)
     if opdef.fold is not None:
         folded = opdef.fold(inputs, attrs, shape)
         if folded is not None:
             return folded
-
-    def build() -> Node:
-        return intern(name, inputs, tuple(sorted(attrs.items())), shape, span, origin=origin)
+    key = tuple(sorted(attrs.items())) if attrs else ()
     if name in _ARITHMETIC and not active.plain:
-        return _normalize(name, inputs, shape, build, origin, span)
-    return build()
+        return _normalize(name, inputs, shape,
+                          lambda: intern(name, inputs, key, shape, span, origin=origin),
+                          origin, span)
+    return intern(name, inputs, key, shape, span, origin=origin)
 
 
 _ARITHMETIC = frozenset(("add", "sub", "mul", "div", "neg", "pow"))
