@@ -39,25 +39,37 @@ def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node]) -> list[Nod
             grads[id(out)] = _accumulate(grads.get(id(out)), ct)
     reads: dict[int, _Reads] = {}
     wanted = {id(w) for w in wrt}
-    for node in reversed(order):
-        if id(node) in reads:               # every read of node is in: gather them
-            with building("d", node.span):
-                grads[id(node)] = _accumulate(grads.get(id(node)), reads.pop(id(node)).gather(node))
-        ct = grads.get(id(node)) if id(node) in wanted else grads.pop(id(node), None)
-        if ct is None or not node.inputs:
-            continue
-        opdef = REGISTRY[node.op]
-        if opdef.vjp is None:
-            continue
-        with building("d", node.span):
+    # Nodes built for `node` take origin "d" and its span: one entry on the building
+    # stack for the whole walk, set per node (a `with building` per node costs more).
+    where = ops.ACTIVE.building
+    where.append(("d", None))
+    try:
+        for node in reversed(order):
+            key = id(node)
+            if key in reads:                    # every read of node is in: gather them
+                where[-1] = ("d", node.span)
+                grads[key] = _accumulate(grads.get(key), reads.pop(key).gather(node))
+            ct = grads.get(key) if key in wanted else grads.pop(key, None)
+            if ct is None or not node.inputs:
+                continue
+            opdef = REGISTRY[node.op]
+            if opdef.vjp is None:
+                continue
+            where[-1] = ("d", node.span)
             for inp, c in zip(node.inputs, _input_cotangents(opdef, node, ct)):
                 if c is None or id(inp) not in needed:
                     continue
-                position = _read_position(c, inp)
+                position = _read_position(c, inp) if c.op == "unindex" else None
                 if position is not None:
-                    reads.setdefault(id(inp), _Reads()).add(position, c)
+                    got = reads.get(id(inp))
+                    if got is None:
+                        got = reads[id(inp)] = _Reads()
+                    got.add(position, c)
                 else:
-                    grads[id(inp)] = _accumulate(grads.get(id(inp)), c)
+                    g = grads.get(id(inp))
+                    grads[id(inp)] = c if g is None else apply("add", [g, c])
+    finally:
+        where.pop()
     return [grads.get(id(w)) or ops.zeros(w.shape, w) for w in wrt]
 
 
@@ -138,9 +150,11 @@ def _depends_on(order: list[Node], wrt: list[Node]) -> set[int]:
     """Ids of the nodes whose value depends on any of `wrt`."""
     dep = {id(w) for w in wrt}
     for node in order:
-        if id(node) not in dep and any(id(i) in dep for i in node.inputs):
-            if REGISTRY[node.op].differentiable:
-                dep.add(id(node))
+        for i in node.inputs:
+            if id(i) in dep:
+                if id(node) not in dep and REGISTRY[node.op].differentiable:
+                    dep.add(id(node))
+                break
     return dep
 
 
