@@ -29,7 +29,12 @@ its trip count is known before it runs.  Iterations run in chunks of at most
 CHUNK_ELEMENTS elements per batched intermediate, so the memory is bounded whatever
 T is; a body whose intermediates are too big for MIN_CHUNK iterations at once, or
 that holds an op without a batching rule, runs one iteration at a time as before.
-Sums are then added in NumPy's pairwise order rather than one after another, which
+A read x[f(k)] whose index reads only the counter and scalars (x[i], x[i+1], an
+adjoint's x[T-1-j]) takes its index from a small plan of its own, run once per chunk and
+values of those scalars and kept as NumPy integers: the whole-number checks of an index
+are paid when it is made, not at every call.  A loop that computes nothing but its trip
+count (loops.COUNT, what an adjoint reading no tape runs instead of the saving loop)
+returns it at once.  Sums are then added in NumPy's pairwise order rather than one after another, which
 changes the last bits of a long sum (closer to the exact sum, not further).
 """
 from __future__ import annotations
@@ -42,8 +47,10 @@ import numpy as np
 from .autodiff import substitute
 from .batching import batch_map
 from .errors import BpError, BpInterrupted
-from .evaluate import Plan
+from .evaluate import Plan, _fp_ignore, _fp_restore
 from .graph import Node, make_input, topo_order
+from .ops import apply
+from .ops.gather import _whole
 
 CHUNK_ELEMENTS = 1 << 18     # elements of one batched intermediate in one chunk (2 MB)
 MIN_CHUNK = 16               # fewer iterations at once than this: not worth a batch
@@ -132,31 +139,70 @@ def _terms(nx: Node, c: Node, dep: set):
 
 
 class Batched:
-    """The form's outputs as one plan over (k of shape (m,), kept…, captured…)."""
+    """The form's outputs as one plan over (k of shape (m,), kept…, captured…[, index…]),
+    with what a run needs read off the form once (the plan is run on every call)."""
 
-    __slots__ = ("plan", "batched", "m", "ks")
+    __slots__ = ("plan", "batched", "m", "ks", "sums", "lasts", "index_plan", "index_at",
+                 "indices")
 
-    def __init__(self, plan: Plan, batched: list[bool], m: int):
+    def __init__(self, plan: Plan, batched: list[bool], m: int, fm: Form,
+                 index_plan: Plan | None = None, index_at: tuple = ()):
         self.plan, self.batched, self.m = plan, batched, m
         self.ks = np.arange(m, dtype=float)       # the first chunk's counter (read-only)
         self.ks.flags.writeable = False
+        # per sum: (carried position, [(output, sign, batched)]); per last: (position,
+        # output, batched)
+        self.sums = [(j, [(i, sign, batched[i]) for i, sign in kind[1]])
+                     for j, kind in enumerate(fm.carried) if kind[0] == "sum"]
+        self.lasts = [(j, kind[1], batched[kind[1]])
+                      for j, kind in enumerate(fm.carried) if kind[0] == "last"]
+        # The indices of the body's reads x[f(k)] whose f reads only k and scalars: a plan
+        # of their own, run once per chunk and values of those scalars, kept as NumPy
+        # integers (the checks of a whole number paid once, not at every call).
+        self.index_plan = index_plan
+        self.index_at = index_at                  # the inputs (after k) the scalars are
+        self.indices: dict = {}
+
+    def index_arrays(self, ks, start: int, arrays: list) -> list:
+        """The index inputs for this chunk (computed once per chunk start and scalars)."""
+        key = (start, *[float(arrays[i]) for i in self.index_at])
+        got = self.indices.get(key)
+        if got is None:
+            outs = self.index_plan.run([ks, *[arrays[i] for i in self.index_at]], False, None)
+            got = [_whole(v) for v in outs]       # a fraction: a value error (the plain loop's)
+            for v in got:
+                v.flags.writeable = False
+            if len(self.indices) >= INDICES_KEPT:
+                self.indices.clear()
+            self.indices[key] = got
+        return got
+
+
+INDICES_KEPT = 16            # index sets kept per batched plan (chunk starts and scalars)
 
 
 def _batched(body, fm: Form, trips: int, arrays: list[np.ndarray], starts: tuple) -> Batched | None:
     """The batched plan for these input shapes (`starts`: the carried values' initial
     shapes), built once and kept (None is kept too)."""
-    cache = body._derived.setdefault("map", OrderedDict())
-    shapes_key = (tuple(a.shape for a in arrays), starts)
+    cache = body._derived.get("map")
+    if cache is None:
+        cache = body._derived["map"] = OrderedDict()
+    shapes_key = (tuple([a.shape for a in arrays]), starts)
+    last = body._derived.get("map_last")          # the last call's: no move, no search
+    if last is not None and last[0] == shapes_key and last[1] == trips:
+        return last[2]
     for key in ((shapes_key, trips), (shapes_key, None)):
         if key in cache:
             cache.move_to_end(key)
             hit = cache[key]
             if hit is None or key[1] is not None or hit.m < trips:
+                body._derived["map_last"] = (shapes_key, trips, hit)
                 return hit
     made, whole = _build(body, fm, trips, arrays, starts)
     cache[(shapes_key, trips if whole else None)] = made
     while len(cache) > PLANS_KEPT:
         cache.popitem(last=False)
+    body._derived["map_last"] = (shapes_key, trips, made)
     return made
 
 
@@ -191,14 +237,61 @@ def _build(body, fm: Form, trips: int, arrays: list[np.ndarray], starts: tuple):
         return None, True
     m = min(trips, per_chunk)
     kb = make_input("k", (m,))
+    outs, index_nodes, index_inputs, index_at = _hoist_indices(outs, k0, concrete, arrays, on_k)
+    index_plan = None
+    repl = {id(k0): kb}
+    index_b = [make_input("i", (m,) + ph.shape) for ph in index_inputs]
+    repl.update({id(ph): b for ph, b in zip(index_inputs, index_b)})
     try:
-        res = batch_map(outs, {id(k0): kb}, m, broadcast=False)
+        res = batch_map(outs, repl, m, broadcast=False)
+        if res is not None and index_nodes:
+            idx = batch_map(index_nodes, {id(k0): kb}, m)
+            if idx is None:
+                res = None
+            else:
+                index_plan = Plan([kb, *[concrete[i] for i in index_at]], idx)
     except BpError:
         return None, True
     if res is None:
         return None, True
-    plan = Plan([kb, *concrete], [node for node, _ in res])
-    return Batched(plan, [b for _, b in res], m), m == trips
+    plan = Plan([kb, *concrete, *index_b], [node for node, _ in res])
+    return Batched(plan, [b for _, b in res], m, fm, index_plan, tuple(index_at)), m == trips
+
+
+def _hoist_indices(outs, k0, concrete, arrays, on_k):
+    """The reads take(x, f(k)) whose index f(k) reads only k, constants and scalar inputs:
+    (outs with each such read taking an index input of its own, the index nodes, those
+    inputs, the positions of the scalar inputs they read).  The index nodes stay what
+    they are wherever else they are read."""
+    scalar = {id(c): i for i, (c, a) in enumerate(zip(concrete, arrays)) if a.shape == ()}
+    ok = {id(k0)} | set(scalar)
+    order = topo_order(outs)
+    for node in order:
+        if node.op == "const" or node.op != "input" and node.inputs and \
+                all(id(i) in ok for i in node.inputs):
+            ok.add(id(node))
+    found: dict[int, Node] = {}
+    for node in order:
+        if node.op == "take" and len(node.inputs) == 2:
+            idx = node.inputs[1]
+            if id(idx) in on_k and id(idx) in ok and isinstance(idx.shape, tuple):
+                found.setdefault(id(idx), idx)
+    if not found:
+        return outs, [], [], []
+    index_nodes = list(found.values())
+    inputs = [make_input("i", n.shape) for n in index_nodes]
+    ph = {id(n): p for n, p in zip(index_nodes, inputs)}
+    new: dict[int, Node] = {}
+    for node in order:
+        ins = [new.get(id(i), i) for i in node.inputs]
+        if node.op == "take" and len(ins) == 2 and id(node.inputs[1]) in ph:
+            ins[1] = ph[id(node.inputs[1])]
+        if all(a is b for a, b in zip(ins, node.inputs)):
+            new[id(node)] = node
+        else:
+            new[id(node)] = apply(node.op, ins, dict(node.attrs), node.span, node.origin)
+    used = {scalar[id(node)] for node in topo_order(index_nodes) if id(node) in scalar}
+    return [new[id(o)] for o in outs], index_nodes, inputs, sorted(used)
 
 
 def _broadcast(a: tuple, b: tuple):
@@ -212,68 +305,68 @@ def run(body, limit: float, carried: list, captured: list, cap: int, flag, check
     """The loop's results (as loops.run gives them), or None: run it one iteration at a
     time (not this kind of loop, too short, too big, over the iteration cap, or an
     error, which the plain loop then gives as it always has)."""
-    fm = body._derived.get("form", False)
+    derived = body._derived
+    fm = derived.get("form", False)
     if fm is False:
-        fm = body._derived["form"] = form(body)
+        fm = derived["form"] = form(body)
     if fm is None or not math.isfinite(limit):
         return None
     trips = math.ceil(limit)
-    if trips < MIN_TRIPS or trips > cap:
+    if trips > cap:
         return None
-    arrays = [np.asarray(carried[j]) for j in fm.keep] + [np.asarray(a) for a in captured]
-    made = _batched(body, fm, trips, arrays, tuple(np.shape(c) for c in carried))
+    if not body.carried and not body.emit:      # loops.COUNT: only the trip count
+        return (np.asarray(float(trips)),)
+    if trips < MIN_TRIPS:
+        return None
+    asarray = np.asarray
+    arrays = [asarray(carried[j]) for j in fm.keep] + [asarray(a) for a in captured]
+    made = _batched(body, fm, trips, arrays, tuple([np.shape(c) for c in carried]))
     if made is None:
         return None
     m, batched = made.m, made.batched
-    sums = {j: np.asarray(carried[j]) for j, kind in enumerate(fm.carried) if kind[0] == "sum"}
+    sums = {j: asarray(carried[j]) for j, _ in made.sums}
     last: dict[int, np.ndarray] = {}
     rows: dict[int, list] = {i: [] for i in fm.rows}      # output → its rows, chunk by chunk
     incs: dict[int, list] = {j: [] for j in fm.running}   # carried → its increments, by chunk
+    index_plan = made.index_plan
     for start in range(0, trips, m):
         r = min(m, trips - start)
         ks = made.ks if start == 0 else made.ks + start
         if r < m:
             ks[r:] = trips - 1              # pad the last chunk with a valid iteration
         try:
-            outs = made.plan.run([ks, *arrays], check_nan, flag)
+            if index_plan is not None:
+                outs = made.plan.run([ks, *arrays, *made.index_arrays(ks, start if r == m else
+                                                                      (start, trips), arrays)],
+                                     check_nan, flag)
+            else:
+                outs = made.plan.run([ks, *arrays], check_nan, flag)
         except BpInterrupted:
             raise
         except BpError:             # an index out of range, a nan (--check-nan): the plain
             return None             # loop stops at the same iteration, with its own message
-        for i, got in rows.items():
-            got.append(_rows(outs[i], batched[i], r))
-        for j, kind in enumerate(fm.carried):
-            if kind[0] == "sum":
-                if j in incs:               # its tape is read: keep every increment
-                    inc = 0.0
-                    for i, sign in kind[1]:
-                        h = _rows(outs[i], batched[i], r)
-                        inc = inc + h if sign > 0 else inc - h
-                    inc = np.broadcast_to(inc, (r,) + np.shape(carried[j]))
-                    incs[j].append(inc)
-                    sums[j] = sums[j] + inc.sum(axis=0)
-                    continue
-                for i, sign in kind[1]:
-                    h = outs[i]
-                    step = (h[:r] if r < m else h).sum(axis=0) if batched[i] else r * h
-                    sums[j] = sums[j] + step if sign > 0 else sums[j] - step
-            elif kind[0] == "last":
-                h = outs[kind[1]]
-                last[j] = h[r - 1] if batched[kind[1]] else h
+        fp = _fp_ignore()           # the sums' state: the plans' own, set after they ran
+        try:
+            _gather(made, fm, outs, r, m, carried, rows, incs, sums, last)
+        finally:
+            _fp_restore(fp)
         if flag is not None and flag.is_set():
             flag.clear()
             raise BpInterrupted("the statement was interrupted", None)
     finals = []
     for j, kind in enumerate(fm.carried):
-        finals.append(np.asarray(carried[j]) if kind[0] == "keep" else
-                      np.asarray(sums[j]) if kind[0] == "sum" else np.asarray(last[j]))
+        finals.append(asarray(carried[j]) if kind[0] == "keep" else
+                      asarray(sums[j]) if kind[0] == "sum" else asarray(last[j]))
+    if not fm.emits:
+        finals.append(asarray(float(trips)))
+        return tuple(finals)
     tapes = []
     for kind in fm.emits:
         if kind[0] == "map":
             tapes.append(_cat(rows[kind[1]]))
             continue
         j = kind[1]
-        c0 = np.asarray(carried[j])
+        c0 = asarray(carried[j])
         how = fm.carried[j]
         if how[0] == "keep":
             tapes.append(np.broadcast_to(c0, (trips,) + c0.shape).copy())
@@ -281,9 +374,37 @@ def run(body, limit: float, carried: list, captured: list, cap: int, flag, check
             hs = _cat(rows[how[1]])
             tapes.append(np.concatenate([c0[None], hs[:-1].reshape((trips - 1,) + c0.shape)]))
         else:                                # c0, then the running sum before each iteration
-            running = np.cumsum(_cat(incs[j])[:-1], axis=0)
-            tapes.append(np.concatenate([c0[None], c0 + running]))
-    return (*finals, *tapes, np.asarray(float(trips)))
+            fp = _fp_ignore()
+            try:
+                running = np.cumsum(_cat(incs[j])[:-1], axis=0)
+                tapes.append(np.concatenate([c0[None], c0 + running]))
+            finally:
+                _fp_restore(fp)
+    return (*finals, *tapes, asarray(float(trips)))
+
+
+def _gather(made, fm, outs, r, m, carried, rows, incs, sums, last) -> None:
+    """One chunk's outputs into the rows, increments, sums and last values."""
+    batched = made.batched
+    for i, got in rows.items():
+        got.append(_rows(outs[i], batched[i], r))
+    for j, terms in made.sums:
+        if j in incs:                   # its tape is read: keep every increment
+            inc = 0.0
+            for i, sign, _ in terms:
+                h = _rows(outs[i], batched[i], r)
+                inc = inc + h if sign > 0 else inc - h
+            inc = np.broadcast_to(inc, (r,) + np.shape(carried[j]))
+            incs[j].append(inc)
+            sums[j] = sums[j] + inc.sum(axis=0)
+            continue
+        for i, sign, b in terms:
+            h = outs[i]
+            step = (h[:r] if r < m else h).sum(axis=0) if b else r * h
+            sums[j] = sums[j] + step if sign > 0 else sums[j] - step
+    for j, i, b in made.lasts:
+        h = outs[i]
+        last[j] = h[r - 1] if b else h
 
 
 def _rows(h: np.ndarray, batched: bool, r: int) -> np.ndarray:

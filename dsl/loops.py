@@ -98,6 +98,11 @@ def next_uid() -> int:
     return next(_ids)
 
 
+# A loop that computes nothing: its one part is the number of iterations of a loop of n
+# without a condition (what a reverse-mode adjoint needs when it reads no tape).
+COUNT = Body(make_input("k", ()), (), (), ())
+
+
 # ── parts ────────────────────────────────────────────────────────────────
 
 def trip_part(body: Body) -> int:
@@ -154,7 +159,6 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
     p, q = len(body.carried), len(body.captured)
     carried = list(arrays[:p])
     captured = list(arrays[p:p + q])
-    step, first = body.plans()
     limit = float(n)
     if not limit >= 0:                       # nan, or negative: no iterations
         limit = 0.0
@@ -162,18 +166,19 @@ def run(n, *arrays, body: Body, span: Span | None = None) -> tuple:
     cap = active.limits.max_iterations
     flag = active.interrupt
     check_nan = active.limits.check_nan
+    if body.cond is None and limit > 0:
+        at_once = loop_map.run(body, limit, carried, captured, cap, flag, check_nan)
+        if at_once is not None:
+            return at_once
+    step, first = body.plans()
     r = len(body.emit)
     tapes: list = [None] * r              # each a buffer that doubles as rows come in
-    k = 0
     go = True
     if first is not None and limit > 0:
         go = bool(first.run([np.asarray(0.0), *carried, *captured], check_nan, flag)[0] != 0)
     if go and limit > 0:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            at_once = loop_map.run(body, limit, carried, captured, cap, flag, check_nan)
-            if at_once is not None:
-                return at_once
             return _iterate(body, step, limit, carried, captured, tapes, cap, flag, check_nan, span)
     return _results(body, carried, tapes, 0)
 
@@ -225,6 +230,29 @@ def _kernel(n, *arrays, body, part):
 
 
 _kernel.run = run                    # what dsl/evaluate.py's loop step calls
+
+
+def runs_at_once(loop_parts: list[Node]) -> bool:
+    """Whether the loop of these parts runs its iterations at once (dsl/loop_map.py): a
+    body of one of loop_map's forms whose every op on the counter's and the carried
+    values' path has a batching rule and known shapes (or a loop that folded)."""
+    node = loop_parts[0]
+    if node.op != "loop":
+        return all(p.op == "const" for p in loop_parts)
+    body: Body = node.attr("body")
+    fm = body._derived.get("form", False)
+    if fm is False:
+        fm = body._derived["form"] = loop_map.form(body)
+    if fm is None:
+        return False
+    from .batching import has_rule
+    dep = {id(body.k)} | {id(c) for c in body.carried}
+    for nd in topo_order(body.outputs()):
+        if id(nd) not in dep and any(id(i) in dep for i in nd.inputs):
+            dep.add(id(nd))
+            if not isinstance(nd.shape, tuple) or not has_rule(nd.op):
+                return False
+    return True
 
 
 # ── building a loop from nodes over placeholders and outer nodes ─────────
@@ -322,21 +350,29 @@ def _vjp(ct, out, inputs, attrs):
     none = (None,) * len(inputs)
     if j == p + r:
         return none
-    # the saving loop: the same body, emitting its carried values
-    sbody = body._derived.get("save")
-    if sbody is None:
-        sbody = Body(body.k, body.carried, body.captured, body.next, body.carried, body.cond,
-                     body.names)
-        body._derived["save"] = sbody
-    s_in = [n, *init, *cap]
-    tapes = [part(s_in, sbody, p + i) for i in range(p)]
-    trips = part(s_in, sbody, 2 * p)
     emitted = j >= p
-    key = ("vjp", j if emitted else None)
+    # A graph built to be run (ops.built_to_run) leaves out the tapes the adjoint does not
+    # read (an accumulator's, whose cotangent is the same at every iteration), and when
+    # it reads none, counts the iterations with a loop that computes nothing (COUNT):
+    # the forward iterations are then not run at all.  A graph to be printed keeps the
+    # saving loop as it always was.
+    lean = bool(ACTIVE.to_run)
+    key = ("vjp", j if emitted else None) + (("lean",) if lean else ())
     made = body._derived.get(key)
     if made is None:
-        made = body._derived[key] = _adjoint_body(body, j - p if emitted else None)
-    abody, layout = made
+        made = body._derived[key] = _adjoint_body(body, j - p if emitted else None, lean)
+    abody, layout, read = made
+    s_in = [n, *init, *cap]
+    if read or body.cond is not None:
+        sbody = body._derived.get("save")
+        if sbody is None:
+            sbody = Body(body.k, body.carried, body.captured, body.next, body.carried, body.cond,
+                         body.names)
+            body._derived["save"] = sbody
+        tapes = [part(s_in, sbody, p + i) for i in read]
+        trips = part(s_in, sbody, 2 * p)
+    else:
+        tapes, trips = [], part([n], COUNT, 0)
     zero_c = [ops.zeros(c.shape, c) for c in init]
     a_init = [ct if (not emitted and i == j) else zero_c[i] for i in range(p)]
     a_init += [ops.zeros(x.shape, x) for x, how in zip(cap, layout) if how[0] == "dense"]
@@ -391,7 +427,7 @@ def _scatter_terms(g: Node, x: Node):
     return terms
 
 
-def _adjoint_body(body: Body, emitted: int | None):
+def _adjoint_body(body: Body, emitted: int | None, lean: bool = False):
     """The adjoint of one iteration: carried (ĉ…, x̄ of the dense captured values…),
     captured (tape…, x…, T[, ȳ tape]), emitting (idx, v) for each read of a captured value
     at a runtime index (_scatter_terms).  Returns the body and, per captured value,
@@ -430,9 +466,14 @@ def _adjoint_body(body: Body, emitted: int | None):
             layout.append(("dense", len(carried)))
             carried.append(xb)
             nxt.append(apply("add", [xb, g]))
-    captured = [*tape_ph, *body.captured, trips] + ([y_tape] if y_tape is not None else [])
+    read = list(range(p))
+    if lean:                        # only the tapes the adjoint reads
+        seen = {id(nd) for nd in topo_order([*nxt, *emits])}
+        read = [i for i, t in enumerate(tape_ph) if id(t) in seen]
+    captured = [*[tape_ph[i] for i in read], *body.captured, trips] + \
+        ([y_tape] if y_tape is not None else [])
     return Body(jj, carried, captured, nxt, emits, None,
-                tuple("∂" + nm for nm in body.names)), layout
+                tuple("∂" + nm for nm in body.names)), layout, read
 
 
 def _needed_carried(body: Body, j: int) -> list[int]:

@@ -31,6 +31,18 @@ gradient took 1.43 ms a call against 33 µs unrolled, for a first result of 6.7 
 against 87 ms, and a model's loop runs many calls.  A constant loop that cannot be a loop
 node (the loop variable used where a constant is needed, a carried value that
 changes shape) is unrolled when its count is within --max-unroll.
+
+With RUN_LOOP_MIN set (None: off), a graph built to be run (ops.built_to_run: a
+plan's, for a call or a derivative's call) keeps a constant count of RUN_LOOP_MIN or
+more whose iterations run at once (dsl/loop_map.py; loops.runs_at_once) as a loop
+node, while graphs to be read (printing, `graph`, LaTeX) unroll as before.  Measured
+on BENCHMARKS.md's Rosenbrock gradient (99 iterations, CPU, loaded 2-core machine):
+first result 11-14 ms against 60-100 ms unrolled (8 plan steps against 1,191), but
+60-90 µs a call against 30-45 µs for the unrolled plan's scalar code, and against
+~7 µs once long sums of like terms are rerolled into vector sums before
+differentiating (autodiff.rerolled, whose first result is 28-39 ms).  It is off
+until a loop node's call costs no more than the plan it replaces; a plan built
+from a 200-iteration unrolled loop (tests/test_engine.py) relies on it too.
 """
 from __future__ import annotations
 
@@ -43,6 +55,7 @@ from .ops import apply, const
 from .values import Function, leaf_paths, leaves, rebuild
 
 UNROLL_MAX = 256         # a constant loop of at most this many iterations is unrolled
+RUN_LOOP_MIN = None      # built to be run, one of at least this many that runs at once is not (off)
 
 
 def assigned_names(stmts) -> list[str]:
@@ -110,13 +123,21 @@ def for_count(lowerer, it: ast.Expr, scope):
 def lower_for(lowerer, stmt: ast.For, scope) -> bool:
     """Lower `for var in range(n) { body }` to a loop node; False when it is the
     caller's to unroll: a constant count of at most UNROLL_MAX in a body without
-    break or if, or a constant loop that cannot be a loop node (the loop variable
-    used where a constant is needed, a carried value that changes shape)."""
+    break or if (but in a graph built to be run, a count of RUN_LOOP_MIN or more whose
+    iterations run at once stays a loop node), or a constant loop that cannot be a loop
+    node (the loop variable used where a constant is needed, a carried value that
+    changes shape)."""
     n = for_count(lowerer, stmt.iter, scope)
     if isinstance(n, int):
         control = has_control(stmt.body.stmts)
         if n <= UNROLL_MAX and not control:
-            return False
+            if RUN_LOOP_MIN is None or not (ops.ACTIVE.to_run and n >= RUN_LOOP_MIN):
+                return False
+            try:
+                return build(lowerer, scope, stmt.body.stmts, const(float(n), stmt.span),
+                             stmt.var, None, stmt.span, check=loops.runs_at_once)
+            except (BpValueError, BpShapeError, BpTypeError):
+                return False
         try:
             build(lowerer, scope, stmt.body.stmts, const(float(max(n, 0)), stmt.span), stmt.var,
                   None, stmt.span)
@@ -141,7 +162,10 @@ class _Body:
         self.breaks: list[tuple[Node | None, dict]] = []   # (path condition, carried values)
 
 
-def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span) -> None:
+def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span,
+          check=None) -> bool:
+    """Lower the loop to a loop node and bind the names it carries to its parts; with
+    `check`, only when check(the loop's parts) holds (else nothing is bound: False)."""
     Scope = type(scope)
     cap = ops.ACTIVE.limits.max_iterations
     if test is None and n.op == "const" and float(n.value) > cap:
@@ -209,9 +233,12 @@ def build(lowerer, scope, stmts, n: Node, var: str | None, test, span: Span) -> 
         names += ("go",)
         cond = go if cond is None else apply("and", [go, cond], span=span)
     parts = loops.make_loop(n, inits, k, phs, next_leaves, (), cond, names, span)
+    if check is not None and not check(parts):
+        return False
     it = iter(parts)
     for name, value in zip(carried, init):
         scope.bind(name, rebuild(value, it))
+    return True
 
 
 def _lookup(scope, name):
