@@ -18,7 +18,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from . import ops, shapes, taylor
+from . import ops, reroll, shapes, taylor
 from .errors import BpTypeError, BpValueError, Span
 from .graph import Node, intern, make_input, topo_order
 from .ops import REGISTRY, algebra, apply, building, const, is_const_value
@@ -359,6 +359,8 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             on = _on_arguments(out, placeholders, bound, wrt)
             if on is not None:             # the derivative built on the arguments themselves
                 out, flat_ph, direct = on[0], on[1], True
+        if not display and ops.ACTIVE.to_run:
+            out = rerolled(out)            # long sums of like terms as vector sums
         if kind in ("grad", "value_and_grad"):
             out = scalar_output(out, kind)
             g = per_wrt(vjp_graph([out], [_seed(out)], flat_ph))
@@ -415,6 +417,20 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
         new = substitute([x for x in flat if isinstance(x, Node)], actual)
     it = iter(new)
     return rebuild(result, iter([next(it) if isinstance(x, Node) else x for x in flat]))
+
+
+def rerolled(value):
+    """`value` (a tensor, or a tuple or record of them) with each long sum of like terms
+    in its graph as one vector sum (dsl/reroll.py): for graphs built to run."""
+    flat = [x for x in leaves(value) if isinstance(x, Node)]
+    mapping = reroll.reroll(flat)
+    if not mapping:
+        return value
+    if all(id(x) in mapping for x in flat):       # the sums are the results: nothing to redo
+        new = iter([mapping[id(x)] for x in flat])
+    else:
+        new = iter(substitute(flat, mapping))
+    return rebuild(value, iter([next(new) if isinstance(x, Node) else x for x in leaves(value)]))
 
 
 def _distinct_inputs(bound: list, wrt: list) -> bool:

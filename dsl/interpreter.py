@@ -795,7 +795,7 @@ class Interpreter:
                 return self._plan([swap.get(id(i), i) for i in inputs], outs), out, deps
             out = rebuild(out, iter(autodiff.substitute(outs, {id(p): a for p, a in pairs})))
         else:
-            out = lowerer.call(fn, args, kwargs, span)
+            out = autodiff.rerolled(lowerer.call(fn, args, kwargs, span))
         outs = leaves(out)
         if not all(isinstance(o, Node) for o in outs):
             return None

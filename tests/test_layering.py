@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "shapes": {"errors"},
     "ops": {"graph", "shapes", "errors", "struct"},
     "values": {"ast", "errors", "struct"},
-    "autodiff": PASSES | {"batching", "linear", "taylor"},
+    "autodiff": PASSES | {"batching", "linear", "taylor", "reroll"},
+    "reroll": PASSES | {"batching"},                      # long sums of like terms, in plans
     "taylor": PASSES,                                     # Taylor mode: series through a graph
     "batching": PASSES,
     "linear": PASSES,                                     # matrix-calculus forms of Jacobians
