@@ -275,7 +275,13 @@ class Lowerer:
                 raise BpValueError(f"index {i} is out of range for a tuple of {len(x)}", span)
             return x[i]
         x = self.need_tensor(x, "indexing", span)
-        return self.access(x, items, scope, span)[0]
+        whole = []
+        for item in items:                  # x[3], A[0, 2]: written whole numbers, one node
+            if type(item) is not ast.Num or not -1e15 < item.value < 1e15 \
+                    or item.value != int(item.value):
+                return self.access(x, items, scope, span)[0]
+            whole.append(("i", int(item.value)))
+        return apply("index", [x], {"items": tuple(whole)}, span)
 
     def access(self, x: Node, items, scope, span: Span):
         """x[items] as (the part read, place, repeats): place(g) puts a g of the part's
