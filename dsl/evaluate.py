@@ -33,6 +33,7 @@ docs/performance.md describes the engine and what each part buys.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import operator
@@ -263,7 +264,8 @@ _quiet(_outer_product)
 
 
 def _kernel(node: Node):
-    """The kernel of one step, and its name in the scalar fast path (or None)."""
+    """The kernel of one step, and its name in the scalar fast path (or None).  An op
+    chosen here by more than its name is in _CHOSEN (Plan looks up the others once)."""
     op = node.op
     if op == "matmul":
         a, b = node.inputs[0].shape, node.inputs[1].shape
@@ -330,26 +332,55 @@ _FLOAT = {
 _SIMPLE = {"square", "cube"}     # operands appear twice: give them a name first
 
 
+# Ops whose kernel _kernel chooses from the node's shapes or inputs; any other op
+# without attributes has its registry kernel, looked up once per plan (not per step).
+_CHOSEN = {"matmul", "where", "take", "pow", "unbroadcast", "expand_dims", "reshape",
+           "transpose", "stack", "index", "unindex"}
+
+
 class Plan:
-    def __init__(self, inputs: list[Node], outputs: list[Node]):
-        order = topo_order(outputs)
-        slot: dict[int, int] = {}
+    def __init__(self, inputs: list[Node], outputs: list[Node], order: list[Node] | None = None):
+        """The plan computing `outputs` from `inputs`; `order` is topo_order(outputs)
+        if the caller has it already (a walk of a large graph costs ~0.5 µs a node)."""
+        if order is None:
+            order = topo_order(outputs)
+        # A step is made as five parallel lists, zipped into tuples at the end.  Slots
+        # are looked up by node (nodes hash by identity).
+        slot: dict[Node, int] = {}
         self.n_inputs = len(inputs)
         self.input_shapes = [node.shape for node in inputs]
         for i, node in enumerate(inputs):
-            slot[id(node)] = i
+            slot[node] = i
+        slot_of = slot.__getitem__
         self.consts: list[tuple[int, np.ndarray]] = []
-        steps = []
-        self._fast: list = []            # per step: the scalar fast path's name, or None
+        consts = self.consts
+        kernels: list = []
+        operands: list[tuple] = []
+        results: list[int] = []
+        nodes: list[Node] = []
+        fast_of: list = []               # per step: the scalar fast path's name, or None
+        plain: dict[str, tuple] = {}     # op → (kernel, fast name) of an op not in _CHOSEN
         nslots = len(inputs)
         loops: dict = {}                 # (body, inputs) → the slot of the loop's results
-        loop_keys = {(id(n.attr("body")), tuple(map(id, n.inputs))) for n in order if n.op == "loop"}
+        loop_keys = None
+        given = [node for node in inputs if node.op != "input"]   # (as a rule, none)
         for node in order:
-            if id(node) in slot:
-                continue
-            if node.op == "input":
+            op = node.op
+            if op == "input":
+                if node in slot:
+                    continue
                 raise BpValueError("the graph reads an input that was not given", node.span)
-            if node.op == "loop":
+            if given and node in slot:
+                continue
+            if op == "const":
+                slot[node] = nslots
+                consts.append((nslots, node.value))
+                nslots += 1
+                continue
+            if op == "loop":
+                if loop_keys is None:
+                    loop_keys = {(id(n.attr("body")), tuple(map(id, n.inputs)))
+                                 for n in order if n.op == "loop"}
                 # A loop runs once for all its parts: a step whose result is the tuple
                 # of the loop's results (dsl/loops.py), and one step per part taking its own.
                 # A loop whose reverse-mode saving loop (the same iterations, keeping the
@@ -364,42 +395,58 @@ class Plan:
                 if whole is None:
                     whole = loops[key] = nslots
                     nslots += 1
-                    steps.append([_loop_kernel(node, body), tuple(slot[id(i)] for i in node.inputs),
-                                  whole, (), node])
-                    self._fast.append(None)
-                slot[id(node)] = nslots
-                steps.append([operator.itemgetter(j), (whole,), nslots, (), node])
-                self._fast.append(None)
+                    kernels.append(_loop_kernel(node, body))
+                    operands.append(tuple(map(slot_of, node.inputs)))
+                    results.append(whole)
+                    nodes.append(node)
+                    fast_of.append(None)
+                slot[node] = nslots
+                kernels.append(operator.itemgetter(j))
+                operands.append((whole,))
+                results.append(nslots)
+                nodes.append(node)
+                fast_of.append(None)
                 nslots += 1
                 continue
-            slot[id(node)] = nslots
-            if node.op == "const":
-                self.consts.append((nslots, node.value))
-            else:
+            if op in _CHOSEN or node.attrs:
                 kernel, fast = _kernel(node)
-                steps.append([kernel, tuple(slot[id(i)] for i in node.inputs), nslots, (), node])
-                self._fast.append(fast)
+            else:
+                chosen = plain.get(op)
+                if chosen is None:
+                    chosen = plain[op] = _kernel(node)
+                kernel, fast = chosen
+            slot[node] = nslots
+            kernels.append(kernel)
+            operands.append(tuple(map(slot_of, node.inputs)))
+            results.append(nslots)
+            nodes.append(node)
+            fast_of.append(fast)
             nslots += 1
+        self._fast = fast_of
         self.nslots = nslots
-        self.out_slots = [slot[id(o)] for o in outputs]
-        # Free each slot after the step that reads it last (never an output's).
+        self.out_slots = [slot[o] for o in outputs]
+        # Free each slot after the step that reads it last (never an output's); a step
+        # frees its slots in the order of their first reads.
         keep = set(self.out_slots)
-        last: dict[int, int] = {}
-        for k, step in enumerate(steps):
-            for s in step[1]:
-                last[s] = k
+        last = {s: k for k, ins in enumerate(operands) for s in ins}
         frees: dict[int, list[int]] = {}
         for s, k in last.items():
             if s not in keep:
-                frees.setdefault(k, []).append(s)
-        for k, step in enumerate(steps):
-            step[3] = tuple(frees.get(k, ()))
-        self.steps = [tuple(s) for s in steps]
+                got = frees.get(k)
+                if got is None:
+                    frees[k] = [s]
+                else:
+                    got.append(s)
+        freed = [()] * len(operands)
+        for k, got in frees.items():
+            freed[k] = tuple(got)
+        self.steps = list(zip(kernels, operands, results, freed, nodes))
         self.has_loops = bool(loops)     # its loops read the session's limits as they run
         self.shared = set(range(self.n_inputs)) | {s for s, _ in self.consts}
         # Outputs whose step may return an operand itself (not a new array): copied.
-        made_by = {step[2]: step[0] for step in self.steps}
-        self.copy_out = [s in self.shared or not _fresh(made_by[s]) for s in self.out_slots]
+        # (Steps' result slots increase: an output's step is found by bisection.)
+        self.copy_out = [s in self.shared or not _fresh(kernels[bisect.bisect_left(results, s)])
+                         for s in self.out_slots]
         self.outs = list(zip(self.out_slots, self.copy_out))
         self._pack = None
         self._calls = 0
@@ -502,22 +549,32 @@ class Plan:
         if not self.steps:               # the outputs are inputs and constants: copied
             return _outputs(env, self)
         step = None
+        is_set = flag.is_set if flag is not None else _never
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for step in self.steps:
                     kernel, ins, out, free, node = step
-                    args = [env[i] for i in ins]
-                    env[out] = kernel(*args)
+                    n = len(ins)            # (most steps have one or two operands)
+                    if n == 2:
+                        value = env[out] = kernel(env[ins[0]], env[ins[1]])
+                    elif n == 1:
+                        value = env[out] = kernel(env[ins[0]])
+                    else:
+                        value = env[out] = kernel(*[env[i] for i in ins])
                     if check_nan:
-                        _check_finite(env[out], args, node)
+                        _check_finite(value, [env[i] for i in ins], node)
                     for s in free:
                         env[s] = None
-                    if flag is not None and flag.is_set():
+                    if is_set():
                         _interrupted(flag, node.span)
         except Exception as err:
             raise _located(err, step[4] if step else None) from None
         return _outputs(env, self)
+
+
+def _never() -> bool:
+    return False
 
 
 def _fresh(kernel) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import itertools
 import weakref
+from _weakref import _remove_dead_weakref
 from contextlib import contextmanager
 from typing import Any, Iterable
 
@@ -51,16 +52,16 @@ class Node:
     origin: str = "f"                                 # "f": written by the user; "d": built by a derivative
 
     def __init__(self, op, inputs, attrs, shape, span=None, value=None, origin="f"):
-        # Written out (struct's shared __init__ loops over the fields): building a
-        # graph makes one Node per op, and this is a fifth of a large build's time.
-        setattr_ = object.__setattr__
-        setattr_(self, "op", op)
-        setattr_(self, "inputs", inputs)
-        setattr_(self, "attrs", attrs)
-        setattr_(self, "shape", shape)
-        setattr_(self, "span", span)
-        setattr_(self, "value", value)
-        setattr_(self, "origin", origin)
+        # Written out (struct's shared __init__ loops over the fields), through the
+        # slots' own setters (object.__setattr__ looks each name up first): building a
+        # graph makes one Node per op.  intern makes its nodes the same way, inline.
+        _set_op(self, op)
+        _set_inputs(self, inputs)
+        _set_attrs(self, attrs)
+        _set_shape(self, shape)
+        _set_span(self, span)
+        _set_value(self, value)
+        _set_origin(self, origin)
 
     def attr(self, name: str, default=None):
         for key, value in self.attrs:
@@ -76,7 +77,34 @@ class Node:
         return f"<{self.op} {self.shape} #{id(self) & 0xffff:x}>"
 
 
-_TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+assert Node._fields == ("op", "inputs", "attrs", "shape", "span", "value", "origin")
+_set_op, _set_inputs, _set_attrs, _set_shape, _set_span, _set_value, _set_origin = (
+    Node.__dict__[name].__set__ for name in Node._fields)
+_new_node = object.__new__
+
+
+class _Ref(weakref.ref):
+    """A weak reference to an interned node that knows its key in the table."""
+    __slots__ = ("key",)
+
+
+class _Table(dict):
+    """The hash-consing table: key → a weak reference to its node (a plain dict: a
+    WeakValueDictionary's get and set are Python-level calls, and each of its KeyedRefs
+    runs two more; a large build interns 10⁵ nodes).  A dead node's entry removes
+    itself through `_remove` (replaceable, as a WeakValueDictionary's is), which deletes
+    it only while it still holds that dead reference, never a live successor's."""
+    __slots__ = ("_remove",)
+
+    def __init__(self):
+        super().__init__()
+
+        def remove(wr, table=self, delete=_remove_dead_weakref):
+            delete(table, wr.key)
+        self._remove = remove
+
+
+_TABLE = _Table()
 
 
 def intern(op: str, inputs: tuple[Node, ...], attrs: tuple, shape, span: Span | None = None,
@@ -87,10 +115,22 @@ def intern(op: str, inputs: tuple[Node, ...], attrs: tuple, shape, span: Span | 
     reused; a dead node drops out of the table by itself.
     """
     key = (op, tuple(map(id, inputs)), attrs, value_key)
-    node = _TABLE.get(key)
-    if node is None:
-        node = Node(op, inputs, attrs, shape, span, value, origin)
-        _TABLE[key] = node
+    ref = _TABLE.get(key)
+    if ref is not None:
+        node = ref()
+        if node is not None:
+            return node
+    node = _new_node(Node)               # Node(…), without the call of its __init__
+    _set_op(node, op)
+    _set_inputs(node, inputs)
+    _set_attrs(node, attrs)
+    _set_shape(node, shape)
+    _set_span(node, span)
+    _set_value(node, value)
+    _set_origin(node, origin)
+    ref = _Ref(node, _TABLE._remove)
+    ref.key = key
+    _TABLE[key] = ref
     return node
 
 
@@ -105,25 +145,42 @@ def make_input(name: str, shape, span: Span | None = None, path: tuple = ()) -> 
 
 
 def topo_order(outputs: Iterable[Node]) -> list[Node]:
-    """Every node reachable from `outputs`, inputs before the nodes using them."""
+    """Every node reachable from `outputs`, inputs before the nodes using them.
+
+    Depth first, inputs left to right, each node after its inputs: the order of the
+    recursive walk, kept on an explicit stack of (node, iterator over its inputs)
+    pairs.  The loop over an iterator resumes where it stopped when the walk comes
+    back up to its node, so each edge is looked at once; a leaf is placed when it
+    is reached, never pushed.  (Twice as fast as a stack of (node, index) tuples
+    remade at each step: topo_order walks every graph a build makes.)"""
     order: list[Node] = []
-    seen: set[int] = set()
+    append = order.append
+    seen: set[Node] = set()          # nodes hash by identity
+    add = seen.add
+    stack: list = []                 # node, iterator, node, iterator, …
+    push = stack.append
+    pop = stack.pop
     for root in outputs:
-        if id(root) in seen:
+        if root in seen:
             continue
-        stack: list[tuple[Node, int]] = [(root, 0)]
-        seen.add(id(root))
-        while stack:
-            node, i = stack[-1]
-            if i < len(node.inputs):
-                stack[-1] = (node, i + 1)
-                child = node.inputs[i]
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, 0))
+        add(root)
+        node, rest = root, iter(root.inputs)
+        while True:
+            for child in rest:
+                if child not in seen:
+                    add(child)
+                    if child.inputs:
+                        push(node)
+                        push(rest)
+                        node, rest = child, iter(child.inputs)
+                        break
+                    append(child)
             else:
-                stack.pop()
-                order.append(node)
+                append(node)
+                if not stack:
+                    break
+                rest = pop()
+                node = pop()
     return order
 
 
