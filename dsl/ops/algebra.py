@@ -11,6 +11,13 @@ polynomials become the same node by hash-consing, and repeated
 derivatives of tanh stay a polynomial in tanh(x) instead of doubling.
 Polynomials are capped in size, and a node whose polynomial would be too
 big simply becomes an atom, so the cost stays linear in the graph.
+
+In a plan's build the algebra's work follows what its canonical form changes: a
+product of operands sharing no atom is recorded unexpanded (_Product), its cost
+counted from its operands' terms, and multiplied out only if an expression that
+reads it needs the terms; a sum in which nothing collects takes its cost from its
+operands'.  Neither changes a decision (SHORTCUTS = False counts every cost from the
+expanded polynomial; tests/test_algebra_cost.py compares the plans).
 """
 from __future__ import annotations
 
@@ -29,15 +36,18 @@ MAX_TERMS = 24
 MAX_POWER = 8
 MAX_FACTORS = 6             # atoms in one monomial: a longer product stays as written
 KEEP_RATIO = 2              # a plan's build keeps a polynomial costing at most this × as written
+SHORTCUTS = True            # False: every cost counted from the expanded polynomial (tests
+                            # check that the shortcuts change no decision)
 
 
 class _Info(weakref.ref):
     """What the algebra knows about a node, while the node lives: its order key and
-    its (polynomial, size), each None until computed.  Kept in _INFO by the node's
+    its (polynomial, size) and that polynomial's canonical cost (when known), each
+    None until computed.  Kept in _INFO by the node's
     id, and dropped from there when the node dies (before its id can be reused):
     a lookup is one dict read, where a WeakKeyDictionary makes a weak reference
     for every lookup."""
-    __slots__ = ("id", "key", "poly")
+    __slots__ = ("id", "key", "poly", "cost")
 
 
 _INFO: dict[int, _Info] = {}
@@ -52,23 +62,55 @@ def _info(node: Node) -> _Info:
     info = _INFO.get(i)
     if info is None:
         info = _INFO[i] = _Info(node, _drop)
-        info.id, info.key, info.poly = i, None, None
+        info.id, info.key, info.poly, info.cost = i, None, None, None
     return info
 
 
-def _set_poly(node: Node, p: Poly, size: int) -> None:
-    """Record the node's polynomial; not one that is the node itself (what poly_of gives a
-    node with none), which would keep the node alive through its own entry for good."""
+def _set_poly(node: Node, p: Poly, size: int, c: int | None = None) -> None:
+    """Record the node's polynomial (and its cost c, if known); not one that is the node
+    itself (what poly_of gives a node with none), which would keep the node alive
+    through its own entry for good."""
     if len(p) == 1 and p.get(((node, 1),)) == 1.0:
         return
-    info = _info(node)
-    if info.poly is None:
-        info.poly = (p, size)
+    i = id(node)
+    info = _INFO.get(i)
+    if info is None:
+        info = _INFO[i] = _Info(node, _drop)
+        info.id, info.key, info.poly, info.cost = i, None, (p, size), c
+    elif info.poly is None:
+        info.poly, info.cost = (p, size), c
+
+
+def _cost_of(node: Node, p: Poly) -> int:
+    """cost(p) for p = poly_of(node), recorded with the node once computed."""
+    info = _INFO.get(id(node))
+    if info is None or info.poly is None:
+        return 0                      # an atom or a constant: no arithmetic
+    if info.cost is None:
+        info.cost = cost(p)
+    return info.cost
+
+
+_PREFIX: dict = {}                  # (op, attrs) -> crc32 of "op|attrs|", the key text's head
+
+
+def _prefix(op: str, attrs: tuple) -> int:
+    try:
+        got = _PREFIX.get((op, attrs))
+    except TypeError:                 # an unhashable attribute value: no cache
+        return zlib.crc32(f"{op}|{attrs!r}|".encode())
+    if got is None:
+        if len(_PREFIX) >= 4096:
+            _PREFIX.clear()
+        got = _PREFIX[(op, attrs)] = zlib.crc32(f"{op}|{attrs!r}|".encode())
+    return got
 
 
 def _key(atom: Node) -> tuple:
     """A structural order on atoms, the same in every run: parameters first,
-    then by height above them, then by op and a stable hash of the structure."""
+    then by height above them, then by op and a stable hash of the structure
+    (the crc32 of "op|attrs|[input hashes]", a constant's first 32 bytes appended,
+    an input's "input|name"; the head's crc is cached per op and attributes)."""
     info = _INFO.get(id(atom))
     if info is not None and info.key is not None:
         return info.key
@@ -88,6 +130,10 @@ def _key(atom: Node) -> tuple:
         info = _info(node)
         if info.key is not None:
             continue
+        op = node.op
+        if op == "input":                         # by name: uids differ from run to run
+            info.key = (0, op, zlib.crc32(f"input|{node.attr('name')}".encode()))
+            continue
         height = 0
         hashes = []
         for i in node.inputs:
@@ -95,12 +141,10 @@ def _key(atom: Node) -> tuple:
             if k[0] >= height:
                 height = k[0] + 1
             hashes.append(k[2])
-        text = f"{node.op}|{node.attrs!r}|{hashes}"
-        if node.op == "const":                    # its first 32 bytes
-            text += np.ravel(node.value)[:4].tobytes().hex()
-        elif node.op == "input":                  # by name: uids differ from run to run
-            text = f"input|{node.attr('name')}"
-        info.key = (height, node.op, zlib.crc32(text.encode()))
+        crc = zlib.crc32(repr(hashes).encode(), _prefix(op, node.attrs))
+        if op == "const":                         # its first 32 bytes
+            crc = zlib.crc32(np.ravel(node.value)[:4].tobytes().hex().encode(), crc)
+        info.key = (height, op, crc)
     return table[id(atom)].key
 
 
@@ -114,16 +158,28 @@ def carry(old: Node, new: Node, renamed: dict[int, Node]) -> None:
     if twin.key is None:
         twin.key = info.key
     if twin.poly is None and info.poly is not None:
-        p, size = info.poly
+        p, size = _expanded(info)
         _set_poly(new, {tuple((renamed.get(id(a), a), e) for a, e in m): c for m, c in p.items()},
-                  size)
+                  size, info.cost)
 
 
 def poly_of(node: Node) -> tuple[Poly, int]:
     """The node's polynomial and the number of arithmetic nodes it took."""
     info = _INFO.get(id(node))
     if info is not None and info.poly is not None:
+        return info.poly if type(info.poly[0]) is dict else _expanded(info)
+    return _leaf_poly(node)
+
+
+def _recorded(node: Node) -> tuple:
+    """poly_of, but a product recorded unexpanded (_Product) stays so."""
+    info = _INFO.get(id(node))
+    if info is not None and info.poly is not None:
         return info.poly
+    return _leaf_poly(node)
+
+
+def _leaf_poly(node: Node) -> tuple[Poly, int]:
     if node.op == "broadcast_like" and node.inputs[0].op == "const":
         node = node.inputs[0]              # a scalar spread over a shape; normalize checks the shape
     if node.op == "const" and node.value.shape == ():
@@ -134,7 +190,7 @@ def poly_of(node: Node) -> tuple[Poly, int]:
     return {((node, 1),): 1.0}, 0
 
 
-def _merge(m1: Monomial, m2: Monomial, sign: int = 1) -> Monomial:
+def _merge(m1: Monomial, m2: Monomial, sign: int = 1, table=_INFO) -> Monomial:
     """The product of two monomials (m1 / m2 with sign -1), its atoms in key order.
 
     Both are in key order already, so one pass merges them; two distinct atoms
@@ -146,6 +202,12 @@ def _merge(m1: Monomial, m2: Monomial, sign: int = 1) -> Monomial:
                 break
         else:
             return m1
+    elif not m1 and sign == 1:
+        for _, e in m2:
+            if not e:
+                break
+        else:
+            return m2
     out = []
     i = j = 0
     n1, n2 = len(m1), len(m2)
@@ -159,7 +221,10 @@ def _merge(m1: Monomial, m2: Monomial, sign: int = 1) -> Monomial:
             i += 1
             j += 1
             continue
-        k1, k2 = _key(a1), _key(a2)
+        got = table.get(id(a1))
+        k1 = got.key if got is not None and got.key is not None else _key(a1)
+        got = table.get(id(a2))
+        k2 = got.key if got is not None and got.key is not None else _key(a2)
         if k1 < k2:
             if e1:
                 out.append((a1, e1))
@@ -216,7 +281,10 @@ def _mul(p: Poly, q: Poly) -> Poly | None:
         (m1, c1), = p.items()
         (m2, c2), = q.items()
         v = c1 * c2
-        return _small({_merge(m1, m2): v}) if v != 0 else {}
+        if v == 0:
+            return {}
+        m = _merge(m1, m2)
+        return {m: v} if len(m) <= MAX_FACTORS else None
     r: Poly = {}
     for (m1, c1), (m2, c2) in itertools.product(p.items(), q.items()):
         m = _merge(m1, m2)
@@ -242,10 +310,12 @@ def _power(p: Poly, n: int) -> Poly | None:
         return {tuple((a, e * n) for a, e in m): c ** n}
     if not 0 <= n <= 3:
         return None
-    r: Poly | None = {(): 1.0}
-    for _ in range(n):
+    if n == 0:
+        return {(): 1.0}
+    r: Poly | None = p                 # (1·p is p: the first product is skipped)
+    for _ in range(n - 1):
         r = _mul(r, p) if r is not None else None
-    return r
+    return r if r is not p else dict(p)
 
 
 def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
@@ -262,14 +332,24 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
         r = _power(p, int(float(e.value)))
         collected = len(p) == 1 and any(len(m) != 1 or m[0][1] != 1 or c != 1 for m, c in p.items())
         return None if r is None else (r, size + 1, collected or not r)
-    polys = [poly_of(i) for i in inputs]
-    size = 1 + sum(s for _, s in polys)
+    if ACTIVE.to_run and SHORTCUTS and op != "add" and op != "sub" and op != "neg":
+        return _product(op, inputs)
+    p, size = poly_of(inputs[0])
     if op == "neg":
-        return {m: -c for m, c in polys[0][0].items()}, size, False
-    p, q = polys[0][0], polys[1][0]
+        return {m: -c for m, c in p.items()}, size + 1, False
+    q, sq = poly_of(inputs[1])
+    size += 1 + sq
     if op in ("add", "sub"):
         r = _add(p, q, 1.0 if op == "add" else -1.0)
-        collected = r is not None and len(r) < len(p) + len(q)
+        if r is None:
+            return None
+        if len(r) < len(p) + len(q):
+            return r, size, True
+        if not p or not q or not SHORTCUTS:
+            return r, size, False
+        # nothing collected: the terms of p and q, each as it was, in one sum
+        return r, size, False, (len(r) - 1 + _terms_cost(_cost_of(inputs[0], p), p)
+                                + _terms_cost(_cost_of(inputs[1], q), q))
     else:
         if op == "div":
             q = _inverse(q)
@@ -284,6 +364,160 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
                 + _factors(q) * len(p)
         return r, size, collected
     return None if r is None else (r, size, collected)
+
+
+def _product(op: str, inputs: tuple[Node, ...]):
+    """combine for a product or quotient in a plan's build: when the operands share no
+    atom, the product is recorded unexpanded (_Product), its cost counted from its
+    operands' terms; it is expanded only if something reads it (poly_of)."""
+    (p, sp), (q, sq) = _recorded(inputs[0]), _recorded(inputs[1])
+    size = 1 + sp + sq
+    if op == "div":
+        if type(q) is not dict:                 # a _Product has two terms or more
+            return None
+        q = _inverse(q)
+        if q is None:
+            return None
+    n = len(p) * len(q)
+    if n == 1:                                  # one term by one term (two dicts): most products
+        (m1, c1), = p.items()
+        (m2, c2), = q.items()
+        v = c1 * c2
+        if v == 0:
+            return {}, size, True, 0
+        m = _merge(m1, m2)
+        if len(m) > MAX_FACTORS:
+            return None
+        return {m: v}, size, len(m) < len(m1) + len(m2), \
+            _term_cost(m, v) + (1 if v == -1 and m else 0)
+    if n > 1 and type(p) is dict and type(q) is dict and (() in p and len(p) == 1
+                                                          or () in q and len(q) == 1):
+        # a constant times a sum: its coefficients scaled, nothing to merge
+        if len(p) == 1 and () in p:
+            k = p[()]
+            r = {m: k * v for m, v in q.items()}
+        else:
+            k = q[()]
+            r = {m: v * k for m, v in p.items()}
+        if 0 not in r.values():
+            return r, size, False
+    elif n > 1:
+        lazy = _Product.of(p, q, size)
+        if lazy is not None:
+            return (lazy, size, False) if lazy else None
+    p, q = _plain(p), _plain(q)
+    r = _mul(p, q)
+    if r is None:
+        return None
+
+    def collected():
+        return len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q) \
+            + _factors(q) * len(p)
+    return r, size, collected
+
+
+def _summary(p) -> tuple:
+    """(ids of p's atoms, [(structure cost, coefficient) per term], most atoms in a term,
+    the sum of the structure costs, the number of terms not constant), the structure cost
+    of a term being _term_cost without its coefficient's mul, and -1 for the constant term."""
+    if type(p) is _Product:
+        return p.atoms, p.terms, p.width, p.structure, p.big
+    atoms = set()
+    terms = []
+    width = structure = big = 0
+    for m, c in p.items():
+        if not m:
+            terms.append((-1, c))
+            continue
+        t = len(m) - 1
+        for a, e in m:
+            atoms.add(id(a))
+            if e != 1 and e != -1:
+                t += 1
+        terms.append((t, c))
+        structure += t
+        big += 1
+        if len(m) > width:
+            width = len(m)
+    return atoms, terms, width, structure, big
+
+
+class _Product:
+    """p·q for polynomials p and q over disjoint atoms, not yet expanded.  Nothing in it
+    collects but coefficients (n·m distinct terms, each a term of p by one of q), so its
+    canonical cost is known from the terms' structure costs and coefficients alone:
+    in a plan's build a product that stays as written (a chain's cotangent, Π (1 - tanh²))
+    is never multiplied out, and its atoms never get order keys, unless an expression
+    that reads its polynomial (a sum, a power, a product sharing an atom) needs them."""
+    __slots__ = ("p", "q", "atoms", "terms", "width", "structure", "big", "cost", "r")
+
+    @staticmethod
+    def of(p, q, size: int):
+        """The product unexpanded; None if p and q share an atom (or a coefficient
+        underflows to 0), False if it is past the caps (as _mul would give None) or sure
+        to cost more than KEEP_RATIO × size: its terms' structure alone,
+            n·m - 1 + n·S(q) + m·S(p) + B(p)·B(q)
+        (n, m terms, S their structure costs, B how many are not constant), which
+        normalize would neither build nor keep."""
+        atoms_p, terms_p, wp, sp, bp = _summary(p)
+        atoms_q, terms_q, wq, sq, bq = _summary(q)
+        if not atoms_p.isdisjoint(atoms_q):
+            return None
+        n = len(terms_p) * len(terms_q)
+        structure = len(terms_p) * sq + len(terms_q) * sp + bp * bq
+        if n > MAX_TERMS or wp + wq > MAX_FACTORS or n - 1 + structure > KEEP_RATIO * size:
+            return False
+        terms = []
+        total = n - 1
+        for t1, c1 in terms_p:
+            for t2, c2 in terms_q:
+                c = c1 * c2
+                if c == 0:
+                    return None
+                t = t1 + t2 + 1 if t1 >= 0 and t2 >= 0 else (t1 if t2 < 0 else t2)
+                terms.append((t, c))
+                if t >= 0:
+                    total += t if c == 1 or c == -1 else t + 1
+        self = _Product()
+        self.p, self.q = p, q
+        self.atoms = atoms_p | atoms_q
+        self.terms, self.width, self.cost, self.r = terms, wp + wq, total, None
+        self.structure, self.big = structure, n - (len(terms_p) - bp) * (len(terms_q) - bq)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+def _plain(p) -> Poly | None:
+    """p as a dict: a _Product multiplied out (once)."""
+    if type(p) is dict:
+        return p
+    if p.r is None:
+        a, b = _plain(p.p), _plain(p.q)
+        p.r = _mul(a, b) if a is not None and b is not None else None
+    return p.r
+
+
+def _expanded(info: _Info) -> tuple[Poly, int]:
+    """The node's recorded polynomial as a dict (a _Product multiplied out, and kept so)."""
+    p, size = info.poly
+    if type(p) is dict:
+        return info.poly
+    r = _plain(p)
+    if r is None:                     # cannot happen (of checks _mul's caps): an atom then
+        info.poly = info.cost = None
+        return _leaf_poly(info())
+    info.poly = (r, size)
+    return info.poly
+
+
+def _terms_cost(c: int, p: Poly) -> int:
+    """The sum of p's _term_cost, from c = cost(p): what p's terms cost in a longer sum."""
+    if len(p) > 1:
+        return c - len(p) + 1
+    (m, k), = p.items()
+    return c - 1 if k == -1 and m else c
 
 
 def _factors(p: Poly) -> int:
@@ -324,13 +558,16 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     got = combine(op, inputs)
     if got is None:
         return build_naive()
-    p, size, collected = got
-    c = cost(p)
+    if len(got) == 4:
+        p, size, collected, c = got
+    else:
+        p, size, collected = got
+        c = cost(p) if type(p) is dict else p.cost
     # A tie is rebuilt canonically only when small (so short formulas print in one
     # canonical order) or when something collected; big ties stay as written.
     if c < size or (c == size and ((collected() if callable(collected) else collected)
-                                   or (len(p) <= 3 and _factors(p) <= 4 and not ACTIVE.to_run))):
-        node = _build(p, shape, origin, span)
+                                   or (not ACTIVE.to_run and len(p) <= 3 and _factors(p) <= 4))):
+        node = _build(_plain(p), shape, origin, span)
         if node is not None and node.shape == shape:
             return node
     node = build_naive()
@@ -339,7 +576,7 @@ def normalize(op: str, inputs: tuple[Node, ...], shape, build_naive, origin: str
     # it costs every product it meets (a chain's cotangent Π (1 - tanh²) expanded: 16
     # terms), so the node is an atom from here on.  Prints keep every polynomial.
     if node.op not in ("const", "input") and not (ACTIVE.to_run and c > KEEP_RATIO * size):
-        _set_poly(node, p, size)
+        _set_poly(node, p, size, c)
     return node
 
 
@@ -380,7 +617,7 @@ def _monomial(where: tuple, m: Monomial) -> tuple[Node | None, Node | None]:
         if e != 1 and e != -1:
             factor = _raw(where, "pow", atom, const(float(abs(e))))
             if _unrecorded(factor):
-                _set_poly(factor, {((atom, abs(e)),): 1.0}, 1)
+                _set_poly(factor, {((atom, abs(e)),): 1.0}, 1, 1)
         k = 0 if e > 0 else 1
         parts[k].append((atom, abs(e)))
         if sides[k] is None:
@@ -389,7 +626,8 @@ def _monomial(where: tuple, m: Monomial) -> tuple[Node | None, Node | None]:
             sides[k] = product = _raw(where, "mul", sides[k], factor)
             if _unrecorded(product):
                 part = tuple(parts[k])
-                _set_poly(product, {part: 1.0}, _term_cost(part, 1.0))
+                n = _term_cost(part, 1.0)
+                _set_poly(product, {part: 1.0}, n, n)
     return sides[0], sides[1]
 
 
@@ -402,7 +640,8 @@ def _term(where: tuple, m: Monomial, c: float) -> Node:
         if den is not None:
             node = _raw(where, "div", node, den)
     if _unrecorded(node):
-        _set_poly(node, {m: c}, _term_cost(m, c) + (1 if c == -1 and m else 0))
+        n = _term_cost(m, c) + (1 if c == -1 and m else 0)
+        _set_poly(node, {m: c}, n, n)
     return node
 
 
@@ -426,6 +665,10 @@ def _build(p: Poly, shape, origin: str, span) -> Node | None:
     if not p:
         return const(np.zeros(shape)) if isinstance(shape, tuple) else None
     where = (origin, span)
+    if len(p) == 1:                    # one term (most products): what the loop below does
+        (m0, c0), = p.items()
+        acc = _term(where, m0, c0) if c0 > 0 or not m0 else _raw(where, "neg", _term(where, m0, -c0))
+        return acc if acc.shape == shape else None
     items = _order(p)
     (m0, c0) = items[0]
     acc = _term(where, m0, c0) if c0 > 0 or not m0 else _raw(where, "neg", _term(where, m0, -c0))
@@ -438,5 +681,5 @@ def _build(p: Poly, shape, origin: str, span) -> Node | None:
             acc = _raw(where, "add", acc, _term(where, m, c))
         terms += _term_cost(m, c)
         if _unrecorded(acc):
-            _set_poly(acc, dict(items[:k + 1]), k + terms)
+            _set_poly(acc, dict(items[:k + 1]), k + terms, k + terms)
     return acc if acc.shape == shape else None
