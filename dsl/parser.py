@@ -343,28 +343,37 @@ def _run(text: str, build, max_depth: int | None = None):
     or _Unexpected.
 
     The lexer (_Lexer.next) and the newline filter (_Newlines.keep) are
-    written into the loop, a token costing a few dictionary look-ups; a
-    reduction by a chain of unit rules is one look-up in _AFTER.  Beside the
-    values the loop keeps one stack of entries, one per value: (line, column,
-    end line, end column, depth, kind, state), where kind is the rule that
-    made the value (None: a token, a splice) and state the parser state after it."""
-    rows, rules, state_lexer, char_lexers = _ROWS, T.RULES, T.STATE_LEXER, _CHAR_LEXERS
+    written into the loop, a token costing a few dictionary look-ups.  Beside
+    the values the loop keeps one stack of entries, one per value: (line,
+    column, end line, end column, depth, kind, state), where kind is the rule
+    that made the value (None: a splice) and state the parser state after it;
+    a token's value is its text, and its entry (line, column, end line, end
+    column, 0, its type, state, start): what its Token is made of, where a
+    rule keeps the token itself (_tokens_made).  Each rule reduces by its own function (_reducer): the generic
+    reduction with the rule's shape read once, or, for the rules most
+    reductions are by, a specialised one (and, where `build` is a _Builder's,
+    one that makes the node itself, as build would)."""
+    if getattr(build, "__func__", None) is _Builder.build:
+        ctx, reducers, make = _Context(build, max_depth, build.__self__.filename), _FAST, _fast_reducer
+    else:
+        ctx, reducers, make = _Context(build, max_depth, None), _GENERIC, _generic_reducer
+    rows, state_lexer, char_lexers = _ROWS, T.STATE_LEXER, _CHAR_LEXERS
     lexer_unless = _UNLESS
-    after, end_state = _AFTER, T.END
-    newline_types, ignore, layout, blank = T.NEWLINE_TYPES, T.IGNORE, _LAYOUT, _BLANK
+    end_state = T.END
+    multiline, ignore, layout, blank, lexer_special = _MULTILINE, T.IGNORE, _LAYOUT, _BLANK, _SPECIAL
     state = T.START
     stack: list[tuple] = [(None, None, None, None, 0, None, state)]
     values: list = []
     n, pos, line, line_start = len(text), 0, 1, 0
     newlines = _Newlines(text)
-    kept, prev = newlines.kept, None
-    last: Token | None = None
+    kept, prev, brackets, closers = newlines.kept, None, newlines.stack, _CLOSERS
     while True:
         lexer = state_lexer[state]
         by_char, unless = char_lexers[lexer], lexer_unless[lexer]
+        special = lexer_special[lexer] or _special(lexer)
         while True:                    # the next token this state's lexer matches
             if pos >= n:
-                tok = None
+                kind = None
                 break
             c = text[pos]
             match = by_char.get(c)
@@ -375,121 +384,325 @@ def _run(text: str, build, max_depth: int | None = None):
                 raise _unexpected_character(
                     text, _BadCharacter(pos, line, pos - line_start + 1), state) from None
             kind = m.lastgroup
-            if kind in blank:          # spaces and tabs
-                pos = m.end()
-                continue
-            value = m.group()
-            start, start_line, column = pos, line, pos - line_start + 1
-            pos += len(value)
-            if kind in newline_types:
-                newline_count = value.count("\n")
-                if newline_count:
-                    line += newline_count
-                    line_start = start + value.rindex("\n") + 1
-            if kind in ignore:
-                continue
-            if kind in unless:
-                kind = unless[kind].get(value, kind)
-            if kind in layout and not kept(kind, pos, prev):
-                continue
+            if kind not in special:    # no newline in it, kept, no keyword, no bracket
+                value = m.group()
+                start, start_line, column = pos, line, pos - line_start + 1
+                pos += len(value)
+            else:
+                if kind in blank:      # spaces and tabs
+                    pos = m.end()
+                    continue
+                value = m.group()
+                at, at_line, at_column = pos, line, pos - line_start + 1
+                pos += len(value)
+                if kind in multiline:
+                    newline_count = value.count("\n")
+                    if newline_count:
+                        line += newline_count
+                        line_start = at + value.rindex("\n") + 1
+                if kind in ignore:
+                    continue
+                if kind in unless:
+                    kind = unless[kind].get(value, kind)
+                if kind in layout:     # _Newlines.kept, its brackets written in
+                    if kind == "LPAR" or kind == "LSQB":
+                        brackets.append(kind)
+                    elif kind in closers:
+                        if brackets:
+                            brackets.pop()
+                    elif not kept(kind, pos, prev):
+                        continue
+                start, start_line, column = at, at_line, at_column
             prev = kind
-            end_column = pos - line_start + 1
-            tok = Token(kind, value, start, start_line, column, line, end_column)
+            end_line, end_column = line, pos - line_start + 1
             break
-        is_end = tok is None
+        is_end = kind is None
         if is_end:
             kind = "$END"
-            if last is None:
-                tok = Token("$END", "", 0, 1, 1, 1, 1)
-            else:
-                tok = Token("$END", "", last.start_pos, last.line, last.column,
-                            last.end_line, last.end_column)
-            start_line, column, line_end, end_column = tok.line, tok.column, tok.end_line, tok.end_column
-        else:
-            line_end = line
-        last = tok
+            tok = _end_token(None if prev is None else (start, start_line, column, end_line, end_column))
+            value, start, start_line, column, end_line, end_column = "", tok.start_pos, tok.line, \
+                tok.column, tok.end_line, tok.end_column
         while True:                    # reduce as long as the table says, then shift
             action = (rows[state] or _row(state)).get(kind)
             if action is None:
-                raise _Unexpected(tok, _expected(state))
+                raise _Unexpected(Token(kind, value, start, start_line, column, end_line, end_column),
+                                  _expected(state))
             if action >= 0:
                 state = action
-                stack.append((start_line, column, line_end, end_column, 0, None, state))
-                values.append(tok)
+                stack.append((start_line, column, end_line, end_column, 0, kind, state, start))
+                values.append(value)
                 break
-            rule = ~action
-            name, size, include, append_none, inline_one, builder = rules[rule]
-            if size:
-                children = values[-size:]
-                first, end = stack[-size], stack[-1]
-                if size == 1:
-                    rest_depth = 0
-                elif size == 2:
-                    rest_depth = end[4]
-                elif size == 3:
-                    middle = stack[-2][4]
-                    rest_depth = middle if middle > end[4] else end[4]
-                else:
-                    rest_depth = max([entry[4] for entry in stack[1 - size:]])
-                if first[0] is None or end[0] is None:
-                    first, end = _ends(stack[-size:])
-                del stack[-size:], values[-size:]
-                first_depth, first_kind = first[4], first[5]
+            state = (reducers[~action] or make(~action))(stack, values, kind, ctx)
+            if is_end and state == end_state:
+                return values[-1]
+
+
+def _multiline(pattern: str, flags: int) -> bool:
+    """Whether a match of the regex can hold a newline (True if unsure)."""
+    from re import _parser
+    try:
+        tree = _parser.parse(pattern, flags)
+    except Exception:
+        return True
+    return bool(tree.state.flags & re.IGNORECASE) or _holds(tree, "\n", tree.state.flags)
+
+
+def _holds(items, c: str, flags: int) -> bool:
+    """Whether a match of a sequence of the syntax tree can hold c (True if unsure)."""
+    for op, value in items:
+        op = str(op)
+        if op == "LITERAL":
+            found = chr(value) == c
+        elif op == "NOT_LITERAL":
+            found = chr(value) != c
+        elif op == "IN":
+            found = _in_class(value, c, flags)
+        elif op == "ANY":
+            found = c != "\n" or bool(flags & re.DOTALL)
+        elif op == "SUBPATTERN" and not value[1] & re.IGNORECASE:
+            found = _holds(value[-1], c, flags)
+        elif op == "ATOMIC_GROUP":
+            found = _holds(value, c, flags)
+        elif op == "BRANCH":
+            found = any(_holds(branch, c, flags) for branch in value[1])
+        elif op in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            found = _holds(value[2], c, flags)
+        elif op == "AT":
+            found = False
+        else:
+            return True
+        if found:
+            return True
+    return False
+
+
+# Lark's newline types, less those whose regex cannot match a newline (a name):
+# the driver counts the newlines of these tokens only.
+_MULTILINE = frozenset(kind for kind in T.NEWLINE_TYPES
+                       if kind not in T.TERMINALS
+                       or any(_multiline(T.TERMINALS[kind], flags) for _, flags, _ in T.LEXERS))
+
+# Per lexer, the terminals its tokens need more than the plain path for: spaces,
+# newlines, ignored, keywords, brackets (made the first time a state needs it).
+_SPECIAL: list = [None] * len(T.LEXERS)
+
+
+def _special(index: int) -> frozenset:
+    order, flags, unless = T.LEXERS[index]
+    found = _SPECIAL[index] = frozenset(_BLANK | _MULTILINE | T.IGNORE | set(unless) | _LAYOUT)
+    return found
+
+
+def _end_token(last) -> Token:
+    """The $END token: where the last token kept is (1:1 in an empty text)."""
+    if last is None:
+        return Token("$END", "", 0, 1, 1, 1, 1)
+    return Token("$END", "", *last)
+
+
+class _Context:
+    """What a run's reductions read: the builder, the depth limit, and the file
+    name spans carry (None: the generic reductions, which call build)."""
+    __slots__ = ("build", "limit", "file")
+
+    def __init__(self, build, limit, file):
+        self.build, self.limit, self.file = build, limit, file
+
+
+# The reduction of each rule, made the first time a run reduces by it: _GENERIC's
+# call build, _FAST's (a _Builder's build) make the hot rules' nodes themselves.
+_GENERIC: list = [None] * len(T.RULES)
+_FAST: list = [None] * len(T.RULES)
+
+
+def _goto(below: int, rule: int, kind: str) -> int:
+    state = _AFTER.get((below, rule, kind))
+    return _after(below, rule, kind) if state is None else state
+
+
+def _generic_reducer(rule: int):
+    """The reduction by RULES[rule]: pop its children, shape them as Lark's tree
+    builder would (kept, spliced, inlined, Nones for [x]), and push the value
+    with its extent, depth, kind and the state after it."""
+    found = _GENERIC[rule] = _splice_reducer(rule) or _reduce_any(rule)
+    return found
+
+
+def _fast_reducer(rule: int):
+    found = _FAST[rule] = _splice_reducer(rule) or _build_reducer(rule) or _reduce_any(rule)
+    return found
+
+
+def _reduce_any(rule: int):
+    name, size, include, append_none, inline_one, builder = T.RULES[rule]
+    after, unit_after = _AFTER, _after
+    grows = bool(include and include[0][1] and include[0][0] == 0 and not include[0][2])
+    rest_include = include[1:] if grows else include
+    splices = name[0] == "_"
+
+    def reduce(stack, values, kind, ctx):
+        if size:
+            children = values[-size:]
+            first, end = stack[-size], stack[-1]
+            if size == 1:
+                rest_depth = 0
+            elif size == 2:
+                rest_depth = end[4]
+            elif size == 3:
+                middle = stack[-2][4]
+                rest_depth = middle if middle > end[4] else end[4]
             else:
-                children, first, end, first_depth, rest_depth, first_kind = [], None, None, 0, 0, None
-            if include is not None:
-                kept_children: list = []
-                parts = include
-                if (include and include[0][1] and include[0][0] == 0 and not include[0][2]
-                        and type(children[0]) is list):
-                    # A left-recursive repetition (statements, arguments) grows its
-                    # own list in place: the list is only on the value stack, and a
-                    # copy per item made a block of n lines cost n².
-                    kept_children, parts = children[0], include[1:]
-                for i, splice, nones in parts:
-                    if nones:
-                        kept_children += [None] * nones
-                    if splice:
-                        kept_children += children[i]
-                    else:
-                        kept_children.append(children[i])
-                if append_none:
-                    kept_children += [None] * append_none
-                children = kept_children
-            built = False
-            depth = first_depth if first_depth > rest_depth else rest_depth     # the deepest child
-            if inline_one and len(children) == 1:
-                value = children[0]
-                made = first_kind
-            elif name[0] == "_":
-                value = children       # spliced into the rule that uses it
-                made = None
-            else:
-                built, made = True, name
-                # A left-recursive rule continuing its own chain (a + b + c: sum over sum)
-                # is not nesting: a flat sum of 2,000 terms reads as flat.  Its other
-                # operands nest one level down.
-                if first_kind == name:
-                    depth = first_depth if first_depth > rest_depth else rest_depth + 1
+                rest_depth = max([entry[4] for entry in stack[1 - size:]])
+            if first[0] is None or end[0] is None:
+                first, end = _ends(stack[-size:])
+            _tokens_made(children, stack, size)
+            del stack[-size:], values[-size:]
+            first_depth, first_kind = first[4], first[5]
+        else:
+            children, first, end, first_depth, rest_depth, first_kind = [], None, None, 0, 0, None
+        if include is not None:
+            kept_children: list = []
+            parts = include
+            if grows and type(children[0]) is list:
+                # A left-recursive repetition (statements, arguments) grows its
+                # own list in place: the list is only on the value stack, and a
+                # copy per item made a block of n lines cost n².
+                kept_children, parts = children[0], rest_include
+            for i, splice, nones in parts:
+                if nones:
+                    kept_children += [None] * nones
+                if splice:
+                    kept_children += children[i]
                 else:
-                    depth += 1
-            below = stack[-1][6]
+                    kept_children.append(children[i])
+            if append_none:
+                kept_children += [None] * append_none
+            children = kept_children
+        built = False
+        depth = first_depth if first_depth > rest_depth else rest_depth     # the deepest child
+        if inline_one and len(children) == 1:
+            value = children[0]
+            made = first_kind
+        elif splices:
+            value = children       # spliced into the rule that uses it
+            made = None
+        else:
+            built, made = True, name
+            # A left-recursive rule continuing its own chain (a + b + c: sum over sum)
+            # is not nesting: a flat sum of 2,000 terms reads as flat.  Its other
+            # operands nest one level down.
+            if first_kind == name:
+                depth = first_depth if first_depth > rest_depth else rest_depth + 1
+            else:
+                depth += 1
+        below = stack[-1][6]
+        state = after.get((below, rule, kind))
+        if state is None:
+            state = unit_after(below, rule, kind)
+        if first is None or first[0] is None:
+            entry = (None, None, None, None, depth, made, state)
+            extent = None
+        else:
+            entry = extent = (first[0], first[1], end[2], end[3], depth, made, state)
+        if built:
+            limit = ctx.limit
+            if limit is not None and depth > limit:
+                raise _TooDeep(extent and extent[:4])
+            value = ctx.build(builder, children, extent)
+        stack.append(entry)
+        values.append(value)
+        return state
+
+    return reduce
+
+
+def _tokens_made(children: list, stack: list, size: int) -> None:
+    """The children of a reduction with each token's text made its Token."""
+    for i in range(-size, 0):
+        entry = stack[i]
+        if len(entry) == 8:
+            children[i] = Token(entry[5], children[i], entry[7], entry[0], entry[1], entry[2],
+                                entry[3])
+
+
+def _splice_reducer(rule: int):
+    """The reductions of the rules that only pass lists on (a statement, a line,
+    a separator, a repetition), specialised; None for the others.  As
+    _reduce_any reduces them: a splice's kind is None, its depth its deepest
+    child's."""
+    name, size, include, append_none, inline_one, builder = T.RULES[rule]
+    if name[0] != "_" or append_none or inline_one:
+        return None
+    after, unit_after = _AFTER, _after
+    if size == 1 and include is None:            # _stmt: [child]; a separator [SEMI]
+        def reduce(stack, values, kind, ctx):
+            e = stack[-1]
+            below = stack[-2][6]
             state = after.get((below, rule, kind))
             if state is None:
-                state = _after(below, rule, kind)
-            if first is None or first[0] is None:
-                entry = (None, None, None, None, depth, made, state)
-                extent = None
+                state = unit_after(below, rule, kind)
+            if len(e) == 8:
+                values[-1] = [Token(e[5], values[-1], e[7], e[0], e[1], e[2], e[3])]
             else:
-                entry = extent = (first[0], first[1], end[2], end[3], depth, made, state)
-            if built:
-                if max_depth is not None and depth > max_depth:
-                    raise _TooDeep(extent and extent[:4])
-                value = build(builder, children, extent)
-            stack.append(entry)
-            values.append(value)
-            if is_end and state == end_state:
-                return value
+                values[-1] = [values[-1]]
+            stack[-1] = (e[0], e[1], e[2], e[3], e[4], None, state)
+            return state
+        return reduce
+    if size == 1 and include == ():              # a separator kept as nothing
+        def reduce(stack, values, kind, ctx):
+            e = stack[-1]
+            below = stack[-2][6]
+            state = after.get((below, rule, kind))
+            if state is None:
+                state = unit_after(below, rule, kind)
+            values[-1] = []
+            stack[-1] = (e[0], e[1], e[2], e[3], e[4], None, state)
+            return state
+        return reduce
+    if size == 1 and include == ((0, True, 0),):     # _line: its statement's list
+        def reduce(stack, values, kind, ctx):
+            e = stack[-1]
+            below = stack[-2][6]
+            state = after.get((below, rule, kind))
+            if state is None:
+                state = unit_after(below, rule, kind)
+            if type(values[-1]) is not list:
+                values[-1] = list(values[-1])
+            stack[-1] = (e[0], e[1], e[2], e[3], e[4], None, state)
+            return state
+        return reduce
+    if size in (2, 3) and include == tuple((i, True, 0) for i in range(size)):
+        # a repetition of spliced items (the statements): the first list grows
+        def reduce(stack, values, kind, ctx):
+            first = stack[-size]
+            end = stack[-1]
+            grown = values[-size]
+            if type(grown) is not list:
+                grown = list(grown)
+            if size == 2:
+                rest_depth = end[4]
+                grown += values[-1]
+            else:
+                middle = stack[-2][4]
+                rest_depth = middle if middle > end[4] else end[4]
+                grown += values[-2]
+                grown += values[-1]
+            if first[0] is None or end[0] is None:
+                first, end = _ends(stack[-size:])
+            depth = first[4] if first[4] > rest_depth else rest_depth
+            del stack[1 - size:], values[1 - size:]
+            below = stack[-2][6]
+            state = after.get((below, rule, kind))
+            if state is None:
+                state = unit_after(below, rule, kind)
+            values[-1] = grown
+            if first[0] is None:
+                stack[-1] = (None, None, None, None, depth, None, state)
+            else:
+                stack[-1] = (first[0], first[1], end[2], end[3], depth, None, state)
+            return state
+        return reduce
+    return None
 
 
 def _ends(entries: list) -> tuple:
@@ -626,7 +839,7 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
         # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
         program = _run(text, builder.build, 2 * max_depth)
         if _placement_matters(builder.placed):
-            _check_placement(program)
+            _check_placement(program, _statements_only(builder.placed))
     except (_BadCharacter, _Unexpected) as err:
         raise _syntax_error(err, text, filename) from None
     except _TooDeep as err:
@@ -664,21 +877,37 @@ _TOP_LEVEL = frozenset({"print_stmt", "latex_stmt", "assert_stmt", "import_stmt"
 _BODIES = frozenset({"def_stmt", "lambda"})
 
 
+# What can put a statement or a parameter's annotation inside an expression: where
+# none was built, what _check_placement can find fault with is a statement outside
+# expressions, and its walk need not enter them.
+_IN_EXPRESSIONS = frozenset({"lambda", "typed_name", "named_default"})
+
+
+def _statements_only(built: set[str]) -> bool:
+    """Whether _check_placement may skip expressions (see _IN_EXPRESSIONS)."""
+    return not built & _IN_EXPRESSIONS
+
+
 def _placement_matters(built: set[str]) -> bool:
     """Whether a program whose builder built these rules can misplace a statement."""
     return bool(built & _CONFINED) or bool(built & _TOP_LEVEL and built & _BODIES)
 
 
-def _check_placement(program: ast.Program) -> None:
+def _check_placement(program: ast.Program, statements_only: bool = False) -> None:
     """Statements that can only appear in some places (SPEC §4), checked
     before anything runs: a function body holds bindings, for, while, if and
-    return; break leaves a loop; return ends a function body."""
+    return; break leaves a loop; return ends a function body.  With
+    `statements_only` (no lambda and no parameter-like item was built, so no
+    expression holds a statement or a TypedName) the walk skips expressions:
+    the statements are met in the same order, and only they can be at fault."""
     stack: list[tuple[object, str, bool]] = [(s, "top", False) for s in program.stmts]
     plain, nodes, block = _PLAIN, _NODES, ast.Block
     while stack:
         node, where, in_loop = stack.pop()
         fields = plain.get(type(node))
         if fields is not None:     # no rule of its own: its children, as below but quicker
+            if statements_only:
+                continue
             for name in fields:
                 child = getattr(node, name)
                 if type(child) is tuple:
@@ -710,21 +939,26 @@ def _check_placement(program: ast.Program) -> None:
                 stack.extend((s, "body", False) for s in stmts)
                 continue
             case ast.For(iter=it, body=ast.Block(stmts)):
-                stack.append((it, "expr", False))
+                if not statements_only:
+                    stack.append((it, "expr", False))
                 stack.extend((s, where, True) for s in stmts)
                 continue
             case ast.While(test=test, body=ast.Block(stmts)):
-                stack.append((test, "expr", False))
+                if not statements_only:
+                    stack.append((test, "expr", False))
                 stack.extend((s, where, True) for s in stmts)
                 continue
             case ast.If(test=test, then=then, orelse=orelse):
-                stack.append((test, "expr", False))
+                if not statements_only:
+                    stack.append((test, "expr", False))
                 stack.extend((s, where, in_loop) for s in then.stmts)
                 if isinstance(orelse, ast.Block):
                     stack.extend((s, where, in_loop) for s in orelse.stmts)
                 elif orelse is not None:
                     stack.append((orelse, where, in_loop))
                 continue
+        if statements_only:        # what is left of a statement is expressions
+            continue
         for name in getattr(node, "_fields", ()):
             child = getattr(node, name)
             for c in (child if isinstance(child, tuple) else (child,)):
@@ -1063,3 +1297,235 @@ def _unquote(tok: Token) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+# ── the reductions that make the hot rules' nodes ───────────────────────
+#
+# A _Builder's build(rule, children, extent) looks the rule's method up, makes
+# a Span and calls the method, whose node's __init__ (dsl/struct.py) sets each
+# field in turn: most of a reduction's cost.  For the rules most reductions are
+# by (names, numbers, operators, calls, indexing, assignment), _FAST's
+# reductions make the same node directly: the object made with object.__new__
+# and each field set through its slot (what struct's __init__ does, without its
+# checks for missing or keyword arguments), and the Span the same way.  Any
+# other case (an error to raise, a keyword argument) goes to the _Builder method.
+
+_new = object.__new__
+
+
+def _fields_setter(cls):
+    """make(*fields) for a struct class: cls(*fields), made through its slots."""
+    setters = tuple(cls.__dict__[name].__set__ for name in cls._fields)
+    assert all(type(cls.__dict__[name]).__name__ == "member_descriptor" for name in cls._fields)
+    if len(setters) == 2:
+        s0, s1 = setters
+
+        def make(a, b):
+            o = _new(cls)
+            s0(o, a)
+            s1(o, b)
+            return o
+    elif len(setters) == 3:
+        s0, s1, s2 = setters
+
+        def make(a, b, c):
+            o = _new(cls)
+            s0(o, a)
+            s1(o, b)
+            s2(o, c)
+            return o
+    elif len(setters) == 4:
+        s0, s1, s2, s3 = setters
+
+        def make(a, b, c, d):
+            o = _new(cls)
+            s0(o, a)
+            s1(o, b)
+            s2(o, c)
+            s3(o, d)
+            return o
+    else:
+        assert len(setters) == 5
+        s0, s1, s2, s3, s4 = setters
+
+        def make(a, b, c, d, e):
+            o = _new(cls)
+            s0(o, a)
+            s1(o, b)
+            s2(o, c)
+            s3(o, d)
+            s4(o, e)
+            return o
+    return make
+
+
+_span = _fields_setter(Span)
+_name_node = _fields_setter(ast.Name)
+_num_node = _fields_setter(ast.Num)
+_binop_node = _fields_setter(ast.BinOp)
+_unary_node = _fields_setter(ast.Unary)
+_call_node = _fields_setter(ast.Call)
+_index_node = _fields_setter(ast.Index)
+_assign_node = _fields_setter(ast.Assign)
+_expr_stmt_node = _fields_setter(ast.ExprStmt)
+_Keyword, _NameNode = ast.Keyword, ast.Name
+
+
+# A token among the children is its text (see _run); _SLOW: the generic
+# reduction, with Tokens, is to make this one (to raise its error).
+_SLOW = object()
+
+
+def _make_name(token, span):
+    return _name_node(token, span)
+
+
+def _make_number(token, span):
+    return _num_node(float(token), span)
+
+
+def _make_binop(left, op, right, span):
+    return _binop_node("^" if op == "**" else op, left, right, span)
+
+
+def _make_unary(op, operand, span):
+    return _unary_node(op, operand, span)
+
+
+def _make_call(func, lpar, args, rpar, span):
+    for a in args:
+        if type(a) is _Keyword:
+            return _SLOW
+    return _call_node(func, args, (), span)
+
+
+def _make_call_empty(func, lpar, rpar, span):          # f(): postfix LPAR RPAR
+    return _call_node(func, (), (), span)
+
+
+def _make_index(value, lsqb, items, rsqb, span):
+    return _index_node(value, items, span)
+
+
+def _make_assign(target, equal, value, span):         # target = value
+    if type(target) is _NameNode:
+        return _assign_node((target.id,), value, span)
+    return _SLOW
+
+
+def _make_expr_stmt(value, span):
+    return _expr_stmt_node(value, span)
+
+
+def _make_one(arg, span):                  # args: arg (a tuple of it)
+    return (arg,)
+
+
+def _make_indices(items, span):            # indices: _index_item (its list, as a tuple)
+    if len(items) == 1 and type(items[0]) is not Token:
+        return (items[0],)
+    return _SLOW
+
+
+def _make_paren(lpar, items, rpar, span):  # ( _item ): the item
+    if len(items) == 1:
+        return items[0]
+    return _SLOW
+
+
+# (builder, length, children kept, Nones after) → the node from the children
+# before shaping (a token as its text, a spliced child as its list), one
+# argument each, and the span (None where the method takes none).
+_MAKERS = {
+    ("name", 1, None, 0): _make_name,
+    ("number", 1, None, 0): _make_number,
+    ("binop", 3, None, 0): _make_binop,
+    ("unary", 2, None, 0): _make_unary,
+    ("call", 4, None, 0): _make_call,
+    ("call", 3, ((0, False, 0), (1, False, 0), (2, False, 1)), 0): _make_call_empty,
+    ("index", 4, None, 0): _make_index,
+    ("assign", 3, None, 0): _make_assign,
+    ("expr_stmt", 1, None, 0): _make_expr_stmt,
+    ("args", 1, None, 0): _make_one,
+    ("indices", 1, ((0, True, 0),), 0): _make_indices,
+    ("paren", 3, ((0, False, 0), (1, True, 0), (2, False, 0)), 0): _make_paren,
+}
+
+
+def _build_reducer(rule: int):
+    """The reduction by a hot rule for a _Builder's run (see _MAKERS), or None:
+    the same value, extent, depth and state as _reduce_any's with build (which
+    it falls back on for an empty child at either end, or a _SLOW)."""
+    name, size, include, append_none, inline_one, builder = T.RULES[rule]
+    maker = _MAKERS.get((builder, size, include, append_none))
+    if maker is None or inline_one or name[0] == "_" or not 1 <= size <= 4 or _METHODS[builder][2]:
+        return None
+    spanned = _METHODS[builder][1]
+    after, unit_after, slow = _AFTER, _after, _reduce_any(rule)
+
+    def finish(stack, values, kind, ctx, first, end, depth, value):
+        """Push the value (for size 2 to 4) and return the state after it."""
+        below = stack[-size - 1][6]
+        state = after.get((below, rule, kind))
+        if state is None:
+            state = unit_after(below, rule, kind)
+        del stack[1 - size:], values[1 - size:]
+        values[-1] = value
+        stack[-1] = (first[0], first[1], end[2], end[3], depth, name, state)
+        return state
+
+    if size == 1:
+        def reduce(stack, values, kind, ctx):
+            e = stack[-1]
+            if e[0] is None:
+                return slow(stack, values, kind, ctx)
+            depth = e[4] if e[5] == name and e[4] > 0 else e[4] + 1
+            limit = ctx.limit
+            if limit is not None and depth > limit:
+                raise _TooDeep((e[0], e[1], e[2], e[3]))
+            value = maker(values[-1], _span(ctx.file, e[0], e[1], e[2], e[3]) if spanned else None)
+            if value is _SLOW:
+                return slow(stack, values, kind, ctx)
+            below = stack[-2][6]
+            state = after.get((below, rule, kind))
+            if state is None:
+                state = unit_after(below, rule, kind)
+            values[-1] = value
+            stack[-1] = (e[0], e[1], e[2], e[3], depth, name, state)
+            return state
+        return reduce
+
+    def reduce(stack, values, kind, ctx):
+        first = stack[-size]
+        end = stack[-1]
+        if first[0] is None or end[0] is None:
+            return slow(stack, values, kind, ctx)
+        rest = end[4]
+        if size >= 3:
+            middle = stack[-2][4]
+            if middle > rest:
+                rest = middle
+            if size == 4:
+                middle = stack[-3][4]
+                if middle > rest:
+                    rest = middle
+        depth = first[4]
+        if first[5] == name:           # a chain continued (a + b + c): flat
+            depth = depth if depth > rest else rest + 1
+        else:
+            depth = (depth if depth > rest else rest) + 1
+        limit = ctx.limit
+        if limit is not None and depth > limit:
+            raise _TooDeep((first[0], first[1], end[2], end[3]))
+        span = _span(ctx.file, first[0], first[1], end[2], end[3]) if spanned else None
+        if size == 3:
+            value = maker(values[-3], values[-2], values[-1], span)
+        elif size == 2:
+            value = maker(values[-2], values[-1], span)
+        else:
+            value = maker(values[-4], values[-3], values[-2], values[-1], span)
+        if value is _SLOW:
+            return slow(stack, values, kind, ctx)
+        return finish(stack, values, kind, ctx, first, end, depth, value)
+
+    return reduce

@@ -1,13 +1,16 @@
 """The parser's fast paths keep its behaviour (issue 19: parsing a big program).
 
 dsl/parser.py's driver lexes inside its loop, follows a chain of unit rules
-with one look-up, builds spans only for rules that use them, pauses the
-cyclic collector, and checks placement with a quicker walk for nodes that
-have no rule of their own; dsl/struct.py gives a class without defaults an
-__init__ for its arity.  These tests check each against what it replaces:
-Lark's parser on the same tables for ASTs, spans and the token an error is
-found at, the generic placement walk for placement errors, and struct's
-generic __init__ for construction.  No test here measures time.
+with one look-up, builds spans only for rules that use them, reduces by a
+function per rule (the hot rules' making their nodes through the slots, a
+token's value its text), pauses the cyclic collector, and checks placement
+with a quicker walk for nodes that have no rule of their own (and none of
+expressions where no lambda was built); dsl/struct.py gives a class without
+defaults an __init__ for its arity.  These tests check each against what it
+replaces: Lark's parser on the same tables for ASTs, spans and the token an
+error is found at, the generic reductions (build for every rule) for values
+and depth limits, the generic placement walk for placement errors, and
+struct's generic __init__ for construction.  No test here measures time.
 """
 from __future__ import annotations
 
@@ -43,6 +46,13 @@ BIG = [
     "def h(p, q, r) {\n" + "".join(
         f"  t{k} = h([{k}, [{k}, {k + 1}], p], q, r={k}) + g({k}, {k + 1}, {k + 2})\n"
         f"  if t{k} > 0 {{ u = [t{k}, t{k}]; v = u }}\n" for k in range(40)) + "  return t39\n}\n",
+    # the hot rules' own reductions, and each of their ways back to the generic one
+    "a = f()\nb = g(a, k=1)(2)[0]'\nc = -a ** -b + c and not c\nx[1, 2:3] = 2\nx[0] += 1\n"
+    "p, q = 1, 2\nh = (x: [2], y) -> x\nk = (t=1) -> t\nm = (((a)))\nprint (1), (a, b)\n"
+    "f(x)\n-x; +y; z\n\n  # blank and comment lines\n\nr = {a: 1}.a\ns = bp.sum(x[::2])\n",
+    "def f(x) {\n  y = x\n\n  ; return (y)\n}\nfor i in range(2) { if i { break } }\n"
+    "while 0 { t = 1; }\nw = [1, 2,\n  3]\nv = 1 +\n  2 - 3 * 4 / 5 % 6 @ 7\n",
+    "\n".join(f"t{i} = tanh(t{i - 1}) * x[{i}] + {i}.5" for i in range(1, 60)) + "\n",
 ]
 
 
@@ -116,14 +126,16 @@ def _placement(text: str):
 @contextlib.contextmanager
 def generic_walk():
     """_check_placement on every program, with every node through its generic path."""
-    saved, matters = dict(parser._PLAIN), parser._placement_matters
+    saved, matters, only = dict(parser._PLAIN), parser._placement_matters, parser._statements_only
     parser._PLAIN.clear()
     parser._placement_matters = lambda built: True
+    parser._statements_only = lambda built: False
     try:
         yield
     finally:
         parser._PLAIN.update(saved)
         parser._placement_matters = matters
+        parser._statements_only = only
 
 
 @settings(max_examples=300, deadline=None)
@@ -139,6 +151,99 @@ def test_placement_walk_finds_what_the_generic_walk_finds(statements, around):
     assert quick == generic, text
     if not isinstance(quick, tuple):
         assert spans(quick) == spans(generic)
+
+
+EXPRESSION_STATEMENTS = ["f(x -> { return x })", "y = (a: [2])", "z = g((lr=1))",
+                         "w = x -> { print x }", "v = [x -> { break }]"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(STATEMENTS + EXPRESSION_STATEMENTS), min_size=1, max_size=5),
+       st.sampled_from(["top", "def", "for", "while"]))
+def test_placement_walk_of_statements_only_finds_what_the_generic_walk_finds(statements, around):
+    """Where no lambda (nor a parameter-like item) is built, the walk skips expressions."""
+    body = "\n".join(statements)
+    text = {"top": body, "def": f"def f(x) {{\n{body}\n}}", "for": f"for i in r {{\n{body}\n}}",
+            "while": f"while c {{\n{body}\n}}"}[around]
+    quick = _placement(text)
+    with generic_walk():
+        generic = _placement(text)
+    assert quick == generic, text
+
+
+def test_statements_only_needs_no_lambda():
+    assert parser._statements_only({"def_stmt", "return_stmt", "print_stmt"})
+    assert not parser._statements_only({"def_stmt", "lambda"})
+    assert not parser._statements_only({"typed_name"})
+    assert not parser._statements_only({"named_default", "break_stmt"})
+
+
+def _generic_run(text: str, limit):
+    """parser._run with every reduction through build (a callable that is no bound build)."""
+    builder = parser._Builder(text, "<string>")
+    try:
+        return parser._run(text, lambda rule, kids, extent: builder.build(rule, kids, extent), limit)
+    except parser._TooDeep as err:
+        return "too deep", err.extent
+    except BpSyntaxError as err:
+        return "error", err.message, err.span
+    except parser._Unexpected as err:
+        return "unexpected", err.token.type, err.token.start_pos
+
+
+def _fast_run(text: str, limit):
+    try:
+        return parser._run(text, parser._Builder(text, "<string>").build, limit)
+    except parser._TooDeep as err:
+        return "too deep", err.extent
+    except BpSyntaxError as err:
+        return "error", err.message, err.span
+    except parser._Unexpected as err:
+        return "unexpected", err.token.type, err.token.start_pos
+
+
+NESTED = ["x = " + "(" * 12 + "1" + ")" * 12, "y = " + "-" * 9 + "a", "z = f(g(h(k(1))))[0][1]",
+          "w = a + b * c ^ d ^ e - f(x)[y]", "v = [[[[1]]]]", "u = 1 + 2 + 3 + 4 + (5 + 6 + 7)",
+          "t = x -> y -> (z -> z)", "s = a.b.c.d(e)'", "def f(x) {\n  return x[x[x[0]]]\n}"]
+
+
+@pytest.mark.parametrize("text", BIG + NESTED, ids=range(len(BIG) + len(NESTED)))
+def test_hot_reductions_make_what_build_makes(text):
+    """Values, spans and the depth limit (the extent it is exceeded at) as build's."""
+    text = text if text.endswith("\n") else text + "\n"
+    for limit in [None, *range(0, 16), 40, 200]:
+        fast, generic = _fast_run(text, limit), _generic_run(text, limit)
+        assert fast == generic, (text, limit)
+        if not isinstance(fast, tuple):
+            assert spans(fast) == spans(generic)
+
+
+@pytest.mark.parametrize("cls", [Span, parser.ast.Name, parser.ast.Num, parser.ast.BinOp,
+                                 parser.ast.Unary, parser.ast.Call, parser.ast.Index,
+                                 parser.ast.Assign, parser.ast.ExprStmt])
+def test_nodes_made_through_their_slots_are_the_class_s(cls):
+    args = [object() for _ in cls._fields]
+    made, plain = parser._fields_setter(cls)(*args), cls(*args)
+    assert type(made) is cls
+    assert all(getattr(made, f) is getattr(plain, f) is a for f, a in zip(cls._fields, args))
+    assert made == plain and hash(made) == hash(plain)
+
+
+@pytest.mark.parametrize("pattern, flags, holds", [
+    (r"[^\W\d]\w*", 32, False), (r"#[^\n]*", 32, False), (r'"(\\.|[^"\\\n])*"', 32, False),
+    (r"a\nb", 0, True), (r".", 0, False), (r"(?s).", 0, True), (r"[\s]", 0, True), (r"\D", 0, True),
+    (r"[^a]", 0, True), (r"(\r?\n[\t ]*)+", 32, True), (r"\\[\t \f]*\r?\n", 32, True),
+    (r"x|y\n", 0, True), (r"(?=\n)a", 0, True), (r"(?i)a", 0, True), (r"[a-z]+", 0, False),
+])
+def test_multiline_says_which_regexes_can_match_a_newline(pattern, flags, holds):
+    """(True if unsure: a lookahead is.)  Where it says no, no match holds one."""
+    assert parser._multiline(pattern, flags) is holds
+    if not holds:
+        regex = __import__("re").compile(pattern, flags)
+        for text in ["a\nb", "\n", "#x\ny", '"a\nb"', "x\n", "\\\n", "ab\n\n"]:
+            for start in range(len(text)):
+                m = regex.match(text, start)
+                assert m is None or "\n" not in m.group(), (pattern, text)
 
 
 def test_placement_is_checked_wherever_it_can_fail():
