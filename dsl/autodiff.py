@@ -29,9 +29,12 @@ from .values import (Builtin, Closure, Function, HostFunction, Record, Transform
 
 # ── the two modes ────────────────────────────────────────────────────────
 
-def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node]) -> list[Node]:
-    """Cotangents of `wrt` given cotangents of `outputs` (reverse mode)."""
-    order = topo_order(outputs)
+def vjp_graph(outputs: list[Node], cts: list[Node], wrt: list[Node],
+              order: list[Node] | None = None) -> list[Node]:
+    """Cotangents of `wrt` given cotangents of `outputs` (reverse mode); `order` is
+    topo_order(outputs), when the caller has it."""
+    if order is None:
+        order = topo_order(outputs)
     needed = _depends_on(order, wrt)
     grads: dict[int, Node] = {}
     for out, ct in zip(outputs, cts):
@@ -359,11 +362,14 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
             on = _on_arguments(out, placeholders, bound, wrt)
             if on is not None:             # the derivative built on the arguments themselves
                 out, flat_ph, direct = on[0], on[1], True
+        walked = None                      # topo_order([out]), when a walk made it
         if not display and ops.ACTIVE.to_run:
-            out = rerolled(out)            # long sums of like terms as vector sums
+            out, walked = rerolled(out)    # long sums of like terms as vector sums
+            if not isinstance(out, Node):
+                walked = None
         if kind in ("grad", "value_and_grad"):
             out = scalar_output(out, kind)
-            g = per_wrt(vjp_graph([out], [_seed(out)], flat_ph))
+            g = per_wrt(vjp_graph([out], [_seed(out)], flat_ph, walked))
             result = (out, g) if kind == "value_and_grad" else g
         elif kind == "jacobian":
             # A tuple or record output gives one Jacobian (structured like wrt=) per
@@ -420,17 +426,18 @@ def call_transform(lowerer, t: Transform, args: list, kwargs: dict, span: Span,
 
 
 def rerolled(value):
-    """`value` (a tensor, or a tuple or record of them) with each long sum of like terms
-    in its graph as one vector sum (dsl/reroll.py): for graphs built to run."""
+    """(`value`, a tensor or a tuple or record of them, with each long sum of like terms in
+    its graph as one vector sum (dsl/reroll.py): for graphs built to run; and, when none
+    was, topo_order of its tensors, else None)."""
     flat = [x for x in leaves(value) if isinstance(x, Node)]
-    mapping = reroll.reroll(flat)
+    mapping, order = reroll.reroll(flat)
     if not mapping:
-        return value
+        return value, order
     if all(id(x) in mapping for x in flat):       # the sums are the results: nothing to redo
         new = iter([mapping[id(x)] for x in flat])
     else:
         new = iter(substitute(flat, mapping))
-    return rebuild(value, iter([next(new) if isinstance(x, Node) else x for x in leaves(value)]))
+    return rebuild(value, iter([next(new) if isinstance(x, Node) else x for x in leaves(value)])), None
 
 
 def _distinct_inputs(bound: list, wrt: list) -> bool:

@@ -174,12 +174,13 @@ class Interpreter:
         self._engine, self._mesh, self.devices = engine, mesh, devices
         self._plans.clear()
 
-    def _plan(self, inputs: list[Node], outputs: list[Node]):
-        """A compiled plan of the session's engine."""
+    def _plan(self, inputs: list[Node], outputs: list[Node], order: list[Node] | None = None):
+        """A compiled plan of the session's engine (`order`: topo_order(outputs), when the
+        caller has walked the graph already)."""
         if self._engine == "jax":
             from . import jax_engine
             return jax_engine.JaxPlan(inputs, outputs, self._mesh)
-        return Plan(inputs, outputs)
+        return Plan(inputs, outputs, order)
 
     # ── running source ───────────────────────────────────────────────────
     def exec(self, src: str, *, filename: str = "<string>",
@@ -790,12 +791,17 @@ class Interpreter:
             if not all(isinstance(o, Node) for o in outs):
                 return None
             swap = {id(actual): ph for ph, actual in pairs}
-            if len(swap) == len(pairs) and all(a.op == "input" for _, a in pairs) and \
-                    not any(id(n) in swap for n in topo_order(outs)):
-                return self._plan([swap.get(id(i), i) for i in inputs], outs), out, deps
+            if len(swap) == len(pairs) and all(a.op == "input" for _, a in pairs):
+                order = topo_order(outs)
+                if not any(id(n) in swap for n in order):
+                    return self._plan([swap.get(id(i), i) for i in inputs], outs, order), out, deps
             out = rebuild(out, iter(autodiff.substitute(outs, {id(p): a for p, a in pairs})))
         else:
-            out = autodiff.rerolled(lowerer.call(fn, args, kwargs, span))
+            out, order = autodiff.rerolled(lowerer.call(fn, args, kwargs, span))
+            outs = leaves(out)
+            if not all(isinstance(o, Node) for o in outs):
+                return None
+            return self._plan(inputs, outs, order), out, deps
         outs = leaves(out)
         if not all(isinstance(o, Node) for o in outs):
             return None

@@ -33,10 +33,10 @@ MIN_TERMS = 32          # like terms in one sum, at least, for a vector form
 MAX_TERM_NODES = 48     # nodes of one term's form, at most (past this: kept as written)
 
 
-def reroll(outputs: list[Node]) -> dict[int, Node]:
+def reroll(outputs: list[Node]) -> tuple[dict[int, Node], list[Node]]:
     """{id(sum): its rerolled form} for each long sum of like terms in the graph of
-    `outputs`; empty when there is none.  The caller substitutes it
-    (autodiff.substitute)."""
+    `outputs` (empty when there is none; the caller substitutes it:
+    autodiff.substitute), and topo_order(outputs), which the walk made."""
     order = topo_order(outputs)
     uses: dict[int, int] = {}        # of each add, by any node
     summed: set[int] = set()         # the adds an add reads
@@ -60,7 +60,7 @@ def reroll(outputs: list[Node]) -> dict[int, Node]:
                 new = _rerolled(terms)
             if new is not None:
                 mapping[id(node)] = new
-    return mapping
+    return mapping, order
 
 
 def _terms(root: Node, inner: set[int]) -> list[Node]:
