@@ -183,7 +183,11 @@ def _char_lexer(index: int, c: str):
         match = re.compile("|".join(f"(?P<{n}>{T.TERMINALS[n]})" for n in names) or "(?!)",
                            flags).match
         _SUBLEXERS[names, flags] = match
-    _CHAR_LEXERS[index][c] = match
+    # One terminal that is this one character ("(", ",", …): the driver's lexer
+    # keeps its name, and knows the token without matching.
+    single = len(names) == 1 and T.TERMINALS[names[0]] in (c, re.escape(c)) \
+        and not flags & re.IGNORECASE and names[0] not in unless
+    _CHAR_LEXERS[index][c] = names[0] if single else match
     return match
 
 
@@ -357,10 +361,9 @@ def _run(text: str, build, max_depth: int | None = None):
         ctx, reducers, make = _Context(build, max_depth, build.__self__.filename), _FAST, _fast_reducer
     else:
         ctx, reducers, make = _Context(build, max_depth, None), _GENERIC, _generic_reducer
-    rows, state_lexer, char_lexers = _ROWS, T.STATE_LEXER, _CHAR_LEXERS
-    lexer_unless = _UNLESS
+    rows, state_info = _ROWS, _STATE_INFO
     end_state = T.END
-    multiline, ignore, layout, blank, lexer_special = _MULTILINE, T.IGNORE, _LAYOUT, _BLANK, _SPECIAL
+    multiline, ignore, layout, blank = _MULTILINE, T.IGNORE, _LAYOUT, _BLANK
     state = T.START
     stack: list[tuple] = [(None, None, None, None, 0, None, state)]
     values: list = []
@@ -368,31 +371,35 @@ def _run(text: str, build, max_depth: int | None = None):
     newlines = _Newlines(text)
     kept, prev, brackets, closers = newlines.kept, None, newlines.stack, _CLOSERS
     while True:
-        lexer = state_lexer[state]
-        by_char, unless = char_lexers[lexer], lexer_unless[lexer]
-        special = lexer_special[lexer] or _special(lexer)
+        lexer, by_char, unless, special, spaces = state_info[state] or _state_info(state)
         while True:                    # the next token this state's lexer matches
             if pos >= n:
                 kind = None
                 break
             c = text[pos]
+            if c == " " and spaces:    # a space: only ever part of an ignored blank
+                pos += 1
+                continue
             match = by_char.get(c)
             if match is None:
-                match = _char_lexer(lexer, c)
-            m = match(text, pos)
-            if m is None:
-                raise _unexpected_character(
-                    text, _BadCharacter(pos, line, pos - line_start + 1), state) from None
-            kind = m.lastgroup
-            if kind not in special:    # no newline in it, kept, no keyword, no bracket
+                _char_lexer(lexer, c)
+                match = by_char[c]
+            if type(match) is str:     # the terminal that is this character
+                kind, value = match, c
+            else:
+                m = match(text, pos)
+                if m is None:
+                    raise _unexpected_character(
+                        text, _BadCharacter(pos, line, pos - line_start + 1), state) from None
+                kind = m.lastgroup
                 value = m.group()
+            if kind not in special:    # no newline in it, kept, no keyword, no bracket
                 start, start_line, column = pos, line, pos - line_start + 1
                 pos += len(value)
             else:
                 if kind in blank:      # spaces and tabs
-                    pos = m.end()
+                    pos += len(value)
                     continue
-                value = m.group()
                 at, at_line, at_column = pos, line, pos - line_start + 1
                 pos += len(value)
                 if kind in multiline:
@@ -480,7 +487,8 @@ def _holds(items, c: str, flags: int) -> bool:
 # the driver counts the newlines of these tokens only.
 _MULTILINE = frozenset(kind for kind in T.NEWLINE_TYPES
                        if kind not in T.TERMINALS
-                       or any(_multiline(T.TERMINALS[kind], flags) for _, flags, _ in T.LEXERS))
+                       or any(_multiline(T.TERMINALS[kind], flags)
+                              for flags in {flags for _, flags, _ in T.LEXERS}))
 
 # Per lexer, the terminals its tokens need more than the plain path for: spaces,
 # newlines, ignored, keywords, brackets (made the first time a state needs it).
@@ -490,6 +498,23 @@ _SPECIAL: list = [None] * len(T.LEXERS)
 def _special(index: int) -> frozenset:
     order, flags, unless = T.LEXERS[index]
     found = _SPECIAL[index] = frozenset(_BLANK | _MULTILINE | T.IGNORE | set(unless) | _LAYOUT)
+    return found
+
+
+_STATE_INFO: list = [None] * len(T.STATES)
+
+
+def _state_info(state: int) -> tuple:
+    """What the driver's lexer reads for a state: its lexer's index, sub-lexers by
+    character, keywords and special terminals (_special), and whether a space can
+    start only an ignored blank there (so that it is skipped a character at a
+    time, as the blank's match would skip it: a blank does nothing else)."""
+    lexer = T.STATE_LEXER[state]
+    order, flags, unless = T.LEXERS[lexer]
+    starting = {n for n in order if _can_start(T.TERMINALS[n], " ", flags)}
+    found = _STATE_INFO[state] = (lexer, _CHAR_LEXERS[lexer], _UNLESS[lexer],
+                                  _SPECIAL[lexer] or _special(lexer),
+                                  bool(starting) and starting <= _BLANK)
     return found
 
 

@@ -356,6 +356,12 @@ def test_a_lexer_for_one_character_matches_what_the_whole_lexer_matches():
                 text = "q" + c + "".join(rng.choice(ALPHABET + PIECES) for _ in range(rng.randint(0, 4)))
                 a, b = whole(text, 1), parser._char_lexer(index, c)(text, 1)
                 assert (a and (a.lastgroup, a.group())) == (b and (b.lastgroup, b.group())), (index, text)
+                kept = parser._CHAR_LEXERS[index][c]       # the driver's: a match, or the terminal
+                if isinstance(kept, str):
+                    assert a and (a.lastgroup, a.group()) == (kept, c), (index, text)
+                else:
+                    b = kept(text, 1)
+                    assert (a and (a.lastgroup, a.group())) == (b and (b.lastgroup, b.group()))
 
 
 @pytest.mark.parametrize("pattern, flags", [
