@@ -357,7 +357,7 @@ def _run(text: str, build, max_depth: int | None = None):
     reduction with the rule's shape read once, or, for the rules most
     reductions are by, a specialised one (and, where `build` is a _Builder's,
     one that makes the node itself, as build would)."""
-    if getattr(build, "__func__", None) is _Builder.build:
+    if getattr(build, "__func__", None) is _Builder.build and type(build.__self__) is _Builder:
         ctx, reducers, make = _Context(build, max_depth, build.__self__.filename), _FAST, _fast_reducer
     else:
         ctx, reducers, make = _Context(build, max_depth, None), _GENERIC, _generic_reducer
