@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         layers("tanh, 8th derivative, per evaluation", bp, lambda: d(x0), [x0],
                cprofile=opts.cprofile)
     if "mlp" in only:
-        for B, sizes in ((16, (16, 32, 32, 4)), (128, (784, 256, 256, 10))):
+        for B, sizes in ((16, (16, 32, 32, 4)), (128, (784, 256, 256, 10)), (1, (784, 256, 256, 10))):
             X, Y, P = W.mlp_inputs(B, sizes)
             bp = dsl.Interpreter()
             bp["X"], bp["Y"], bp["λ"] = X, Y, W.LAMBDA
