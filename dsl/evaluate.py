@@ -27,6 +27,15 @@ Generated code also computes large elementwise and matmul results into
 buffers the plan owns (_assign_buffers), reused across calls; what a call
 returns is never one of them.
 
+A few nodes may become one step when the plan is made, where the values between
+them are read by nothing else: sum(x^2) over every axis as a dot product
+(_fuse_sum_of_squares), p + a @ b of an outer product, and c * q + a @ b, made a
+block of rows at a time (_fuse_add_outer); an output of + - * / may be computed
+into an operand made for it alone (_outputs_in_place).  Every engine runs the
+fused steps, and --check-nan still names the node of theirs that first made a nan
+or an inf (the kernel's bp_check replays the nodes when the fused value is not
+finite).
+
 ENGINE selects among them ("plain", "generated", "scalar"); it is a module
 setting for tests and measurements, not an option of the language.
 docs/performance.md describes the engine and what each part buys.
@@ -248,19 +257,326 @@ def _pick_to(shape):
 
 
 OUTER_MIN = 1024   # elements: a matmul (m, 1) @ (1, n) this large runs as a product
+OUTER_UNBUFFERED = 128   # columns: an outer product this wide runs with small ufunc buffers
+OUTER_CHECK = 16384      # elements: an outer product this large looks for a -0 first
+
+
+def _small_buffers():
+    """Enter the running floating-point state with a ufunc buffer of 16 elements (a
+    token for _FP_STATE.reset), or None on NumPy 1.x.  A broadcast product whose
+    operand has stride 0 along rows of 128 or more elements is not worth buffering:
+    NumPy 2's iterator copies the broadcast operand into its 8,192-element buffer to
+    make the inner loop longer, which took (784, 1) * (1, 256) 2-3x as long as the
+    unbuffered rows.  Elementwise products give the same numbers either way."""
+    global _fp_small
+    if _FP_STATE is None or _make_extobj is None:
+        return None
+    now = _FP_STATE.get()
+    seen, small = _fp_small
+    if seen is not now:
+        small = _make_extobj(bufsize=16)       # the state now, its buffer size changed
+        _fp_small = (now, small)
+    return _FP_STATE.set(small)
+
+
+try:
+    from numpy._core.umath import _make_extobj
+except ImportError:          # NumPy 1.x: buffers as they are
+    _make_extobj = None
+_fp_small = (None, None)
 
 
 def _outer_product(a, b, out=None):
     """a @ b for a of shape (m, 1) and b of (1, n), as a broadcast product (gemm with
     an inner dimension of 1 takes 2-3 times as long: MLP gradients at a batch of 1).
     It is np.matmul's result to the bit: matmul sums the one product onto +0, so it
-    gives +0 where the product is -0, and so does adding +0 (which changes nothing else)."""
-    r = np.multiply(a, b, out=out)
+    gives +0 where the product is -0, and so does adding +0 (which changes nothing else).
+    A large one skips that pass when no product can be zero: when the smallest
+    magnitudes of a and b (nan aside) have a nonzero product, every product of two
+    numbers is at least that large or nan (0 * inf, where one operand is all infinite)."""
+    token = _small_buffers() if b.shape[-1] >= OUTER_UNBUFFERED else None
+    try:
+        r = np.multiply(a, b, out=out)
+    finally:
+        if token is not None:
+            _FP_STATE.reset(token)
+    if r.size >= OUTER_CHECK:
+        fmin = np.fmin.reduce
+        if fmin(np.abs(a), axis=None) * fmin(np.abs(b), axis=None) != 0:
+            return r
     return np.add(r, 0.0, out=r)
 
 
 _outer_product.bp_outer = True
 _quiet(_outer_product)
+
+
+# ── fused steps: one kernel for a few nodes, where the nodes between are read once ──
+
+DOT_CHUNK = 1 << 16   # elements: a longer sum of squares adds the dots of chunks this long
+
+
+def _readers(order: list[Node], outputs: list[Node]) -> dict:
+    """How many times each node is read by the nodes of the plan (an output once more)."""
+    count: dict = {}
+    get = count.get
+    for node in order:
+        for i in node.inputs:
+            count[i] = get(i, 0) + 1
+    for node in outputs:
+        count[node] = get(node, 0) + 1
+    return count
+
+
+def _square_of(node: Node):
+    """x when node is x^2 (x^2 with a constant 2, or x * x) of x's own shape, else None."""
+    if node.op == "pow":
+        x, e = node.inputs
+        if e.op == "const" and e.value.shape == () and float(e.value) == 2.0 \
+                and x.shape == node.shape:
+            return x
+    elif node.op == "mul":
+        x, y = node.inputs
+        if x is y and x.shape == node.shape:
+            return x
+    return None
+
+
+def _fuse_sum_of_squares(node, slot, readers, kernels, operands, results, nodes):
+    """sum(x^2) over every axis whose square is read by the sum alone: the square's
+    step (already made) becomes one step computing the sum as a dot product of x
+    raveled with itself (one pass, no temporary of x's size, where x^2 then a sum
+    made and read a temporary), the sum's node its node.  Its index, or None."""
+    sq = node.inputs[0]
+    if readers.get(sq) != 1 or sq.op not in ("pow", "mul"):
+        return None
+    x = _square_of(sq)
+    if x is None or not isinstance(x.shape, tuple) or not x.shape:
+        return None
+    axis = node.attr("axis")
+    rank = len(x.shape)
+    if axis is not None and sorted(a % rank for a in axis) != list(range(rank)):
+        return None
+    j = _step_of(sq, slot, results, nodes)
+    if j is None or x not in slot:
+        return None
+    kernels[j] = _sum_of_squares(node.shape, sq, node)
+    operands[j] = (slot[x],)
+    nodes[j] = node
+    return j
+
+
+def _sum_of_squares(shape, sq_node: Node, sum_node: Node):
+    """The kernel of a fused sum(x^2): x raveled dotted with itself (BLAS; the dots of
+    DOT_CHUNK-element chunks added pairwise past that, so a long sum keeps the
+    accuracy of a pairwise one).  The same sum as x*x then np.add.reduce to rounding:
+    every term is >= 0, so signed zeros and cancellations do not arise."""
+    dot = np.dot
+    keep = shape != ()
+
+    def sum_of_squares(x):
+        r = np.asarray(x, dtype=_F64).reshape(-1)
+        n = r.size
+        if n <= DOT_CHUNK:
+            v = dot(r, r)
+        else:
+            parts = [dot(c, c) for c in (r[i:i + DOT_CHUNK] for i in range(0, n, DOT_CHUNK))]
+            v = np.add.reduce(np.array(parts))
+        return np.reshape(v, shape) if keep else v
+
+    def check(value, args):
+        """--check-nan: the node of the two that first gave a nan or inf."""
+        if np.all(np.isfinite(value)):
+            return
+        x = np.asarray(args[0])
+        squares = np.multiply(x, x)
+        _check_finite(squares, [x], sq_node)
+        _check_finite(value, [squares], sum_node)
+
+    sum_of_squares.bp_quiet = sum_of_squares.bp_fresh = True
+    sum_of_squares.bp_check = check
+    return sum_of_squares
+
+
+ADD_OUTER_MIN = 8192     # elements: an outer product this large added to a tensor is fused
+ADD_OUTER_BLOCK = 32768  # elements of the result made and added a block at a time
+
+
+def _step_of(node, slot, results, nodes):
+    """The index of node's step in the plan being made (None if it has none)."""
+    s = slot.get(node)
+    if s is None:
+        return None
+    j = bisect.bisect_left(results, s)
+    if j == len(results) or results[j] != s or nodes[j] is not node:
+        return None
+    return j
+
+
+def _uniform(value):
+    """A constant's one value as a 0-d array when all its elements are that value
+    (a broadcast scalar the builder made into a tensor), else None."""
+    v = np.asarray(value)
+    if v.ndim == 0:
+        return v
+    if v.size == 0 or v.dtype != _F64_DTYPE:
+        return None
+    first = v.flat[0]
+    if first == first and (v == first).all():
+        return np.asarray(first)
+    return None
+
+
+def _fuse_add_outer(node, slot, readers, kernels, operands, results, nodes, fast_of):
+    """p + a @ b, a of shape (m, 1) and b of (1, n) (an outer product, read by this add
+    alone), as one step: the product made a block of rows at a time straight into the
+    result and added to p's rows while they are in cache (where the product step wrote
+    a whole temporary and the add read it back).  When p is c * q, c a constant of one
+    value, read by this add alone, that product is made per block too.  The same
+    numbers as the steps it replaces.  (kernel, operand slots) with the steps of the
+    outer product (and of c * q) taken out of the plan, or None."""
+    shape = node.shape
+    if not isinstance(shape, tuple) or len(shape) != 2 or math.prod(shape) < ADD_OUTER_MIN:
+        return None
+    for pos in (0, 1):
+        o, p = node.inputs[pos], node.inputs[1 - pos]
+        if o.op == "matmul" and readers.get(o) == 1 and o.shape == shape and p.shape == shape \
+                and o is not p:
+            j = _step_of(o, slot, results, nodes)
+            if j is not None and kernels[j] is _outer_product:
+                break
+    else:
+        return None
+    a_slot, b_slot = operands[j]
+    drop = [j]
+    scale = None
+    if p.op == "mul" and readers.get(p) == 1:
+        i = _step_of(p, slot, results, nodes)
+        if i is not None and kernels[i] is np.multiply:
+            for cpos in (0, 1):
+                c, q = p.inputs[cpos], p.inputs[1 - cpos]
+                if c.op == "const" and q.shape == shape and q in slot and c is not q:
+                    u = _uniform(c.value)
+                    if u is not None:
+                        scale = (cpos, u, p)
+                        drop.append(i)
+                        p_slot = slot[q]
+                        break
+    if scale is None:
+        if p not in slot:
+            return None
+        p_slot = slot[p]
+    for i in sorted(drop, reverse=True):
+        for lst in (kernels, operands, results, nodes, fast_of):
+            del lst[i]
+    kernel = _add_outer(shape, pos, scale, node, o)
+    return kernel, (p_slot, a_slot, b_slot)
+
+
+def _add_outer(shape, pos: int, scale, add_node: Node, outer_node: Node):
+    """The kernel of a fused p + a @ b (pos: the product's side of the +), or of
+    c * q + a @ b (scale: (c's side of the *, c as a 0-d array, the product's node))."""
+    m, n = shape
+    rows = max(1, ADD_OUTER_BLOCK // max(n, 1))
+    multiply, add = np.multiply, np.add
+    unbuffered = n >= OUTER_UNBUFFERED
+    cpos, c = (scale[0], scale[1]) if scale is not None else (0, None)
+
+    def add_outer(p, a, b):
+        r = np.empty(shape)
+        zero = r.size < OUTER_CHECK or \
+            not np.fmin.reduce(np.abs(a), axis=None) * np.fmin.reduce(np.abs(b), axis=None) != 0
+        t = np.empty((min(rows, m), n)) if c is not None else None
+        for i in range(0, m, rows):
+            rb = r[i:i + rows]
+            token = _small_buffers() if unbuffered else None
+            try:
+                multiply(a[i:i + rows], b, out=rb)      # the outer product's rows, as _outer_product
+            finally:
+                if token is not None:
+                    _FP_STATE.reset(token)
+            if zero:
+                add(rb, 0.0, out=rb)
+            pb = p[i:i + rows]
+            if c is not None:                           # c * q's rows
+                tb = t[:len(rb)]
+                if cpos:
+                    multiply(pb, c, out=tb)
+                else:
+                    multiply(c, pb, out=tb)
+                pb = tb
+            if pos:
+                add(pb, rb, out=rb)
+            else:
+                add(rb, pb, out=rb)
+        return r
+
+    def check(value, args):
+        """--check-nan: the node of the two or three that first gave a nan or inf."""
+        if np.all(np.isfinite(value)):
+            return
+        p, a, b = args
+        if c is not None:
+            q = p
+            p = multiply(q, c) if cpos else multiply(c, q)
+            _check_finite(p, [c, q], scale[2])
+        o = _outer_product(a, b)
+        _check_finite(o, [a, b], outer_node)
+        _check_finite(value, [o, p] if pos == 0 else [p, o], add_node)
+
+    add_outer.bp_quiet = add_outer.bp_fresh = True
+    add_outer.bp_check = check
+    return add_outer
+
+
+INPLACE_MIN = 8192   # elements: an output this large may be computed into its operand
+_IN_PLACE = (np.add, np.subtract, np.multiply, np.divide)
+
+
+def _outputs_in_place(kernels, operands, results, nodes, outs, n_inputs, const_slots) -> set:
+    """Output steps of +, -, * and / computed into an operand (out=) instead of a new
+    array: an operand of the result's shape that only this step reads, made by an
+    elementwise kernel (a ufunc, x^2, x^3, an outer product) that is then never given
+    one of the plan's buffers, so it is a new array of this run (e.g. the weight
+    gradient at a batch of 1: 2λ·W + x'·g, the outer product written over by the sum).
+    What the caller gets is still an array of its own.  The slots so taken."""
+    taken: set = set()
+    cands = [k for k, kernel in enumerate(kernels)
+             if kernel in _IN_PLACE and results[k] in outs and isinstance(nodes[k].shape, tuple)
+             and math.prod(nodes[k].shape) >= INPLACE_MIN]
+    if not cands:
+        return taken
+    reads: dict[int, int] = {}
+    for ins in operands:
+        for s in ins:
+            reads[s] = reads.get(s, 0) + 1
+    for k in cands:
+        ins = operands[k]
+        for pos, s in enumerate(ins):
+            if s < n_inputs or s in const_slots or s in outs or reads.get(s) != 1:
+                continue
+            j = bisect.bisect_left(results, s)
+            if j >= k or results[j] != s or nodes[j].shape != nodes[k].shape \
+                    or not _writes_out(kernels[j]):
+                continue
+            kernels[k] = _into_operand(kernels[k], pos)
+            taken.add(s)
+            break
+    return taken
+
+
+def _into_operand(ufunc, pos: int):
+    """ufunc(a, b) computed into operand `pos` when it is a float64 array (the plan made
+    it for this step alone; see _outputs_in_place), else as a new array."""
+    ndarray, f64 = np.ndarray, _F64_DTYPE
+
+    def into(a, b):
+        x = b if pos else a
+        if type(x) is ndarray and x.dtype == f64:
+            return ufunc(a, b, out=x)
+        return ufunc(a, b)
+    into.bp_quiet = into.bp_fresh = True     # its result is an array of this run's
+    return into
 
 
 def _kernel(node: Node):
@@ -297,6 +613,11 @@ def _kernel(node: Node):
             keep = tuple(i for i, d in enumerate(like) if d == 1 and rest[i] != 1)
             if not extra and not keep:
                 return _identity, None
+            if not keep and all(d == 1 for d in g[:extra]):
+                # sums over axes of length 1: the same numbers as a view (a bias's gradient
+                # at a batch of 1, (1, n) -> (n,))
+                shape = like
+                return (lambda g, like: np.asarray(g).reshape(shape)), None
             return _reduce_to(tuple(range(extra)), keep), None
     if op in ("expand_dims", "reshape") and isinstance(node.shape, tuple):
         return _reshape_to(node.shape), None       # a view of the operand, as before
@@ -363,6 +684,7 @@ class Plan:
         nslots = len(inputs)
         loops: dict = {}                 # (body, inputs) → the slot of the loop's results
         loop_keys = None
+        readers = None                   # node → how many reads (once a fusion may apply)
         given = [node for node in inputs if node.op != "input"]   # (as a rule, none)
         for node in order:
             op = node.op
@@ -408,6 +730,31 @@ class Plan:
                 fast_of.append(None)
                 nslots += 1
                 continue
+            if op == "sum" and node.inputs[0].op in ("pow", "mul"):
+                if readers is None:
+                    readers = _readers(order, outputs)
+                j = _fuse_sum_of_squares(node, slot, readers, kernels, operands, results, nodes)
+                if j is not None:            # step j, the square, is now the whole sum
+                    fast_of[j] = None
+                    slot[node] = results[j]
+                    continue
+            if op == "add" and (node.inputs[0].op == "matmul" or node.inputs[-1].op == "matmul") \
+                    and isinstance(node.shape, tuple) and len(node.shape) == 2 \
+                    and math.prod(node.shape) >= ADD_OUTER_MIN:
+                if readers is None:
+                    readers = _readers(order, outputs)
+                fused = _fuse_add_outer(node, slot, readers, kernels, operands, results, nodes,
+                                        fast_of)
+                if fused is not None:
+                    kernel, ins = fused
+                    slot[node] = nslots
+                    kernels.append(kernel)
+                    operands.append(ins)
+                    results.append(nslots)
+                    nodes.append(node)
+                    fast_of.append(None)
+                    nslots += 1
+                    continue
             if op in _CHOSEN or node.attrs:
                 kernel, fast = _kernel(node)
             else:
@@ -428,6 +775,9 @@ class Plan:
         # Free each slot after the step that reads it last (never an output's); a step
         # frees its slots in the order of their first reads.
         keep = set(self.out_slots)
+        # An output of +, -, * or / may be computed into a large operand made fresh for it.
+        self.taken = _outputs_in_place(kernels, operands, results, nodes, keep,
+                                       self.n_inputs, {s for s, _ in consts})
         last = {s: k for k, ins in enumerate(operands) for s in ins}
         frees: dict[int, list[int]] = {}
         for s, k in last.items():
@@ -563,7 +913,11 @@ class Plan:
                     else:
                         value = env[out] = kernel(*[env[i] for i in ins])
                     if check_nan:
-                        _check_finite(value, [env[i] for i in ins], node)
+                        args = [env[i] for i in ins]
+                        check = getattr(kernel, "bp_check", None)
+                        if check is not None:       # a fused step: which of its nodes
+                            check(value, args)
+                        _check_finite(value, args, node)
                     for s in free:
                         env[s] = None
                     if is_set():
@@ -988,6 +1342,7 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
     keeps them), and a result that is a view of a buffer is copied (_outputs).
     """
     steps = plan.steps
+    taken = plan.taken               # made for an output to be computed into: never a buffer
     buffer_of: dict[int, int] = {}
     shapes: list[tuple] = []
     if BUFFER_MIN is None or not any(
@@ -1006,7 +1361,7 @@ def _assign_buffers(plan: Plan, shape, is_float, last_use, outs):
     for k, (kernel, ins, out, _free, node) in enumerate(steps):
         sh = shape[out]
         chosen = None
-        if not is_float[k] and out not in outs and _writes_out(kernel) \
+        if not is_float[k] and out not in outs and _writes_out(kernel) and out not in taken \
                 and isinstance(sh, tuple) and math.prod(sh) >= BUFFER_MIN:
             if kernel is not np.matmul:
                 for s in ins:
