@@ -576,6 +576,7 @@ def _into_operand(ufunc, pos: int):
             return ufunc(a, b, out=x)
         return ufunc(a, b)
     into.bp_quiet = into.bp_fresh = True     # its result is an array of this run's
+    into.bp_plain = ufunc                    # --check-nan: the operands kept to check
     return into
 
 
@@ -905,6 +906,8 @@ class Plan:
                 warnings.simplefilter("ignore")
                 for step in self.steps:
                     kernel, ins, out, free, node = step
+                    if check_nan:           # operands are checked after: none written over
+                        kernel = getattr(kernel, "bp_plain", kernel)
                     n = len(ins)            # (most steps have one or two operands)
                     if n == 2:
                         value = env[out] = kernel(env[ins[0]], env[ins[1]])

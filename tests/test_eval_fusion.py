@@ -251,3 +251,13 @@ def test_unbroadcast_over_axes_of_length_one_is_a_reshape():
         assert r.shape == (4,) and r.base is None        # an array of its own, not a view
     assert not np.shares_memory(results[1], results[2])
     assert "unbroadcast" in _ops(_plan(bp)) and "<lambda>" in _kernel_names(_plan(bp))
+
+
+def test_check_nan_sees_an_output_computed_into_its_operand():
+    bp, f = _fn("def f(x, y) { return x * y + y }", "f", check_nan=True)
+    x, y = np.ones((100, 100)), np.full((100, 100), 1e308)   # x * y finite, + y not
+    with pytest.raises(dsl.BpValueError) as info:
+        f(x, y)
+    assert "add gave inf" in str(info.value)
+    assert _kernel_names(_plan(bp))[-1] == "into"
+    np.testing.assert_array_equal(f(x, np.full((100, 100), 2.0)), np.full((100, 100), 4.0))
