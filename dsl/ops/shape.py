@@ -209,8 +209,11 @@ def _fold_broadcast_like(ins, attrs, shape):
     if g.shape == shape:
         return g
     if g.op == "const" and isinstance(shape, tuple) and shapes.size(shape) <= 1 << 16:
-        from . import const                      # a constant spread over a known shape
-        return const(np.broadcast_to(g.value, shape).copy())
+        from . import ACTIVE, const              # a constant spread over a known shape,
+        if not (ACTIVE.to_run and g.value.shape == ()):
+            return const(np.broadcast_to(g.value, shape).copy())
+        # but in a plan a number stays a number spread (the algebra takes it as the
+        # scalar: λ·(2·W) is one product by 2λ, not a full array of λ times 2·W)
     if g.op == "broadcast_like":
         return apply("broadcast_like", [g.inputs[0], like])
     plain = _plainest(like)
