@@ -783,6 +783,7 @@ class Interpreter:
         kwargs = {k: rebuild(kw_values[k], iter([as_input(x) for x in leaves(kw_values[k])]))
                   for k in sorted(kw_values)}
         lowerer = Lowerer(_Globals(self, deps), eager=False)
+        order = None                        # topo_order of the outputs, when a walk made it
         if isinstance(fn, Transform):
             # The plan can read the transform's placeholders directly: no substitution.
             pairs: list = []
@@ -792,20 +793,16 @@ class Interpreter:
                 return None
             swap = {id(actual): ph for ph, actual in pairs}
             if len(swap) == len(pairs) and all(a.op == "input" for _, a in pairs):
-                order = topo_order(outs)
-                if not any(id(n) in swap for n in order):
-                    return self._plan([swap.get(id(i), i) for i in inputs], outs, order), out, deps
+                walked = topo_order(outs)
+                if not any(id(n) in swap for n in walked):
+                    return self._plan([swap.get(id(i), i) for i in inputs], outs, walked), out, deps
             out = rebuild(out, iter(autodiff.substitute(outs, {id(p): a for p, a in pairs})))
         else:
             out, order = autodiff.rerolled(lowerer.call(fn, args, kwargs, span))
-            outs = leaves(out)
-            if not all(isinstance(o, Node) for o in outs):
-                return None
-            return self._plan(inputs, outs, order), out, deps
         outs = leaves(out)
         if not all(isinstance(o, Node) for o in outs):
             return None
-        return self._plan(inputs, outs), out, deps
+        return self._plan(inputs, outs, order), out, deps
 
     def _function_graph(self, fn: Function, span: Span | None = None, sizes: dict | None = None,
                         records: bool = False):

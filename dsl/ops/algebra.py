@@ -358,11 +358,7 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
         r = _mul(p, q)
         if r is None:
             return None
-
-        def collected():
-            return len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q) \
-                + _factors(q) * len(p)
-        return r, size, collected
+        return r, size, _product_collected(r, p, q)
     return None if r is None else (r, size, collected)
 
 
@@ -409,11 +405,14 @@ def _product(op: str, inputs: tuple[Node, ...]):
     r = _mul(p, q)
     if r is None:
         return None
+    return r, size, _product_collected(r, p, q)
 
-    def collected():
-        return len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q) \
-            + _factors(q) * len(p)
-    return r, size, collected
+
+def _product_collected(r: Poly, p: Poly, q: Poly):
+    """For a product r = p·q: a function saying whether anything collected (fewer terms
+    or factors than written out); called only on a tie."""
+    return lambda: len(r) < len(p) * len(q) or _factors(r) < _factors(p) * len(q) \
+        + _factors(q) * len(p)
 
 
 def _summary(p) -> tuple:
