@@ -58,7 +58,7 @@ def _rosen_hessian(x):
     return h
 
 
-@pytest.mark.parametrize("name", ["x", "v", "t1", "u"])
+@pytest.mark.parametrize("name", ["x", "v", "t1", "u", "z", "sum", "lambda"])
 def test_the_unrolled_rosenbrock_gradient_is_a_vector_plan(name):
     n = N_TERMS + 1
     x = np.linspace(-1.2, 1.3, n)
