@@ -30,15 +30,36 @@ def collector_paused():
     tanh spent 1.3 s of its 3.4 s build in 8 full collections that freed nothing.
     Reference counting still frees everything a build drops; what cycles a build
     does make (an exception's traceback) are collected once it is over.  Nested
-    and concurrent builds leave the collector to the outermost."""
+    and concurrent builds leave the collector to the outermost.
+
+    What a build leaves alive (the plan, the graph it was made from) is long-lived,
+    and goes straight to the collector's oldest generation (promote_survivors),
+    where its young passes would have moved it had they run: else the first young
+    pass after the build walked all of it (0.6 s of the 9.5 s gradient of a chain
+    of 10⁵ tanh)."""
     if not gc.isenabled():
         yield
         return
     gc.disable()
     try:
         yield
-    finally:
+    except BaseException:
         gc.enable()
+        raise
+    promote_survivors()
+    gc.enable()
+
+
+def promote_survivors() -> None:
+    """Move every object the collector tracks into its oldest generation, without a
+    pass over them (gc.freeze then gc.unfreeze; not when a program holds objects
+    frozen itself, whose freeze this would undo).  For the end of a build that ran
+    with the collector off: the objects it made all sit in the youngest generation,
+    and the next young pass would walk every one, to find them alive.  Garbage in a
+    cycle among them waits for a full collection instead of a young one."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 @struct(compare=False, weakref=True)

@@ -860,11 +860,13 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
     # 10^4 terms); what cycles an error makes are collected after.
     paused = gc.isenabled()
     gc.disable()
+    parsed = False
     try:
         # Parse-tree depth runs about twice the nesting a reader sees (a call is two levels).
         program = _run(text, builder.build, 2 * max_depth)
         if _placement_matters(builder.placed):
             _check_placement(program, _statements_only(builder.placed))
+        parsed = True
     except (_BadCharacter, _Unexpected) as err:
         raise _syntax_error(err, text, filename) from None
     except _TooDeep as err:
@@ -873,8 +875,19 @@ def parse(text: str, filename: str = "<string>", max_depth: int = 1000) -> ast.P
                             f"--max-depth)", builder.span(err.extent)) from None
     finally:
         if paused:
+            if parsed:
+                promote_survivors()   # the AST is long-lived (graph.promote_survivors)
             gc.enable()
     return program
+
+
+def promote_survivors() -> None:
+    """graph.promote_survivors (the parser imports nothing of the graph's): the objects
+    a paused collector let pile up in its youngest generation moved to its oldest
+    without a pass over them, unless the program froze objects itself."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 _BODY_STMTS = (ast.Assign, ast.Update, ast.Def, ast.Return, ast.For, ast.While, ast.ExprStmt)
