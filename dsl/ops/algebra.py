@@ -334,7 +334,10 @@ def combine(op: str, inputs: tuple[Node, ...]) -> tuple[Poly, int, bool] | None:
         return None if r is None else (r, size + 1, collected or not r)
     if ACTIVE.to_run and SHORTCUTS and op != "add" and op != "sub" and op != "neg":
         return _product(op, inputs)
-    p, size = poly_of(inputs[0])
+    a = inputs[0]
+    info = _INFO.get(id(a))                     # poly_of(a), inline
+    p, size = (info.poly if type(info.poly[0]) is dict else _expanded(info)) \
+        if info is not None and info.poly is not None else _leaf_poly(a)
     if op == "neg":
         return {m: -c for m, c in p.items()}, size + 1, False
     q, sq = poly_of(inputs[1])
@@ -366,7 +369,11 @@ def _product(op: str, inputs: tuple[Node, ...]):
     """combine for a product or quotient in a plan's build: when the operands share no
     atom, the product is recorded unexpanded (_Product), its cost counted from its
     operands' terms; it is expanded only if something reads it (poly_of)."""
-    (p, sp), (q, sq) = _recorded(inputs[0]), _recorded(inputs[1])
+    a, b = inputs
+    info = _INFO.get(id(a))                     # _recorded(a), _recorded(b), inline
+    p, sp = info.poly if info is not None and info.poly is not None else _leaf_poly(a)
+    info = _INFO.get(id(b))
+    q, sq = info.poly if info is not None and info.poly is not None else _leaf_poly(b)
     size = 1 + sp + sq
     if op == "div":
         if type(q) is not dict:                 # a _Product has two terms or more
@@ -631,6 +638,12 @@ def _monomial(where: tuple, m: Monomial) -> tuple[Node | None, Node | None]:
 
 
 def _term(where: tuple, m: Monomial, c: float) -> Node:
+    if c == 1 and len(m) == 1 and m[0][1] > 1:   # one atom's power (t*t → t²): as below
+        atom, e = m[0]
+        node = _raw(where, "pow", atom, const(float(e)))
+        if _unrecorded(node):
+            _set_poly(node, {m: 1.0}, 1, 1)
+        return node
     num, den = _monomial(where, m)
     if num is None:
         node = const(c) if den is None else _raw(where, "div", const(c), den)

@@ -21,6 +21,8 @@ def same_shape(shs, attrs, span):
 
 
 def broadcast_shape(shs, attrs, span):
+    if len(shs) == 2 and shs[0] == shs[1]:       # most arithmetic: one shape on both sides
+        return shs[0]
     return shapes.broadcast(*shs, span=span)
 
 
@@ -155,8 +157,15 @@ def _without_broadcast(op, a, b, shape):
     return apply(op, [a2, b2]) if a2 is not a or b2 is not b else None
 
 
+# The ops whose operands a fold of + - * / looks at: with neither operand one of
+# these, nothing folds (the folds below read no other op).
+_FOLDING = frozenset(("const", "neg", "broadcast_like"))
+
+
 def _fold_add(ins, attrs, shape):
     a, b = ins
+    if a.op not in _FOLDING and b.op not in _FOLDING:
+        return None
     if is_const_value(b, 0) and _same(a, shape):
         return a
     if is_const_value(a, 0) and _same(b, shape):
@@ -173,12 +182,14 @@ def _fold_add(ins, attrs, shape):
 
 def _fold_sub(ins, attrs, shape):
     a, b = ins
+    if a is b:
+        return zeros(shape, a)
+    if a.op not in _FOLDING and b.op not in _FOLDING:
+        return None
     if is_const_value(b, 0) and _same(a, shape):
         return a
     if is_const_value(a, 0) and _same(b, shape):
         return neg(b)
-    if a is b:
-        return zeros(shape, a)
     if b.op == "neg":                                   # a - -b → a + b
         return apply("add", [a, b.inputs[0]])
     stripped = _without_broadcast("sub", a, b, shape)
@@ -189,6 +200,8 @@ def _fold_sub(ins, attrs, shape):
 
 def _fold_mul(ins, attrs, shape):
     a, b = ins
+    if a.op not in _FOLDING and b.op not in _FOLDING:
+        return None
     if b.op == "const" and a.op != "const":             # constants first: 2*x
         return apply("mul", [b, a])
     for x, y in ((a, b), (b, a)):
@@ -212,6 +225,8 @@ def _fold_mul(ins, attrs, shape):
 
 def _fold_div(ins, attrs, shape):
     a, b = ins
+    if a.op not in _FOLDING and b.op not in _FOLDING:
+        return None
     if is_const_value(b, 1) and _same(a, shape):
         return a
     if is_const_value(a, 0) and _same(b, shape) and isinstance(shape, tuple):
