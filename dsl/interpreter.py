@@ -604,7 +604,7 @@ class Interpreter:
                     raise BpTypeError(f"export writes a function, got "
                                       f"{ops.describe(to_lowered(fn))}", value.span)
                 try:
-                    entry = self._function_graph(fn, value.span, records=True)
+                    entry = self._function_graph(fn, value.span, records=True, to_read=False)
                 except BpError:
                     entry = self._row_jacobian(fn, value.span)
                     if entry is None:
@@ -805,14 +805,17 @@ class Interpreter:
         return self._plan(inputs, outs, order), out, deps
 
     def _function_graph(self, fn: Function, span: Span | None = None, sizes: dict | None = None,
-                        records: bool = False):
+                        records: bool = False, to_read: bool = True):
         """Lower fn on inputs of unknown shape (or the annotated one): names, inputs, output.
 
         A parameter annotated with named dimensions (`W: [m, n]`) has an unknown
         shape, unless `sizes` gives each name (and each `_`, by position) a size.
         With `records`, a parameter that the body reads fields of (`θ.W`) is a
         record of inputs of unknown shape, one per field read (nested for `θ.l1.W`):
-        its inputs are then that record (the printer writes its leaves θ.W)."""
+        its inputs are then that record (the printer writes its leaves θ.W).
+        A graph `to_read` (printed, listed, typeset; not exported, whose module runs
+        whatever it is given) has the parameters a scalar-output transform needs 0-d
+        made 0-d (_scalar_inputs)."""
         names = list(autodiff.param_names(fn))
         known = _annotations(fn)
         fields = _record_params(fn) if records else {}
@@ -831,10 +834,70 @@ class Interpreter:
         inputs = [record_of(n, fields[n]) if fields.get(n) else make_input(n, shape_of(n), span)
                   for n in names]
         with collector_paused():
-            out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
+            scalar = self._scalar_inputs(fn, names, list(inputs), span) if to_read else inputs
+            rng = self._rng
+            state = rng.bit_generator.state if rng is not None else None
+            try:
+                out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, scalar, {}, span)
+                inputs = scalar
+            except BpError:
+                if scalar is inputs:
+                    raise
+                # No call works then either (each has those parameters 0-d): the graph
+                # is the one of the shapes as written, drawing what it drew before.
+                self._rng = rng
+                if rng is not None:
+                    rng.bit_generator.state = state
+                out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(fn, inputs, {}, span)
         if not all(isinstance(o, Node) for o in leaves(out)):
             raise BpTypeError("the function does not return tensors", span)
         return names, inputs, out
+
+    def _scalar_inputs(self, fn: Function, names: list, inputs: list, span: Span | None) -> list:
+        """The inputs, with each parameter of unknown shape that a scalar-output transform
+        (grad, value_and_grad, hessian, hvp) needs to be 0-d made 0-d.
+
+        Such a transform fails at the call unless its function returns a 0-d value, and
+        an output whose shape is the broadcast of some parameters' shapes (sum(v) + t^3:
+        the shape of t) is 0-d only where each of them is.  So every call that works has
+        those parameters 0-d, and the derivative printed for them (3*t^2, not a cotangent
+        spread to t's shape and summed back) holds for every call; the others keep
+        their unknown shapes.  Each transform down the chain adds its own (grad(grad(f))
+        needs grad(f)'s output 0-d, and f's)."""
+        rng = self._rng
+        state = rng.bit_generator.state if rng is not None else None
+        inner = fn
+        while isinstance(inner, Transform):
+            if inner.kind in _SCALAR_OUTPUT:
+                self._make_scalar(inner, names, inputs, span)
+            inner = inner.fn
+        self._rng = rng                         # the probes drew no random numbers
+        if rng is not None:
+            rng.bit_generator.state = state
+        return inputs
+
+    def _make_scalar(self, t: Transform, names: list, inputs: list, span: Span | None) -> None:
+        """_scalar_inputs for one transform t: lower t's function (on the inputs as they
+        are) and make 0-d, in place, each parameter of unknown shape its value's shape
+        is a broadcast of."""
+        n = len(autodiff.param_names(t.fn))
+        try:
+            out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(t.fn, inputs[:n], {}, span)
+        except BpError:
+            return                              # the lowering after raises it, located
+        shape = out.shape if isinstance(out, Node) else None
+        if not isinstance(shape, SymShape) or shape.parts is None \
+                or not all(type(p) is str or p == () for p in shape.parts):
+            return
+        for k, name in enumerate(names[:n]):
+            if name in shape.parts and isinstance(inputs[k], Node) and inputs[k].shape == SymShape.of(name):
+                inputs[k] = make_input(name, (), span)
+        if t.kind == "hvp" and len(inputs) > n:
+            # the vector has the shape of the parameter it is a direction of
+            wrt, many = autodiff.resolve_wrt(t, tuple(names[:n]), span)
+            if not many and inputs[wrt[0]].shape == () and isinstance(inputs[n], Node) \
+                    and inputs[n].shape == SymShape.of(names[n]):
+                inputs[n] = make_input(names[n], (), span)
 
     def _row_jacobian(self, fn: Function, span: Span):
         """What export writes for a jacobian or hessian whose shapes are known only at
@@ -848,7 +911,7 @@ class Interpreter:
             names = list(autodiff.param_names(fn))
             wrt, many = autodiff.resolve_wrt(fn, tuple(names), span)
             value = fn.fn if fn.kind == "jacobian" else Transform("grad", fn.fn, fn.options, fn.span)
-            entry = self._function_graph(value, span)
+            entry = self._function_graph(value, span, to_read=False)
             inputs = [make_input(n, SymShape.of(n), span) for n in names]
             out = Lowerer(_Globals(self, {}, symbolic=True), eager=False).call(value, inputs, {}, span)
             outs = leaves(out)
@@ -1081,6 +1144,10 @@ def from_python(v, copy: bool = True):
 
 def _is_bp_source(filename: str) -> bool:
     return filename.startswith("<") or filename.endswith(".bp")
+
+
+# The transforms whose function must return a 0-d value (SPEC §5).
+_SCALAR_OUTPUT = frozenset(("grad", "value_and_grad", "hessian", "hvp"))
 
 
 def _annotations(fn: Function) -> dict:

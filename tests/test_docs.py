@@ -434,6 +434,9 @@ INLINE: list[tuple[str, str, str]] = [
     ("docs/differentiation.md", "W = [[1, 2], [3, 4]]\ndef layer(x: [2]) = sum(tanh(W @ x))\ngrad(layer)",
      "x -> W' @ (1 - tanh(W @ x)^2)"),
     ("docs/differentiation.md", "print hessian(x -> sum(x^3))", "hessian(x -> sum(x^3))"),
+    ("docs/differentiation.md", "print grad((v, t) -> sum(v) + t^3, wrt=(v, t))",
+     "(v, t) -> (broadcast_like(1, v), 3*t^2)"),
+    ("docs/differentiation.md", "print hessian(x -> x^3)", "x -> 6*x"),
     ("docs/differentiation.md", "X = [[0, 0], [0, 1], [1, 0], [1, 1]]\nY = [0, 1, 1, 0]\n"
      "def predict(θ, x) = sigmoid(tanh(x @ θ.W1 + θ.b1) @ θ.w2 + θ.b2)\n"
      "def loss(θ) = mean((predict(θ, X) - Y)^2)\nprint grad(loss)",
