@@ -76,17 +76,21 @@ class Lowerer:
 
     # ── expressions ──────────────────────────────────────────────────────
     def expr(self, e: ast.Expr, scope: Scope | None):
-        match e:
-            case ast.Num(value):
-                return const(value, e.span)
-            case ast.Str(value):
-                return value
+        match e:                        # (the commonest first: each case is a type test)
             case ast.Name(name):
                 return self.name(name, scope, e.span)
-            case ast.BuiltinRef(name):
-                return builtin_ref(name, e.span)
+            case ast.Call():
+                return self.call_expr(e, scope)
             case ast.BinOp():
                 return self.binop_chain(e, scope)
+            case ast.Num(value):
+                return const(value, e.span)
+            case ast.Index(value, items):
+                return self.index(self.expr(value, scope), items, scope, e.span)
+            case ast.Str(value):
+                return value
+            case ast.BuiltinRef(name):
+                return builtin_ref(name, e.span)
             case ast.Unary(op, operand):
                 return self.unary(op, self.expr(operand, scope), e.span)
             case ast.IfExpr(cond, then, orelse):
@@ -96,10 +100,6 @@ class Lowerer:
                 return apply("where", parts, span=e.span)
             case ast.Lambda(params, body):
                 return self.closure(None, params, body, scope, e.span)
-            case ast.Call():
-                return self.call_expr(e, scope)
-            case ast.Index(value, items):
-                return self.index(self.expr(value, scope), items, scope, e.span)
             case ast.Transpose(value):
                 x = self.need_tensor(self.expr(value, scope), "transpose (')", e.span)
                 return apply("transpose", [x], {"axes": None}, e.span)
