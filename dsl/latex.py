@@ -419,7 +419,7 @@ _FUNCS = {"sin": r"\sin", "cos": r"\cos", "tan": r"\tan", "sinh": r"\sinh", "cos
           "tanh": r"\tanh", "asin": r"\arcsin", "acos": r"\arccos", "atan": r"\arctan",
           "exp": r"\exp", "log": r"\log", "sigmoid": r"\sigma", "det": r"\det",
           "trace": r"\operatorname{tr}", "diag": r"\operatorname{diag}", "lgamma": r"\log\Gamma",
-          "log_softmax": r"\log\operatorname{softmax}"}
+          "log_softmax": r"\log\operatorname{softmax}", "size_of": r"\operatorname{size}"}
 _CMP = {"less": "<", "less_equal": r"\le", "greater": ">", "greater_equal": r"\ge",
         "equal": "=", "not_equal": r"\ne"}
 _REDUCE_BIG = {"sum": r"\sum", "prod": r"\prod"}

@@ -445,6 +445,7 @@ INLINE: list[tuple[str, str, str]] = [
      "def layer(x) = sum(tanh(W @ x))\nprint grad(f)(2), grad(layer)([1, 0])",
      "1.9726024 [0.44957245, 0.87941283]"),
     ("docs/language.md", "x -> x^2 * sin(x)", "x -> x^2*sin(x)"),
+    ("docs/language.md", "print grad(x -> mean(x^2))", "x -> 2*x/size(x)"),
     ("docs/language.md", "exp", "exp"),
     ("docs/language.md", "(3,)", "(3,)"),
     ("docs/language.md", "(1, [2, 3])", "(1, [2, 3])"),

@@ -90,7 +90,7 @@ EXPECTED = [
     ("x -> 2 * sum(x, axis=0)", r"x \mapsto 2 \sum_{\text{axis } 0} x"),
     ("x -> mean(x, axis=(0, 1))", r"x \mapsto \operatorname{mean}_{\text{axes } 0, 1}(x)"),
     ("grad(x -> norm(x))", r"x \mapsto \frac{x}{\sqrt{\sum x^{2}}}"),
-    ("grad(x -> mean(x))", r"x \mapsto \frac{1}{\sum \mathbf{1}} \mathbf{1}"),
+    ("grad(x -> mean(x))", r"x \mapsto \frac{1}{\operatorname{size}(x)} \mathbf{1}"),
     ("x -> x[1:] + x[0]", r"x \mapsto x_{1:} + x_{0}"),
     ("grad(x -> x[1]^2)", r"x \mapsto 2 x_{1} \mathbf{e}_{1}"),
     ("grad((x: [3]) -> x[1:] @ x[:2])",

@@ -80,6 +80,8 @@ def count(x, out, attrs):
     """How many elements each result of the reduction came from."""
     if isinstance(x.shape, tuple) and isinstance(out.shape, tuple):
         return const(shapes.size(x.shape) / max(shapes.size(out.shape), 1))
+    if attrs.get("axis") is None:                       # all of x: size(x), as written
+        return apply("size_of", [x])
     return sum_(broadcast_like(const(1.0), x), attrs.get("axis"), attrs.get("keepdims", False))
 
 

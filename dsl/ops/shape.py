@@ -496,7 +496,16 @@ def _size_of(x):
 
 def _fold_size_of(ins, attrs, shape):
     x = ins[0]
-    return const(float(shapes.size(x.shape))) if isinstance(x.shape, tuple) else None
+    if isinstance(x.shape, tuple):
+        return const(float(shapes.size(x.shape)))
+    # size(x^2) is size(x): down to the first operand of the same shape, as far as it goes
+    y = x
+    while True:
+        same = next((i for i in y.inputs if i.shape == y.shape), None)
+        if same is None:
+            break
+        y = same
+    return apply("size_of", [y]) if y is not x else None
 
 
 def _batch_size_of(node, ins, m):
