@@ -38,6 +38,9 @@ class Context(Protocol):
     def next_seed(self) -> int: ...
 
 
+_ABSENT = object()                    # a name no scope binds (None is a value a scope may hold)
+
+
 class Scope:
     """Local names of one function body; globals are the context's.  `version`
     counts assignments, so a remembered call of a closure can tell that a
@@ -54,12 +57,21 @@ class Scope:
         self.version += 1
 
     def lookup(self, name: str):
+        value = self.get(name, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default=None):
+        """The name's value in this scope or an enclosing one, else `default` (a
+        global or builtin, read in every body, is not worth an exception)."""
         scope = self
         while scope is not None:
-            if name in scope.vars:
-                return scope.vars[name]
+            got = scope.vars.get(name, _ABSENT)
+            if got is not _ABSENT:
+                return got
             scope = scope.parent
-        raise KeyError(name)
+        return default
 
 
 class Lowerer:
@@ -115,11 +127,8 @@ class Lowerer:
 
     def name(self, name: str, scope: Scope | None, span: Span):
         if scope is not None:
-            try:
-                value = scope.lookup(name)
-            except KeyError:
-                pass
-            else:
+            value = scope.get(name, _ABSENT)
+            if value is not _ABSENT:
                 if isinstance(value, lower_loops.Unbound):
                     raise value.error(span)
                 return value

@@ -446,6 +446,9 @@ def _pieces(name: str, x, span) -> list:
 
 def bind(opdef: OpDef, args: list, kwargs: dict, span: Span | None) -> tuple[list[Node], dict]:
     """Match a builtin call's arguments to the op's tensor inputs and attributes."""
+    if not kwargs and not opdef.attrs and not opdef.variadic and len(args) == len(opdef.params) \
+            and all(type(lv) is Node for lv in args):
+        return list(args), {}                # tanh(x): each argument its input, as below
     args = list(args)
     inputs: list = []
     attrs: dict = {}
